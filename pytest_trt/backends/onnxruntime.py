@@ -1,0 +1,75 @@
+"""ONNX Runtime: the reference backend (CPU), also usable as an engine under test.
+
+Sessions are created once per (model, providers) and reused across tests in the process.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import BackendError, ModelError
+
+_MAX_SESSIONS = 8
+_sessions: OrderedDict = OrderedDict()
+
+
+def session_for(model, providers: Sequence[str] = ("CPUExecutionProvider",)):
+    """A cached ``onnxruntime.InferenceSession`` for ``model`` (a ``ModelInfo``)."""
+    key = (str(model.path), model.sha256, tuple(providers))
+    session = _sessions.get(key)
+    if session is not None:
+        _sessions.move_to_end(key)
+        return session
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: warnings belong to the model, not every test run
+    try:
+        session = ort.InferenceSession(str(model.path), sess_options=options, providers=list(providers))
+    except Exception as exc:  # onnxruntime raises its own exception types for invalid graphs
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"onnxruntime cannot load model {str(model.path)!r}: {first}; "
+                         "check it with onnx.checker.check_model(path, full_check=True)") from None
+    _sessions[key] = session
+    if len(_sessions) > _MAX_SESSIONS:
+        _sessions.popitem(last=False)
+    return session
+
+
+class OnnxRuntimeBackend:
+    """Runs models with onnxruntime (CPU provider unless told otherwise); fp32 only."""
+
+    name = "onnxruntime"
+
+    def __init__(self, providers: Sequence[str] = ("CPUExecutionProvider",)):
+        self.providers = tuple(providers)
+
+    def unavailable_reason(self) -> str | None:
+        import importlib.util
+
+        return None if importlib.util.find_spec("onnxruntime") else "onnxruntime is not installed"
+
+    def precision_reason(self, precision: str) -> str | None:
+        if precision == "fp32":
+            return None
+        return f"onnxruntime runs the model as written and cannot realize precision {precision!r} (it supports fp32)"
+
+    def describe(self) -> dict:
+        import onnxruntime as ort
+
+        return {"backend": self.name, "version": ort.__version__, "providers": list(self.providers)}
+
+    def run(self, model, inputs: Mapping, *, precision: str = "fp32", options: Mapping | None = None) -> dict:
+        reason = self.precision_reason(precision)
+        if reason:
+            raise BackendError(reason)
+        session = session_for(model, self.providers)
+        names = [o.name for o in session.get_outputs()]
+        try:
+            values = session.run(names, dict(inputs))
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendError(f"onnxruntime failed to run {model.path.name}: {first}") from None
+        return {name: np.asarray(v) for name, v in zip(names, values)}

@@ -1,0 +1,258 @@
+"""One ``trt_compare`` check: inputs, reference, engine under test, goldens, verdict.
+
+The plugin's fixture calls :func:`run_check`; everything it decides is in plain data
+(:class:`CheckResult`), so the session summary and the failure message read the same facts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from .compare import ComparisonReport, compare_outputs
+from .errors import BackendError, GoldenError, InputError
+from .golden import array_digest, golden_paths, read_golden, stem_for, write_golden
+from .inputs import make_inputs, prepare_user_inputs
+from .model import ModelInfo, load_model_info
+from .spec import CompareSpec
+from .tolerance import REFERENCE_PRECISION, resolve
+
+
+@dataclasses.dataclass
+class GoldenAction:
+    """What happened to one golden file in this check."""
+
+    path: str            # the .npz path, relative to the golden directory (posix)
+    action: str          # "created", "updated", "unchanged", "failed", "missing"
+    kind: str            # "reference" or "engine"
+
+
+@dataclasses.dataclass
+class CheckResult:
+    """Everything one check computed. ``passed`` is the verdict; ``message`` explains it."""
+
+    test: str
+    precision: str
+    inputs: dict[str, np.ndarray]
+    reference: dict[str, np.ndarray]
+    engine: dict[str, np.ndarray] | None = None
+    backend: dict | None = None                       # describe() of the engine under test
+    engine_skipped: str | None = None                 # why the engine side did not run
+    engine_vs_reference: ComparisonReport | None = None
+    reference_vs_golden: ComparisonReport | None = None
+    engine_vs_golden: ComparisonReport | None = None
+    golden_actions: list[GoldenAction] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    @property
+    def message(self) -> str:
+        head = f"trt_compare [{self.precision}] {self.test}: " + ("passed" if self.passed else "FAILED")
+        return "\n\n".join([head, *self.problems])
+
+    def report_for(self, output: str):
+        """Engine-vs-reference report of one output (reference-vs-golden when no engine ran)."""
+        report = self.engine_vs_reference or self.reference_vs_golden
+        return report[output] if report is not None else None
+
+
+@dataclasses.dataclass
+class CheckContext:
+    """Where a check stores goldens and how it behaves; built by the plugin from options."""
+
+    test_id: str                       # pytest node id (with parameters), for messages
+    golden_dir: Path | None            # None: no golden checks
+    golden_parts: tuple[str, ...] = ()  # test folder under golden_dir
+    update_golden: bool = False
+    require_engine: bool = False
+    rootdir: Path | None = None
+    golden_test_id: str | None = None  # the test's id without the precision parameter (goldens are shared)
+
+
+def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None, engine_skip_reason: str | None = None,
+              inputs=None, reference_backend=None) -> CheckResult:
+    """Run one check. Configuration errors raise ``TrtCompareError``; numeric ones land in ``problems``."""
+    if spec.model is None:
+        raise InputError("trt_compare has no model; pass model= to the marker, to trt_compare(model=...), "
+                         "or override the trt_model fixture")
+    info = load_model_info(spec.model)
+    check_outputs_filter(spec, info)
+    if inputs is None:
+        inputs = make_inputs(info, spec.shapes, spec.seed, spec.input_range)
+    else:
+        inputs = prepare_user_inputs(inputs, info)
+    if reference_backend is None:
+        from .backends import get_backend
+
+        reference_backend = get_backend("onnxruntime")
+    reference = _select(reference_backend.run(info, inputs, precision=REFERENCE_PRECISION), spec)
+    result = CheckResult(ctx.test_id, precision, inputs, reference)
+
+    def tolerance_for(p):
+        return lambda name: resolve(p, name, spec.tolerances, spec.test_level)
+
+    # Engine under test against the reference.
+    if engine is not None:
+        reason = engine.precision_reason(precision)
+        if reason is None:
+            result.backend = engine.describe()
+            result.engine = _select(engine.run(info, inputs, precision=precision), spec)
+            result.engine_vs_reference = ComparisonReport(
+                compare_outputs(result.engine, reference, tolerance_for(precision)),
+                f"engine ({engine.name}, {precision})", "reference (onnxruntime)")
+            if not result.engine_vs_reference.passed:
+                result.problems.append(result.engine_vs_reference.message)
+        else:
+            engine_skip_reason = f"backend {engine.name!r} skips {precision}: {reason}"
+    if result.engine is None:
+        result.engine_skipped = engine_skip_reason or "no engine backend selected"
+        if ctx.require_engine:
+            result.problems.append(f"the engine side is required (--trt-require) but did not run: {result.engine_skipped}")
+
+    # Goldens.
+    if ctx.golden_dir is not None:
+        meta = _golden_meta(spec, info, inputs, ctx)
+        result.reference_vs_golden = _check_golden(
+            result, ctx, "reference", reference, tolerance_for(REFERENCE_PRECISION),
+            {**meta, "kind": "reference", "precision": REFERENCE_PRECISION, "producer": reference_backend.describe()},
+            stem_for("reference"), "reference (onnxruntime)")
+        if result.engine is not None:
+            result.engine_vs_golden = _check_golden(
+                result, ctx, "engine", result.engine, tolerance_for(precision),
+                {**meta, "kind": "engine", "precision": precision, "producer": result.backend},
+                stem_for("engine", engine.name, precision), f"engine ({engine.name}, {precision})")
+    return result
+
+
+def check_outputs_filter(spec: CompareSpec, info: ModelInfo) -> None:
+    if spec.outputs is None:
+        return
+    unknown = [o for o in spec.outputs if o not in info.output_names]
+    if unknown:
+        raise InputError(f"trt_compare outputs names {', '.join(map(repr, unknown))}, which is not an output of "
+                         f"{info.path.name}; its outputs are: {', '.join(s.describe() for s in info.outputs)}")
+
+
+def _select(outputs: Mapping, spec: CompareSpec) -> dict:
+    if spec.outputs is None:
+        return dict(outputs)
+    return {name: outputs[name] for name in spec.outputs if name in outputs}
+
+
+def _golden_meta(spec: CompareSpec, info: ModelInfo, inputs: Mapping, ctx: CheckContext) -> dict:
+    model_file = info.path.as_posix()
+    if ctx.rootdir is not None:
+        try:
+            model_file = info.path.relative_to(ctx.rootdir.resolve()).as_posix()
+        except ValueError:
+            pass
+    from . import __version__
+
+    return {
+        "test": ctx.golden_test_id or ctx.test_id,
+        "model": {"file": model_file, "sha256": info.sha256},
+        "seed": spec.seed,
+        "shapes": {k: v for k, v in spec.shapes.items()},
+        "inputs": {k: {"dtype": v.dtype.name, "shape": list(v.shape), "sha256": array_digest(v)} for k, v in inputs.items()},
+        "pytest_trt": __version__,
+    }
+
+
+def regenerate_command(test_id: str) -> str:
+    return f"pytest --update-golden {shlex.quote(test_id)}"
+
+
+def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Mapping, tolerance_for, meta: dict,
+                  stem: str, label: str) -> ComparisonReport | None:
+    folder = ctx.golden_dir.joinpath(*ctx.golden_parts)
+    npz, _ = golden_paths(folder, stem)
+    rel = npz.relative_to(ctx.golden_dir).as_posix()
+    shown = _shown(npz, ctx.rootdir)
+    hint = regenerate_command(ctx.test_id)
+    tolerances = {name: _tolerance_meta(tolerance_for(name), outputs[name]) for name in outputs}
+    meta = {**meta, "tolerances": tolerances}
+
+    def record(action, problem=None):
+        result.golden_actions.append(GoldenAction(rel, action, kind))
+        if problem:
+            result.problems.append(problem)
+
+    corrupt = False
+    try:
+        golden = read_golden(folder, stem, hint)
+    except GoldenError as exc:
+        if not ctx.update_golden:
+            record("failed", str(exc))
+            return None
+        golden, corrupt = None, True
+    if golden is None:
+        if ctx.update_golden:
+            write_golden(folder, stem, outputs, meta)
+            record("updated" if corrupt else "created")
+            return None
+        if kind == "engine":
+            return None  # engine goldens are optional: recorded by --update-golden on an engine machine
+        record("missing", f"no {kind} golden for this test at {shown}; create it with: {hint}")
+        return None
+    changed_inputs = _input_changes(golden.meta, meta)
+    if changed_inputs:
+        if ctx.update_golden:
+            write_golden(folder, stem, outputs, meta)
+            record("updated")
+        else:
+            record("failed", f"{kind} golden {shown} was recorded for different inputs ({changed_inputs}); "
+                             f"if that change is intended, regenerate it with: {hint}")
+        return None
+    report = ComparisonReport(compare_outputs(outputs, golden.arrays, tolerance_for), label, f"golden {rel}")
+    if report.passed:
+        record("unchanged")
+    elif ctx.update_golden:
+        write_golden(folder, stem, outputs, meta)
+        record("updated")
+    else:
+        producer = golden.meta.get("producer") or {}
+        recorded = ", ".join(f"{k} {v}" for k, v in producer.items() if isinstance(v, (str, int, float)))
+        record("failed", report.message + f"\n(golden recorded by {recorded}; if the change is intended, "
+                                          f"regenerate it with: {hint})")
+    return report
+
+
+def _shown(path: Path, rootdir: Path | None) -> str:
+    """A path as users should read it: relative to the rootdir when it lies inside."""
+    if rootdir is not None:
+        try:
+            return path.relative_to(rootdir.resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+def _tolerance_meta(tol, array) -> dict:
+    if np.asarray(array).dtype.kind in "biu":
+        return {"exact": True}
+    return {"atol": tol.atol, "rtol": tol.rtol, "convention": tol.convention}
+
+
+def _input_changes(old: dict, new: dict) -> str:
+    before, after = old.get("inputs") or {}, new["inputs"]
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        if name not in before:
+            changes.append(f"input {name!r} is new")
+        elif name not in after:
+            changes.append(f"input {name!r} is gone")
+        elif before[name].get("sha256") != after[name]["sha256"]:
+            b, a = before[name], after[name]
+            if (b.get("dtype"), b.get("shape")) != (a["dtype"], a["shape"]):
+                changes.append(f"input {name!r} was {b.get('dtype')}{b.get('shape')}, now {a['dtype']}{a['shape']}")
+            else:
+                changes.append(f"input {name!r} has other values")
+    if changes and old.get("seed") != new.get("seed"):
+        changes.append(f"seed was {old.get('seed')}, now {new.get('seed')}")
+    return "; ".join(changes)

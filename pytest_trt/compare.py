@@ -1,0 +1,535 @@
+"""Comparison of output pairs: one chunked, fused pass per output, and reports that explain failures.
+
+Each output is scanned in fixed-size chunks with reused buffers (no full-size temporaries); chunks
+produce partial statistics that merge, so large outputs are split across threads (numpy releases
+the GIL). Shape and dtype problems are reported as such, never as numeric failures. Integers and
+bools compare exactly; float16/bfloat16/float8 compare in float32.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from .tolerance import CONVENTIONS, Tolerance, resolve
+
+CHUNK = 1 << 16                 # elements per chunk: buffers stay in L2 cache
+PARALLEL_MIN = 1 << 21          # outputs at least this large are split across threads
+HISTOGRAM_SAMPLE = 1_000_000    # the error histogram looks at most at this many elements
+_TINY = np.finfo(np.float64).tiny
+
+
+@dataclasses.dataclass
+class Extreme:
+    """Where a statistic peaks: its value, the element's index, both values, and the bound there."""
+
+    value: float
+    index: tuple[int, ...]
+    actual: float
+    expected: float
+    allowed: float | None = None
+
+
+@dataclasses.dataclass
+class OutputReport:
+    """The comparison of one output: verdict, kind of problem, and the statistics behind it."""
+
+    name: str
+    passed: bool
+    problem: str | None  # None, "missing", "unexpected", "shape", "dtype", "values", "statistics"
+    actual_shape: tuple | None
+    expected_shape: tuple | None
+    actual_dtype: str | None
+    expected_dtype: str | None
+    tolerance: Tolerance | None
+    size: int = 0
+    mismatches: int = 0
+    nan_mismatches: int = 0
+    inf_mismatches: int = 0
+    max_abs: Extreme | None = None
+    max_rel: Extreme | None = None
+    budget: float = 0.0           # greatest |a-b| / allowed bound over finite elements (> 1 fails)
+    min_atol: float | None = None  # smallest atol that passes at the given rtol
+    min_rtol: float | None = None  # smallest rtol that passes at the given atol
+    histogram: list[tuple[str, int]] | None = None
+    histogram_sampled: int | None = None
+    statistics: dict[str, float] = dataclasses.field(default_factory=dict)
+    statistic_failures: list[str] = dataclasses.field(default_factory=list)
+    exact: bool = False            # integers and bools: compared for equality
+
+    def message(self) -> str:
+        return format_output(self)
+
+
+@dataclasses.dataclass
+class ComparisonReport:
+    """All outputs of one comparison (``actual`` against ``expected``)."""
+
+    outputs: list[OutputReport]
+    actual_label: str = "actual"
+    expected_label: str = "expected"
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outputs)
+
+    @property
+    def failed(self) -> list[OutputReport]:
+        return [o for o in self.outputs if not o.passed]
+
+    def __getitem__(self, name: str) -> OutputReport:
+        for output in self.outputs:
+            if output.name == name:
+                return output
+        raise KeyError(name)
+
+    @property
+    def message(self) -> str:
+        return format_report(self)
+
+
+# ----------------------------------------------------------------------------------------- public API
+
+def compare(actual, expected, *, atol: float | None = None, rtol: float | None = None,
+            precision: str = "fp32", convention: str | None = None, equal_nan: bool | None = None,
+            tolerances: Mapping | None = None, detail: bool = False,
+            actual_label: str = "actual", expected_label: str = "expected") -> ComparisonReport:
+    """Compare arrays (or dicts of arrays, by name) and return a report; never raises on mismatch.
+
+    Unset ``atol``/``rtol`` come from the default table for ``precision``; ``tolerances`` adds
+    per-output or per-precision sections as in the marker. ``detail=True`` also computes the
+    smallest passing tolerances and the error histogram for outputs that pass.
+    """
+    from .tolerance import check_tolerances, check_value
+
+    test_level = {}
+    for field, value in (("atol", atol), ("rtol", rtol), ("convention", convention), ("equal_nan", equal_nan)):
+        if value is not None:
+            test_level[field] = check_value(field, value, "compare()")
+    tolerances = check_tolerances(tolerances)
+    single = not isinstance(actual, Mapping) and not isinstance(expected, Mapping)
+    if single:
+        actual, expected = {"output": actual}, {"output": expected}
+    elif not (isinstance(actual, Mapping) and isinstance(expected, Mapping)):
+        raise TypeError("compare() takes two arrays or two dicts of arrays, not one of each")
+    reports = compare_outputs(
+        actual, expected, lambda name: resolve(precision, name, tolerances, test_level), detail=detail)
+    return ComparisonReport(reports, actual_label, expected_label)
+
+
+def assert_close(actual, expected, **kwargs) -> ComparisonReport:
+    """Like :func:`compare`, but raise ``AssertionError`` with the full report when anything differs."""
+    __tracebackhide__ = True
+    report = compare(actual, expected, **kwargs)
+    if not report.passed:
+        raise AssertionError(report.message)
+    return report
+
+
+def compare_outputs(actual: Mapping, expected: Mapping, tolerance_for, detail: bool = False) -> list[OutputReport]:
+    """Compare by name: every expected output must be present in actual; extra actual outputs fail."""
+    reports = []
+    for name, exp in expected.items():
+        if name not in actual:
+            exp = np.asarray(exp)
+            reports.append(OutputReport(name, False, "missing", None, exp.shape, None, exp.dtype.name, None))
+            continue
+        reports.append(compare_arrays(name, actual[name], exp, tolerance_for(name), detail=detail))
+    for name, act in actual.items():
+        if name not in expected:
+            act = np.asarray(act)
+            reports.append(OutputReport(name, False, "unexpected", act.shape, None, act.dtype.name, None, None))
+    return reports
+
+
+def compare_arrays(name: str, actual, expected, tolerance: Tolerance, detail: bool = False) -> OutputReport:
+    """Compare one pair of arrays under ``tolerance``."""
+    a, b = np.asarray(actual), np.asarray(expected)
+    report = OutputReport(name, True, None, a.shape, b.shape, a.dtype.name, b.dtype.name, tolerance, size=b.size)
+    if a.shape != b.shape:
+        report.passed, report.problem = False, "shape"
+        return report
+    kind_a, kind_b = _kind(a.dtype), _kind(b.dtype)
+    if kind_a != kind_b or kind_a == "other":
+        report.passed, report.problem = False, "dtype"
+        return report
+    if kind_a == "float":
+        _compare_float(report, a, b, tolerance, detail)
+    else:
+        report.exact = True
+        _compare_exact(report, a, b)
+    return report
+
+
+# --------------------------------------------------------------------------------- float comparison
+
+def _kind(dtype: np.dtype) -> str:
+    if dtype == np.bool_:
+        return "bool"
+    if dtype.kind in "iu":
+        return "int"
+    if dtype.kind in "fc" or dtype.name in ("bfloat16",) or dtype.name.startswith("float8"):
+        return "float" if dtype.kind != "c" else "other"
+    return "other"
+
+
+def _work_dtype(a: np.dtype, b: np.dtype) -> np.dtype:
+    return np.dtype(np.float64) if np.float64 in (a, b) else np.dtype(np.float32)
+
+
+@dataclasses.dataclass
+class _Partial:
+    """Statistics of one run of chunks; ``merge`` combines runs."""
+
+    max_abs: tuple[float, int] = (-1.0, -1)
+    max_rel: tuple[float, int] = (-1.0, -1)
+    budget: tuple[float, int] = (-1.0, -1)
+    mismatches: int = 0
+    nan_mismatches: int = 0
+    inf_mismatches: int = 0
+    min_atol: float = 0.0
+    min_rtol: float = 0.0
+    finite: int = 0
+
+    def merge(self, other: "_Partial") -> None:
+        self.max_abs = max(self.max_abs, other.max_abs, key=lambda t: t[0])
+        self.max_rel = max(self.max_rel, other.max_rel, key=lambda t: t[0])
+        self.budget = max(self.budget, other.budget, key=lambda t: t[0])
+        self.mismatches += other.mismatches
+        self.nan_mismatches += other.nan_mismatches
+        self.inf_mismatches += other.inf_mismatches
+        self.min_atol = max(self.min_atol, other.min_atol)
+        self.min_rtol = max(self.min_rtol, other.min_rtol)
+        self.finite += other.finite
+
+
+def _compare_float(report: OutputReport, a: np.ndarray, b: np.ndarray, tol: Tolerance, detail: bool) -> None:
+    work = _work_dtype(a.dtype, b.dtype)
+    fa, fb = a.reshape(-1), b.reshape(-1)
+    n = fb.size
+    if n == 0:
+        return
+    if n >= PARALLEL_MIN and _threads() > 1:
+        parts = _split(n, _threads())
+        results = list(_executor().map(lambda r: _scan(fa, fb, r[0], r[1], tol, work, detail), parts))
+    else:
+        results = [_scan(fa, fb, 0, n, tol, work, detail)]
+    total = results[0]
+    for part in results[1:]:
+        total.merge(part)
+
+    def extreme(stat, allowed=False):
+        value, flat = stat
+        if flat < 0:
+            return None
+        exp = float(fb[flat])
+        bound = _bound(abs(exp), tol) if allowed else None
+        return Extreme(float(value), tuple(int(i) for i in np.unravel_index(flat, b.shape)) if b.ndim else (),
+                       float(fa[flat]), exp, bound)
+
+    report.max_abs = extreme(total.max_abs, allowed=True)
+    report.max_rel = extreme(total.max_rel, allowed=True)
+    report.budget = max(total.budget[0], 0.0)
+    report.mismatches = total.mismatches + total.nan_mismatches + total.inf_mismatches
+    report.nan_mismatches, report.inf_mismatches = total.nan_mismatches, total.inf_mismatches
+    if not tol.elementwise:
+        report.mismatches = report.nan_mismatches + report.inf_mismatches
+    failing = report.mismatches > 0
+    if failing or detail:
+        report.min_atol, report.min_rtol = total.min_atol, total.min_rtol
+        report.histogram, report.histogram_sampled = _histogram(fa, fb, work)
+    _statistics(report, fa, fb, work, tol)
+    report.passed = report.mismatches == 0 and not report.statistic_failures
+    if not report.passed:
+        report.problem = "values" if report.mismatches else "statistics"
+
+
+def _bound(abs_expected: float, tol: Tolerance) -> float:
+    if tol.convention == "either":
+        return max(tol.atol, tol.rtol * abs_expected)
+    return tol.atol + tol.rtol * abs_expected
+
+
+def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance, work: np.dtype,
+          detail: bool) -> _Partial:
+    """One fused pass over elements [start, stop) in chunks; see module docstring."""
+    part = _Partial()
+    size = min(CHUNK, stop - start)
+    d_buf, m_buf, w_buf = (np.empty(size, work) for _ in range(3))
+    a_buf = b_buf = None
+    if fa.dtype != work:
+        a_buf = np.empty(size, work)
+    if fb.dtype != work:
+        b_buf = np.empty(size, work)
+    atol, rtol, either = work.type(tol.atol), work.type(tol.rtol), tol.convention == "either"
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for s in range(start, stop, CHUNK):
+            e = min(s + CHUNK, stop)
+            k = e - s
+            A, B = fa[s:e], fb[s:e]
+            if a_buf is not None:
+                A = a_buf[:k]
+                np.copyto(A, fa[s:e], casting="unsafe")
+            if b_buf is not None:
+                B = b_buf[:k]
+                np.copyto(B, fb[s:e], casting="unsafe")
+            d, m, w = d_buf[:k], m_buf[:k], w_buf[:k]
+            np.subtract(A, B, out=d)
+            np.abs(d, out=d)
+            i = int(d.argmax())
+            if not math.isfinite(d[i]):
+                _scan_nonfinite(part, A, B, s, tol, detail)
+                continue
+            part.finite += k
+            if d[i] > part.max_abs[0]:
+                part.max_abs = (float(d[i]), s + i)
+            np.abs(B, out=m)                      # m = |expected|
+            np.multiply(m, rtol, out=w)           # w = allowed bound
+            if either:
+                np.maximum(w, atol, out=w)
+            else:
+                np.add(w, atol, out=w)
+            np.divide(d, w, out=w)                # w = share of the bound used (nan where 0/0)
+            j, used = _argmax(w)
+            if used > part.budget[0]:
+                part.budget = (float(used), s + j)
+            chunk_fails = used > 1
+            if chunk_fails:
+                part.mismatches += int(np.count_nonzero(w > 1))
+            np.divide(d, m, out=w)                # w = relative difference (nan where 0/0)
+            j, rel = _argmax(w)
+            if rel > part.max_rel[0]:
+                part.max_rel = (float(rel), s + j)
+            if tol.elementwise and (chunk_fails or detail):
+                _needed(part, d, m, w, atol, rtol, either)
+    return part
+
+
+def _argmax(w) -> tuple[int, float]:
+    """Index and value of the maximum; NaN (from 0/0, i.e. equal zeros) counts as 0."""
+    j = int(w.argmax())
+    value = w[j]
+    if value != value:
+        if np.isnan(w).all():
+            return 0, 0.0
+        j = int(np.nanargmax(w))
+        value = w[j]
+    return j, float(value)
+
+
+def _needed(part: _Partial, d, m, w, atol, rtol, either: bool) -> None:
+    """Smallest atol (at rtol) and rtol (at atol) that pass this chunk. Passing chunks cannot raise
+    the maximum over a failing output, so callers only ask for failing chunks (or for ``detail``)."""
+    if either:
+        # fails iff d > atol and d > rtol*|e|: atol must cover every d that exceeds rtol*|e|.
+        np.multiply(m, rtol, out=w)
+        over = d > w
+        part.min_atol = max(part.min_atol, float(d[over].max()) if over.any() else 0.0)
+        over = d > atol
+        if over.any():
+            part.min_rtol = max(part.min_rtol, float(np.max(d[over] / m[over])))
+        return
+    np.multiply(m, rtol, out=w)
+    np.subtract(d, w, out=w)                      # d - rtol*|e| <= atol  <=>  passes
+    part.min_atol = max(part.min_atol, float(w.max()))
+    np.subtract(d, atol, out=w)
+    np.divide(w, m, out=w)                        # (d - atol) / |e| <= rtol  <=>  passes
+    top = np.nanmax(w) if w.size else 0.0
+    part.min_rtol = max(part.min_rtol, float(top) if top == top else 0.0)
+
+
+def _scan_nonfinite(part: _Partial, A, B, offset: int, tol: Tolerance, detail: bool) -> None:
+    """Slow path for a chunk holding NaN or Inf: classify, then scan the finite elements."""
+    nan_a, nan_b = np.isnan(A), np.isnan(B)
+    if tol.equal_nan:
+        part.nan_mismatches += int(np.count_nonzero(nan_a != nan_b))
+    else:
+        part.nan_mismatches += int(np.count_nonzero(nan_a | nan_b))
+    inf_any = (np.isinf(A) | np.isinf(B)) & ~(nan_a | nan_b)
+    part.inf_mismatches += int(np.count_nonzero(inf_any & (A != B)))
+    finite = np.flatnonzero(np.isfinite(A) & np.isfinite(B))
+    if finite.size:
+        sub = _scan(A[finite], B[finite], 0, finite.size, tol, A.dtype, detail)
+        for field in ("max_abs", "max_rel", "budget"):
+            value, flat = getattr(sub, field)
+            if flat >= 0:
+                setattr(sub, field, (value, offset + int(finite[flat])))
+        part.merge(sub)
+
+
+def _histogram(fa, fb, work) -> tuple[list[tuple[str, int]], int | None]:
+    """Counts of |a-b| per decade (exact up to HISTOGRAM_SAMPLE elements, else an even sample)."""
+    n = fb.size
+    step = max(1, -(-n // HISTOGRAM_SAMPLE))
+    a = fa[::step].astype(work)
+    b = fb[::step].astype(work)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = np.abs(a - b)
+    d = d[np.isfinite(d)]
+    zeros = int(np.count_nonzero(d == 0))
+    bins = []
+    if zeros:
+        bins.append(("0", zeros))
+    positive = d[d > 0]
+    if positive.size:
+        exps = np.floor(np.log10(positive.astype(np.float64))).astype(np.int64)
+        lo = int(exps.min())
+        counts = np.bincount(exps - lo)
+        bins += [(f"1e{lo + i}", int(c)) for i, c in enumerate(counts) if c]
+    return bins, (a.size if step > 1 else None)
+
+
+def _statistics(report: OutputReport, fa, fb, work, tol: Tolerance) -> None:
+    """The optional whole-output checks: cosine similarity and limits on |a-b| statistics."""
+    wanted = [f for f in ("cosine", "max_abs", "mean_abs", "median_abs", "percentile") if getattr(tol, f) is not None]
+    if not wanted:
+        return
+    a, b = fa.astype(np.float64), fb.astype(np.float64)
+    finite = np.isfinite(a) & np.isfinite(b)
+    a, b = a[finite], b[finite]
+    d = np.abs(a - b)
+    stats = report.statistics
+    for field in wanted:
+        if field == "cosine":
+            na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+            value = 1.0 if na == nb == 0 else (float(a @ b) / (na * nb) if na and nb else 0.0)
+            stats["cosine"] = value
+            if value < tol.cosine:
+                report.statistic_failures.append(f"cosine similarity {value:.6g} < {tol.cosine:g}")
+            continue
+        if field == "percentile":
+            q, limit = tol.percentile
+            value = float(np.percentile(d, q)) if d.size else 0.0
+            stats[f"p{q:g}_abs"] = value
+        else:
+            value = float({"max_abs": np.max, "mean_abs": np.mean, "median_abs": np.median}[field](d)) if d.size else 0.0
+            stats[field] = value
+            limit = getattr(tol, field)
+        if value > limit:
+            label = f"p{tol.percentile[0]:g} |a-b|" if field == "percentile" else f"{field.replace('_abs', '')} |a-b|"
+            report.statistic_failures.append(f"{label} {value:.6g} > {limit:g}")
+
+
+# --------------------------------------------------------------------------------- exact comparison
+
+def _compare_exact(report: OutputReport, a: np.ndarray, b: np.ndarray) -> None:
+    fa, fb = a.reshape(-1), b.reshape(-1)
+    mismatches, first = 0, -1
+    worst = (-1.0, -1)
+    for s in range(0, fb.size, CHUNK):
+        ne = fa[s:s + CHUNK] != fb[s:s + CHUNK]
+        count = int(np.count_nonzero(ne))
+        if count:
+            idx = np.flatnonzero(ne)
+            if first < 0:
+                first = s + int(idx[0])
+            diffs = np.abs(fa[s:s + CHUNK][idx].astype(np.float64) - fb[s:s + CHUNK][idx].astype(np.float64))
+            k = int(diffs.argmax())
+            if diffs[k] > worst[0]:
+                worst = (float(diffs[k]), s + int(idx[k]))
+            mismatches += count
+    report.mismatches = mismatches
+    if mismatches:
+        value, flat = worst
+        report.max_abs = Extreme(value, tuple(int(i) for i in np.unravel_index(flat, b.shape)),
+                                 float(fa[flat]), float(fb[flat]), 0.0)
+        report.passed, report.problem = False, "values"
+    else:
+        report.max_abs = None
+
+
+# ------------------------------------------------------------------------------------- threading
+
+_pool = None
+
+
+def _threads() -> int:
+    return min(os.cpu_count() or 1, 8)
+
+
+def _executor():
+    global _pool
+    if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = ThreadPoolExecutor(_threads(), thread_name_prefix="pytest-trt-compare")
+    return _pool
+
+
+def _split(n: int, parts: int) -> list[tuple[int, int]]:
+    per = -(-n // parts)
+    per = -(-per // CHUNK) * CHUNK
+    return [(s, min(s + per, n)) for s in range(0, n, per)]
+
+
+# ------------------------------------------------------------------------------------- messages
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.6g}" if abs(x) < 1e6 or not math.isfinite(x) else f"{x:.4e}"
+
+
+def _index(index: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, index)) + ")" if len(index) != 1 else f"({index[0]},)"
+
+
+def format_output(r: OutputReport) -> str:
+    """The failure (or pass) text for one output; one header line, then indented details."""
+    head = f"output {r.name!r}"
+    if r.problem == "missing":
+        return f"{head}: missing from the actual outputs (expected {r.expected_dtype}{list(r.expected_shape)})"
+    if r.problem == "unexpected":
+        return f"{head}: present in the actual outputs but not in the expected ones"
+    if r.problem == "shape":
+        return (f"{head}: shape mismatch: actual {list(r.actual_shape)} vs expected {list(r.expected_shape)} "
+                "(values not compared)")
+    if r.problem == "dtype":
+        return (f"{head}: dtype mismatch: actual {r.actual_dtype} vs expected {r.expected_dtype} "
+                "(values not compared; floats compare with floats, integers with integers)")
+    lines = [f"{head}: {'ok' if r.passed else 'values differ'}"
+             + (f" (dtypes {r.actual_dtype} vs {r.expected_dtype})" if r.actual_dtype != r.expected_dtype else "")]
+    pct = 100.0 * r.mismatches / r.size if r.size else 0.0
+    lines.append(f"  mismatched elements: {r.mismatches} / {r.size} ({pct:.3g}%)")
+    if r.nan_mismatches or r.inf_mismatches:
+        lines.append(f"  of which NaN mismatches: {r.nan_mismatches}, Inf mismatches: {r.inf_mismatches}")
+    if r.max_abs is not None:
+        e = r.max_abs
+        lines.append(f"  greatest absolute difference: {_fmt(e.value)} at index {_index(e.index)} "
+                     f"(actual {_fmt(e.actual)}, expected {_fmt(e.expected)}; allowed {_fmt(e.allowed)})")
+    if r.max_rel is not None:
+        e = r.max_rel
+        lines.append(f"  greatest relative difference: {_fmt(e.value)} at index {_index(e.index)} "
+                     f"(actual {_fmt(e.actual)}, expected {_fmt(e.expected)}; allowed {_fmt(e.allowed)})")
+    for failure in r.statistic_failures:
+        lines.append(f"  statistic check failed: {failure}")
+    if r.histogram:
+        sampled = f" (even sample of {r.histogram_sampled} elements)" if r.histogram_sampled else ""
+        lines.append("  |a-b| by decade" + sampled + ": " + "  ".join(f"{k}:{v}" for k, v in r.histogram))
+    t = r.tolerance
+    if t is not None and not r.exact:
+        if not r.passed and r.min_atol is not None and t.elementwise:
+            rtol_text = "no rtol (an expected value is 0)" if math.isinf(r.min_rtol) else f"rtol >= {_fmt(r.min_rtol)}"
+            lines.append(f"  would pass with atol >= {_fmt(r.min_atol)} (at rtol {t.rtol:g}) "
+                         f"or {rtol_text} (at atol {t.atol:g})")
+        lines.append(f"  tolerance: {t.describe()}; convention {t.convention}: {CONVENTIONS[t.convention]}")
+    elif r.problem == "values":
+        lines.append("  integers and bools compare exactly")
+    return "\n".join(lines)
+
+
+def format_report(report: ComparisonReport, limit: int = 20) -> str:
+    """Failing outputs in full (at most ``limit``), then a one-line list of the ones that passed."""
+    failed = report.failed
+    head = (f"{report.actual_label} vs {report.expected_label}: "
+            + (f"{len(failed)} of {len(report.outputs)} outputs differ" if failed else f"all {len(report.outputs)} outputs match"))
+    parts = [head] + [format_output(o) for o in failed[:limit]]
+    if len(failed) > limit:
+        parts.append(f"... and {len(failed) - limit} more failing outputs: " + ", ".join(o.name for o in failed[limit:]))
+    passed = [o.name for o in report.outputs if o.passed]
+    if passed and failed:
+        parts.append(f"outputs that match: {', '.join(passed[:50])}" + (" ..." if len(passed) > 50 else ""))
+    return "\n".join(parts)

@@ -1,0 +1,25 @@
+"""Exception types. Every user-facing error is one sentence that names the problem and the fix."""
+
+
+class TrtCompareError(Exception):
+    """Base class for pytest-trt errors that are the user's to fix (bad arguments, files, models)."""
+
+
+class SpecError(TrtCompareError, ValueError):
+    """A marker or API argument is invalid."""
+
+
+class ModelError(TrtCompareError):
+    """A model file is missing, unreadable, or not a usable ONNX model."""
+
+
+class InputError(TrtCompareError, ValueError):
+    """User-supplied or generated inputs do not fit the model."""
+
+
+class GoldenError(TrtCompareError):
+    """A golden file is missing, corrupt, or was recorded for different inputs."""
+
+
+class BackendError(TrtCompareError):
+    """A backend is unknown, cannot run here, or failed."""

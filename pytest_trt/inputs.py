@@ -1,0 +1,199 @@
+"""Deterministic model inputs, and checks for inputs a user supplies.
+
+The generator is counter-based (splitmix64 over the element index, keyed by seed and input name)
+rather than numpy's Generator, whose streams may change between numpy versions: the same seed gives
+bit-identical inputs on any machine, numpy version, and input order.
+
+Default value ranges (override per test with ``input_range``):
+floats uniform in [-1, 1); integers uniform in [0, 10); bools 50/50.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .model import ModelInfo, TensorSpec
+
+DEFAULT_FLOAT_RANGE = (-1.0, 1.0)
+DEFAULT_INT_RANGE = (0, 10)
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def random_bits(seed: int, name: str, count: int) -> np.ndarray:
+    """``count`` pseudo-random uint64 values that depend only on (seed, name, index)."""
+    key = int.from_bytes(hashlib.sha256(f"{int(seed)}\0{name}".encode()).digest()[:8], "little")
+    x = np.arange(count, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x *= _GAMMA
+        x += np.uint64(key)
+        x ^= x >> np.uint64(30)
+        x *= _MIX1
+        x ^= x >> np.uint64(27)
+        x *= _MIX2
+        x ^= x >> np.uint64(31)
+    return x
+
+
+def generate(spec_name: str, dtype: str, shape: tuple[int, ...], seed: int,
+             value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """One deterministic array for input ``spec_name``."""
+    np_dtype = numpy_dtype(dtype)
+    count = int(np.prod(shape, dtype=np.int64))
+    bits = random_bits(seed, spec_name, count)
+    if np_dtype == np.bool_:
+        values = (bits >> np.uint64(63)).astype(np.bool_)
+    elif np_dtype.kind in "iu":
+        low, high = value_range if value_range is not None else DEFAULT_INT_RANGE
+        low, high = int(low), int(high)
+        span = high - low
+        if span <= 0:
+            raise InputError(f"input_range for {spec_name!r} is empty ({low}, {high}); give (low, high) with low < high")
+        info = np.iinfo(np_dtype)
+        if low < info.min or high - 1 > info.max:
+            raise InputError(f"input_range ({low}, {high}) for {spec_name!r} does not fit {np_dtype.name} "
+                             f"[{info.min}, {info.max}]; narrow the range")
+        values = (bits % np.uint64(span)).astype(np.int64) + low
+        values = values.astype(np_dtype)
+    else:
+        low, high = value_range if value_range is not None else DEFAULT_FLOAT_RANGE
+        if not float(low) < float(high):
+            raise InputError(f"input_range for {spec_name!r} is empty ({low}, {high}); give (low, high) with low < high")
+        unit = (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+        values = (float(low) + (float(high) - float(low)) * unit).astype(np_dtype)
+    return values.reshape(shape)
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """numpy dtype for a name, including ml_dtypes' bfloat16 and float8 types."""
+    try:
+        return np.dtype(name)
+    except TypeError:
+        import ml_dtypes  # registers bfloat16, float8_* with numpy
+
+        return np.dtype(getattr(ml_dtypes, name))
+
+
+def concrete_shape(spec: TensorSpec, given=None) -> tuple[int, ...]:
+    """The shape to generate for ``spec``: its static dims, with dynamic ones taken from ``given``.
+
+    ``given`` is a shape tuple or a ``{"min", "opt", "max"}`` mapping (the "opt" shape is used).
+    """
+    if isinstance(given, Mapping):
+        given = given["opt"]
+    if given is None:
+        dynamic = [(i, d) for i, d in enumerate(spec.dims) if not isinstance(d, int) or d < 0]
+        if dynamic:
+            i, dim = dynamic[0]
+            example = tuple(d if isinstance(d, int) and d >= 0 else "<size>" for d in spec.dims)
+            label = f" ({dim!r})" if isinstance(dim, str) else ""
+            raise InputError(f"input {spec.name!r} dim {i}{label} is dynamic and no shape was given; "
+                             f"add shapes={{{spec.name!r}: {_tuple_text(example)}}} to the marker")
+        return tuple(int(d) for d in spec.dims)
+    given = tuple(given)
+    if len(given) != len(spec.dims):
+        raise InputError(f"shapes[{spec.name!r}] = {_tuple_text(given)} has {len(given)} dims but input "
+                         f"{spec.describe()} has {len(spec.dims)}; give one size per dim")
+    for i, (want, have) in enumerate(zip(spec.dims, given)):
+        if isinstance(want, int) and want >= 0 and want != have:
+            raise InputError(f"shapes[{spec.name!r}] gives dim {i} = {have} but the model fixes it at {want} "
+                             f"(input {spec.describe()}); use {want}")
+    return tuple(int(d) for d in given)
+
+
+def make_inputs(model, shapes: Mapping | None = None, seed: int = 0,
+                input_range=None) -> dict[str, np.ndarray]:
+    """Deterministic inputs for every model input: ``{name: array}``.
+
+    ``model`` is a path or a ``ModelInfo``; ``shapes`` maps input names to shapes for dynamic dims;
+    ``input_range`` is ``(low, high)`` for all inputs or ``{name: (low, high)}``.
+    """
+    info = _model_info(model)
+    shapes = dict(shapes or {})
+    check_names("shapes", shapes, info)
+    ranges = _ranges_by_input(input_range, info)
+    return {spec.name: generate(spec.name, spec.dtype, concrete_shape(spec, shapes.get(spec.name)),
+                                seed, ranges.get(spec.name))
+            for spec in info.inputs}
+
+
+def prepare_user_inputs(inputs, info: ModelInfo) -> dict[str, np.ndarray]:
+    """Validate inputs a user gave (dict of arrays, one array, or an ``.npz`` path) against the model."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = load_npz_inputs(inputs)
+    elif not isinstance(inputs, Mapping):
+        if len(info.inputs) != 1:
+            raise InputError(f"a single array was given but the model has {len(info.inputs)} inputs "
+                             f"({_names(info.inputs)}); pass a dict {{name: array}}")
+        inputs = {info.inputs[0].name: inputs}
+    check_names("inputs", inputs, info)
+    missing = [s.name for s in info.inputs if s.name not in inputs]
+    if missing:
+        raise InputError(f"inputs lack {', '.join(map(repr, missing))}; the model needs "
+                         f"{_names(info.inputs)}")
+    prepared = {}
+    for spec in info.inputs:
+        array = np.asarray(inputs[spec.name])
+        if array.dtype != numpy_dtype(spec.dtype):
+            raise InputError(f"input {spec.name!r} has dtype {array.dtype.name} but the model expects "
+                             f"{spec.dtype}; convert it with .astype(np.{spec.dtype})")
+        if array.ndim != len(spec.dims) or any(
+                isinstance(w, int) and w >= 0 and w != h for w, h in zip(spec.dims, array.shape)):
+            raise InputError(f"input {spec.name!r} has shape {_tuple_text(array.shape)} but the model "
+                             f"expects {spec.describe()}; reshape it to match")
+        prepared[spec.name] = array
+    return prepared
+
+
+def load_npz_inputs(path) -> dict[str, np.ndarray]:
+    """Inputs from an ``.npz`` file (never unpickled)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise InputError(f"inputs file {str(path)!r} does not exist; save one with np.savez") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"inputs file {str(path)!r} is not a readable .npz without pickle ({exc}); "
+                         "save it with np.savez from plain arrays") from None
+
+
+def check_names(what: str, mapping: Mapping, info: ModelInfo) -> None:
+    unknown = [k for k in mapping if k not in info.input_names]
+    if unknown:
+        raise InputError(f"{what} names {', '.join(map(repr, unknown))}, which is not an input of "
+                         f"{info.path.name}; its inputs are: {_names(info.inputs)}")
+
+
+def _ranges_by_input(input_range, info: ModelInfo) -> dict:
+    if input_range is None:
+        return {}
+    if isinstance(input_range, Mapping):
+        check_names("input_range", input_range, info)
+        return dict(input_range)
+    return {name: input_range for name in info.input_names}
+
+
+def _model_info(model) -> ModelInfo:
+    if isinstance(model, ModelInfo):
+        return model
+    from .model import load_model_info
+
+    return load_model_info(model)
+
+
+def _names(specs) -> str:
+    return ", ".join(s.describe() for s in specs)
+
+
+def _tuple_text(values) -> str:
+    values = tuple(values)
+    inner = ", ".join(str(v) for v in values)
+    return f"({inner},)" if len(values) == 1 else f"({inner})"

@@ -1,0 +1,289 @@
+"""pytest hooks only: options and ini keys, the marker, precision parametrization, fixtures, summary.
+
+The work itself lives in ``check`` (one comparison), ``golden`` (files) and ``compare`` (numbers);
+heavy modules are imported when a check first runs, not when pytest loads the plugin.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from .errors import SpecError, TrtCompareError
+
+MARKER = "trt_compare"
+_STATE = pytest.StashKey["_PluginState"]()
+
+
+@dataclasses.dataclass
+class _Options:
+    golden_dir: Path | None
+    update_golden: bool
+    backend: str
+    require: bool
+    engine_dir: Path | None
+
+
+class _PluginState:
+    def __init__(self, config: pytest.Config, options: _Options):
+        from .session import SessionSummary
+
+        self.config = config
+        self.options = options
+        self.summary = SessionSummary()
+        self._engine = None
+
+    def engine(self):
+        """(backend or None, reason) for the engine under test; decided once per session."""
+        if self._engine is None:
+            from .backends import select_engine_backend
+
+            self._engine = select_engine_backend(self.options.backend)
+        return self._engine
+
+
+# ----------------------------------------------------------------------------------- options
+
+_OPTIONS = [
+    # (flag, ini key, kind, help)
+    ("--trt-engine-dir", "trt_engine_dir", "path",
+     "directory of cached TensorRT engines, reused across runs (used by the TensorRT backends)"),
+    ("--update-golden", "trt_update_golden", "bool",
+     "create or rewrite goldens that are missing or no longer match (atomically); matching goldens are left untouched"),
+    ("--golden-dir", "trt_golden_dir", "path", "directory holding goldens (default: golden/ under the rootdir)"),
+    ("--trt-backend", "trt_backend", "string",
+     "engine under test: auto (TensorRT if it can run here, else none), none, or a backend name "
+     "(onnxruntime, tensorrt, tensorrt_rtx, or one registered under the pytest_trt.backends entry point)"),
+    ("--trt-require", "trt_require", "bool",
+     "fail checks whose engine side cannot run (for GPU CI), instead of skipping the engine side with a reason"),
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("trt", "pytest-trt: numerical regression tests for inference engines")
+    for flag, ini, kind, text in _OPTIONS:
+        dest = ini
+        if kind == "bool":
+            group.addoption(flag, action="store_true", default=None, dest=dest, help=text + f" [ini: {ini}]")
+            parser.addini(ini, text, type="bool", default=False)
+        else:
+            metavar = "DIR" if kind == "path" else "NAME"
+            group.addoption(flag, action="store", default=None, dest=dest, metavar=metavar, help=text + f" [ini: {ini}]")
+            parser.addini(ini, text, type="string", default="auto" if ini == "trt_backend" else "")
+
+
+def _read_options(config: pytest.Config) -> _Options:
+    def path(ini, default):
+        cli = config.getoption(ini)
+        if cli:
+            return (Path(config.invocation_params.dir) / cli).resolve()
+        value = config.getini(ini)
+        if value:
+            base = config.inipath.parent if config.inipath else config.rootpath
+            return (base / value).resolve()
+        return default
+
+    def flag(ini):
+        cli = config.getoption(ini)
+        return bool(cli) if cli is not None else bool(config.getini(ini))
+
+    backend = config.getoption("trt_backend") or config.getini("trt_backend") or "auto"
+    return _Options(golden_dir=path("trt_golden_dir", (config.rootpath / "golden").resolve()),
+                    update_golden=flag("trt_update_golden"), backend=backend, require=flag("trt_require"),
+                    engine_dir=path("trt_engine_dir", None))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(model=None, *, atol=None, rtol=None, precision='fp32', tolerances=None, shapes=None, seed=0, "
+        "outputs=None, input_range=None, convention='allclose', equal_nan=True): compare an engine under test "
+        "with the ONNX Runtime reference and stored goldens (pytest-trt; see its README)")
+    options = _read_options(config)
+    if options.backend not in ("auto", "none"):
+        from .backends import known_backends
+
+        if options.backend not in known_backends():
+            raise pytest.UsageError(f"--trt-backend {options.backend!r} is unknown; use auto, none, or one of: "
+                                    f"{', '.join(known_backends())}")
+    config.stash[_STATE] = _PluginState(config, options)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        return []
+    from . import __version__
+
+    backend, reason = state.engine()
+    engine = backend.name if backend is not None else f"none ({reason})"
+    update = " (updating)" if state.options.update_golden else ""
+    return [f"pytest-trt {__version__}: goldens in {state.options.golden_dir}{update}; engine under test: {engine}"]
+
+
+# ------------------------------------------------------------------------------- collection
+
+def _spec_for(node, rootdir: Path):
+    from .spec import CompareSpec, parse_marker
+
+    marker = node.get_closest_marker(MARKER)
+    if marker is None:
+        return CompareSpec()
+    return parse_marker(marker.args, marker.kwargs, Path(node.path).parent, rootdir)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    definition = metafunc.definition
+    if definition.get_closest_marker(MARKER) is None:
+        return
+    try:
+        spec = _spec_for(definition, metafunc.config.rootpath)
+    except SpecError as exc:
+        raise pytest.Collector.CollectError(f"{definition.nodeid}: {exc}") from None
+    if "trt_compare" not in metafunc.fixturenames:
+        raise pytest.Collector.CollectError(
+            f"{definition.nodeid}: has @pytest.mark.{MARKER} but does not use the trt_compare fixture; "
+            "add trt_compare as an argument and call it")
+    if spec.parametrized:
+        metafunc.parametrize("trt_precision", spec.precisions, ids=list(spec.precisions))
+
+
+def _golden_location(item) -> tuple[tuple[str, ...], int, str]:
+    """(encoded folder parts under the golden dir, how many of them name the module, test id sans precision)."""
+    from .golden import location_parts
+
+    rootdir = item.config.rootpath
+    path = Path(item.path)
+    try:
+        module = path.relative_to(rootdir)
+    except ValueError:
+        module = Path(*path.parts[1:])
+    classes = [node.name for node in item.listchain() if isinstance(node, pytest.Class)]
+    ids = list(getattr(getattr(item, "callspec", None), "_idlist", []) or [])
+    precision = getattr(item, "callspec", None) and item.callspec.params.get("trt_precision")
+    if precision is not None and precision in ids:
+        del ids[len(ids) - 1 - ids[::-1].index(precision)]
+    name = getattr(item, "originalname", item.name) + (f"[{'-'.join(ids)}]" if ids else "")
+    module_parts = module.with_suffix("").parts
+    test_id = "::".join([module.as_posix(), *classes, name])
+    return location_parts(module_parts, classes, name), len(module_parts), test_id
+
+
+def pytest_itemcollected(item) -> None:
+    if "trt_compare" not in getattr(item, "fixturenames", ()):
+        return
+    state = item.config.stash.get(_STATE, None)
+    if state is None:
+        return
+    parts, module_depth, _ = _golden_location(item)
+    state.summary.known.add("/".join(parts))
+    state.summary.scanned.add("/".join(parts[:module_depth]))
+
+
+# --------------------------------------------------------------------------------- fixtures
+
+@pytest.fixture
+def trt_precision():
+    """The precision under test; parametrized from the marker when it lists several."""
+    return None
+
+
+@pytest.fixture
+def trt_model():
+    """Override to supply the model path when the marker has no ``model=``."""
+    return None
+
+
+class TrtCompare:
+    """The ``trt_compare`` fixture's value: call it to run the check (see README)."""
+
+    def __init__(self, request: pytest.FixtureRequest, precision: str | None, model):
+        self._request = request
+        self._item = request.node
+        self._state: _PluginState = request.config.stash[_STATE]
+        rootdir = request.config.rootpath
+        self._spec = _spec_for(self._item, rootdir)
+        if self._spec.model is None and model is not None:
+            from .spec import resolve_model_path
+
+            self._spec = dataclasses.replace(self._spec, model=resolve_model_path(model, Path(self._item.path).parent, rootdir))
+        self.precision = precision or self._spec.precisions[0]
+        self._calls = 0
+
+    @property
+    def spec(self):
+        return self._spec
+
+    def __call__(self, inputs=None, **overrides):
+        """Run the check: generate (or take) inputs, run the engine and the reference, compare, check goldens.
+
+        Returns a ``CheckResult``; raises ``AssertionError`` with the full report when anything differs.
+        """
+        __tracebackhide__ = True
+        from .check import CheckContext, run_check
+        from .spec import merge_call
+
+        self._calls += 1
+        state, item = self._state, self._item
+        parts, _, golden_test_id = _golden_location(item)
+        if self._calls > 1:  # later calls in one test get their own golden folder inside the test's
+            parts = (*parts, f"call{self._calls}")
+        try:
+            spec = merge_call(self._spec, overrides, Path(item.path).parent, item.config.rootpath)
+            engine, reason = state.engine()
+            ctx = CheckContext(item.nodeid, state.options.golden_dir, parts, state.options.update_golden,
+                               state.options.require, item.config.rootpath, golden_test_id)
+            result = run_check(spec, self.precision, ctx, engine, reason, inputs)
+        except TrtCompareError as exc:
+            pytest.fail(f"{item.nodeid}: {exc}", pytrace=False)
+        summary = state.summary
+        summary.checks += 1
+        for action in result.golden_actions:
+            summary.record_golden(action.path, action.action)
+        if result.engine_skipped:
+            summary.engine_skips[result.engine_skipped] += 1
+            item.user_properties.append(("trt_engine_skipped", result.engine_skipped))
+        else:
+            summary.engine_runs[f"{result.backend.get('backend')} {self.precision}"] += 1
+        if not result.passed:
+            raise AssertionError(result.message)
+        return result
+
+
+@pytest.fixture
+def trt_compare(request, trt_precision, trt_model) -> TrtCompare:
+    """Callable that compares the engine under test with the ONNX Runtime reference and goldens."""
+    try:
+        return TrtCompare(request, trt_precision, trt_model)
+    except TrtCompareError as exc:
+        pytest.fail(f"{request.node.nodeid}: {exc}", pytrace=False)
+
+
+# ---------------------------------------------------------------------------------- summary
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    state = config.stash.get(_STATE, None)
+    if state is not None and hasattr(config, "workeroutput"):
+        config.workeroutput["pytest_trt"] = state.summary.to_json()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """xdist controller: merge each worker's summary."""
+    state = node.config.stash.get(_STATE, None)
+    data = getattr(node, "workeroutput", {}).get("pytest_trt")
+    if state is not None and data:
+        state.summary.merge_json(data)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None or hasattr(config, "workerinput"):
+        return
+    lines = state.summary.lines(state.options.golden_dir, verbose=config.getoption("verbose") > 0)
+    if lines:
+        terminalreporter.section("pytest-trt")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -1,0 +1,71 @@
+"""Session-wide facts for the terminal summary, mergeable across xdist workers (plain JSON)."""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from pathlib import Path
+
+# When several checks touch one golden file (e.g. the reference shared by [fp32] and [fp16]),
+# the summary shows the strongest thing that happened to it.
+_STRENGTH = {"unchanged": 0, "created": 1, "updated": 2, "missing": 3, "failed": 4}
+
+
+@dataclasses.dataclass
+class SessionSummary:
+    goldens: dict[str, str] = dataclasses.field(default_factory=dict)       # npz path -> action
+    known: set[str] = dataclasses.field(default_factory=set)                 # golden folders of collected tests
+    scanned: set[str] = dataclasses.field(default_factory=set)               # module folders to look for unused ones
+    engine_skips: Counter = dataclasses.field(default_factory=Counter)       # reason -> checks
+    engine_runs: Counter = dataclasses.field(default_factory=Counter)        # "backend precision" -> checks
+    checks: int = 0
+
+    def record_golden(self, path: str, action: str) -> None:
+        old = self.goldens.get(path)
+        if old is None or _STRENGTH[action] > _STRENGTH[old]:
+            self.goldens[path] = action
+
+    def to_json(self) -> dict:
+        return {"goldens": self.goldens, "known": sorted(self.known), "scanned": sorted(self.scanned),
+                "engine_skips": dict(self.engine_skips), "engine_runs": dict(self.engine_runs), "checks": self.checks}
+
+    def merge_json(self, data: dict) -> None:
+        for path, action in data.get("goldens", {}).items():
+            self.record_golden(path, action)
+        self.known.update(data.get("known", ()))
+        self.scanned.update(data.get("scanned", ()))
+        self.engine_skips.update(data.get("engine_skips", {}))
+        self.engine_runs.update(data.get("engine_runs", {}))
+        self.checks += data.get("checks", 0)
+
+    def unused(self, golden_dir: Path) -> list[str]:
+        """Golden folders under the collected modules' folders that no collected test uses."""
+        found = set()
+        for module in self.scanned:
+            base = golden_dir / module
+            if base.is_dir():
+                for sidecar in base.rglob("*.json"):
+                    found.add(sidecar.parent.relative_to(golden_dir).as_posix())
+        def used(folder: str) -> bool:
+            parts = folder.split("/")
+            return any("/".join(parts[:i]) in self.known for i in range(1, len(parts) + 1))
+        return sorted(f for f in found if not used(f))
+
+    def lines(self, golden_dir: Path | None, verbose: bool) -> list[str]:
+        """The terminal summary."""
+        out = []
+        counts = Counter(self.goldens.values())
+        unused = self.unused(golden_dir) if golden_dir is not None else []
+        if self.goldens or unused:
+            parts = [f"{counts[a]} {a}" for a in ("created", "updated", "unchanged", "missing", "failed") if counts[a]]
+            out.append(f"goldens in {golden_dir}: " + ", ".join(parts + ([f"{len(unused)} unused"] if unused else [])))
+            for action in ("created", "updated", "missing", "failed") + (("unchanged",) if verbose else ()):
+                for path in sorted(p for p, a in self.goldens.items() if a == action):
+                    out.append(f"  {action}: {path}")
+            for folder in unused:
+                out.append(f"  unused: {folder}/ (no collected test uses it; delete it if its test is gone)")
+        for key, n in sorted(self.engine_runs.items()):
+            out.append(f"engine checks run: {n} ({key})")
+        for reason, n in sorted(self.engine_skips.items()):
+            out.append(f"engine side skipped in {n} check{'s' if n != 1 else ''}: {reason}; "
+                       "reference outputs were still checked against goldens")
+        return out

@@ -1,0 +1,167 @@
+"""Marker arguments -> a validated ``CompareSpec``; every error names the argument and the fix."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .errors import SpecError
+from .tolerance import PRECISIONS, check_tolerances, check_value
+
+ARGUMENTS = ("model", "atol", "rtol", "precision", "tolerances", "shapes", "seed", "outputs",
+             "input_range", "convention", "equal_nan")
+_TEST_LEVEL = ("atol", "rtol", "convention", "equal_nan")
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareSpec:
+    """Everything a ``trt_compare`` check needs to know, validated."""
+
+    model: Path | None = None
+    precisions: tuple[str, ...] = ("fp32",)
+    parametrized: bool = False          # precision was given as a list: one test per precision
+    test_level: Mapping = dataclasses.field(default_factory=dict)  # marker atol/rtol/convention/equal_nan
+    tolerances: Mapping = dataclasses.field(default_factory=dict)
+    shapes: Mapping = dataclasses.field(default_factory=dict)
+    seed: int = 0
+    outputs: tuple[str, ...] | None = None
+    input_range: object = None
+
+
+def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
+                 rootdir: Path | None = None) -> CompareSpec:
+    """Validate ``@pytest.mark.trt_compare(...)`` arguments (also used for ``trt_compare(...)`` calls)."""
+    kwargs = dict(kwargs)
+    if args:
+        if len(args) > 1 or "model" in kwargs:
+            raise SpecError("trt_compare takes the model as its only positional argument; "
+                            "pass everything else by keyword, e.g. trt_compare('m.onnx', atol=1e-3)")
+        kwargs["model"] = args[0]
+    for key in kwargs:
+        if key not in ARGUMENTS:
+            close = difflib.get_close_matches(key, ARGUMENTS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SpecError(f"trt_compare got unknown argument {key!r}{hint}; valid arguments are: "
+                            f"{', '.join(ARGUMENTS)}")
+    fields = {}
+    if kwargs.get("model") is not None:
+        fields["model"] = resolve_model_path(kwargs["model"], test_dir, rootdir)
+    if "precision" in kwargs:
+        fields["precisions"], fields["parametrized"] = _precisions(kwargs["precision"])
+    fields["test_level"] = {k: check_value(k, kwargs[k], "trt_compare") for k in _TEST_LEVEL
+                            if kwargs.get(k) is not None}
+    fields["tolerances"] = check_tolerances(kwargs.get("tolerances"))
+    if kwargs.get("shapes") is not None:
+        fields["shapes"] = check_shapes(kwargs["shapes"])
+    if "seed" in kwargs:
+        seed = kwargs["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise SpecError(f"trt_compare seed={seed!r} is not a non-negative integer; use e.g. seed=0")
+        fields["seed"] = seed
+    if kwargs.get("outputs") is not None:
+        fields["outputs"] = _names("outputs", kwargs["outputs"])
+    if kwargs.get("input_range") is not None:
+        fields["input_range"] = check_input_range(kwargs["input_range"])
+    return CompareSpec(**fields)
+
+
+def resolve_model_path(model, test_dir: Path | None, rootdir: Path | None) -> Path:
+    """An existing model file: absolute, else relative to the test file's folder, else to the rootdir."""
+    if not isinstance(model, (str, os.PathLike)) or not str(model):
+        raise SpecError(f"trt_compare model={model!r} is not a path; give the .onnx file's path as a string")
+    path = Path(model).expanduser()
+    candidates = [path] if path.is_absolute() else [d / path for d in (test_dir, rootdir) if d is not None]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    looked = " and ".join(repr(str(c)) for c in candidates) or repr(str(path))
+    raise SpecError(f"trt_compare model {str(model)!r} not found (looked at {looked}); give a path relative "
+                    "to the test file or the rootdir, or an absolute path")
+
+
+def _precisions(value) -> tuple[tuple[str, ...], bool]:
+    if isinstance(value, str):
+        values, parametrized = [value], False
+    elif isinstance(value, (list, tuple)) and value:
+        values, parametrized = list(value), True
+    else:
+        raise SpecError(f"trt_compare precision={value!r} must be a precision name or a non-empty list of them; "
+                        f"valid precisions are: {', '.join(PRECISIONS)}")
+    for p in values:
+        if p not in PRECISIONS:
+            close = difflib.get_close_matches(str(p), PRECISIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SpecError(f"trt_compare precision {p!r} is unknown{hint}; valid precisions are: {', '.join(PRECISIONS)}")
+    if len(set(values)) != len(values):
+        raise SpecError(f"trt_compare precision={value!r} lists a precision twice; list each once")
+    return tuple(values), parametrized
+
+
+def check_shapes(shapes) -> dict:
+    """``{input: shape}`` or ``{input: {"min": shape, "opt": shape, "max": shape}}``, sizes >= 1."""
+    if not isinstance(shapes, Mapping):
+        raise SpecError(f"trt_compare shapes={shapes!r} must be a dict {{input name: shape}}, e.g. shapes={{'x': (4, 16)}}")
+    clean = {}
+    for name, shape in shapes.items():
+        where = f"trt_compare shapes[{name!r}]"
+        if not isinstance(name, str):
+            raise SpecError(f"{where}: keys must be input names (strings)")
+        if isinstance(shape, Mapping):
+            if set(shape) != {"min", "opt", "max"}:
+                raise SpecError(f"{where} must have exactly the keys 'min', 'opt' and 'max', got {sorted(shape)}")
+            profile = {k: _shape(shape[k], f"{where}[{k!r}]") for k in ("min", "opt", "max")}
+            ranks = {len(s) for s in profile.values()}
+            if len(ranks) != 1:
+                raise SpecError(f"{where}: min, opt and max must have the same number of dims")
+            for i, (lo, mid, hi) in enumerate(zip(profile["min"], profile["opt"], profile["max"])):
+                if not lo <= mid <= hi:
+                    raise SpecError(f"{where}: dim {i} needs min <= opt <= max, got {lo}, {mid}, {hi}")
+            clean[name] = profile
+        else:
+            clean[name] = _shape(shape, where)
+    return clean
+
+
+def _shape(shape, where: str) -> tuple[int, ...]:
+    if not isinstance(shape, (list, tuple)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
+        raise SpecError(f"{where} = {shape!r} is not a tuple of positive ints; use e.g. (4, 16)")
+    return tuple(shape)
+
+
+def check_input_range(value):
+    def pair(v, where):
+        if (not isinstance(v, (list, tuple)) or len(v) != 2
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) or not v[0] < v[1]):
+            raise SpecError(f"{where} = {v!r} is not (low, high) with low < high; use e.g. (-1.0, 1.0)")
+        return tuple(v)
+    if isinstance(value, Mapping):
+        return {k: pair(v, f"trt_compare input_range[{k!r}]") for k, v in value.items()}
+    return pair(value, "trt_compare input_range")
+
+
+def _names(what: str, value) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"trt_compare {what}={value!r} must be a list of output names, e.g. {what}=['logits']")
+    return tuple(value)
+
+
+def merge_call(spec: CompareSpec, kwargs: Mapping, test_dir: Path | None, rootdir: Path | None) -> CompareSpec:
+    """The spec for one ``trt_compare(...)`` call: call arguments override the marker's."""
+    if not kwargs:
+        return spec
+    if "precision" in kwargs:
+        raise SpecError("trt_compare(precision=...) cannot be set per call; set precision in the marker")
+    override = parse_marker((), kwargs, test_dir, rootdir)
+    changes = {k: getattr(override, k) for k in ("model", "shapes", "outputs", "input_range") if k in kwargs}
+    if "seed" in kwargs:
+        changes["seed"] = override.seed
+    if any(k in kwargs for k in _TEST_LEVEL):
+        changes["test_level"] = {**spec.test_level, **override.test_level}
+    if "tolerances" in kwargs:
+        changes["tolerances"] = override.tolerances
+    return dataclasses.replace(spec, **changes)
