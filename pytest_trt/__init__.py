@@ -15,10 +15,10 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "make_inputs": ("inputs", "make_inputs"),
-    "compare": ("compare", "compare"),
-    "assert_close": ("compare", "assert_close"),
-    "ComparisonReport": ("compare", "ComparisonReport"),
-    "OutputReport": ("compare", "OutputReport"),
+    "compare": ("comparison", "compare"),
+    "assert_close": ("comparison", "assert_close"),
+    "ComparisonReport": ("comparison", "ComparisonReport"),
+    "OutputReport": ("comparison", "OutputReport"),
     "DEFAULT_TOLERANCES": ("tolerance", "DEFAULT_TOLERANCES"),
     "PRECISIONS": ("tolerance", "PRECISIONS"),
     "Tolerance": ("tolerance", "Tolerance"),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import ComparisonReport, compare_outputs
+from .comparison import ComparisonReport, compare_outputs
 from .errors import BackendError, GoldenError, InputError
 from .golden import array_digest, golden_paths, read_golden, stem_for, write_golden
 from .inputs import make_inputs, prepare_user_inputs

@@ -229,6 +229,7 @@ class TrtCompare:
         parts, _, golden_test_id = _golden_location(item)
         if self._calls > 1:  # later calls in one test get their own golden folder inside the test's
             parts = (*parts, f"call{self._calls}")
+        error = None
         try:
             spec = merge_call(self._spec, overrides, Path(item.path).parent, item.config.rootpath)
             engine, reason = state.engine()
@@ -236,7 +237,9 @@ class TrtCompare:
                                state.options.require, item.config.rootpath, golden_test_id)
             result = run_check(spec, self.precision, ctx, engine, reason, inputs)
         except TrtCompareError as exc:
-            pytest.fail(f"{item.nodeid}: {exc}", pytrace=False)
+            error = f"{item.nodeid}: {exc}"
+        if error is not None:  # outside the except block: one sentence, no chained traceback
+            pytest.fail(error, pytrace=False)
         summary = state.summary
         summary.checks += 1
         for action in result.golden_actions:
@@ -257,7 +260,8 @@ def trt_compare(request, trt_precision, trt_model) -> TrtCompare:
     try:
         return TrtCompare(request, trt_precision, trt_model)
     except TrtCompareError as exc:
-        pytest.fail(f"{request.node.nodeid}: {exc}", pytrace=False)
+        error = f"{request.node.nodeid}: {exc}"
+    pytest.fail(error, pytrace=False)
 
 
 # ---------------------------------------------------------------------------------- summary

@@ -1,0 +1,182 @@
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import pytest_trt.comparison as cmp
+from pytest_trt import assert_close, compare
+
+
+def test_pass_and_report_as_data():
+    a = np.array([1.0, 2.0, 3.0], np.float32)
+    report = compare(a, a + np.float32(1e-6), atol=1e-5, rtol=0)
+    assert report.passed
+    out = report["output"]
+    assert out.mismatches == 0 and out.max_abs.value == pytest.approx(1e-6, rel=0.5)
+    assert 0 < out.budget < 1
+
+
+def test_failure_message_names_everything():
+    a = np.zeros((2, 3), np.float32)
+    b = a.copy()
+    b[1, 2] = 1.0
+    with pytest.raises(AssertionError) as info:
+        assert_close({"logits": b}, {"logits": a}, atol=1e-3, rtol=1e-3)
+    text = str(info.value)
+    assert "1 of 1 outputs differ" in text
+    assert "mismatched elements: 1 / 6 (16.7%)" in text
+    assert "greatest absolute difference: 1 at index (1, 2) (actual 1, expected 0; allowed 0.001)" in text
+    assert "convention allclose: |actual - expected| <= atol + rtol * |expected|" in text
+    assert "would pass with atol >= 1 (at rtol 0.001)" in text
+    assert "atol=0.001 (marker)" in text
+
+
+@pytest.mark.parametrize("convention", ["allclose", "either"])
+def test_element_exactly_at_bound_passes(convention):
+    expected = np.array([2.0], np.float64)
+    atol, rtol = 0.25, 0.5
+    bound = atol + rtol * 2.0 if convention == "allclose" else max(atol, rtol * 2.0)
+    assert compare(expected + bound, expected, atol=atol, rtol=rtol, convention=convention).passed
+    one_ulp_more = np.nextafter(expected + bound, np.inf)
+    assert not compare(one_ulp_more, expected, atol=atol, rtol=rtol, convention=convention).passed
+
+
+def test_either_is_more_lenient_than_allclose():
+    expected = np.array([1.0], np.float64)
+    actual = expected + 0.15   # > atol 0.1 but < rtol*|e| = 0.2: "either" passes
+    actual2 = expected + 0.25  # > 0.1 and > 0.2: "either" fails; "allclose" bound 0.1 + 0.2 = 0.3 passes
+    assert compare(actual, expected, atol=0.1, rtol=0.2, convention="either").passed
+    assert not compare(actual2, expected, atol=0.1, rtol=0.2, convention="either").passed
+    assert compare(actual2, expected, atol=0.1, rtol=0.2, convention="allclose").passed
+
+
+def test_nan_classes():
+    e = np.array([1.0, np.nan, 3.0, 4.0], np.float32)
+    same = compare(e.copy(), e, atol=0, rtol=0)
+    assert same.passed
+    a = np.array([np.nan, np.nan, 3.0, 4.0], np.float32)
+    r = compare(a, e, atol=1e-3, rtol=0)["output"]
+    assert not r.passed and r.nan_mismatches == 1 and r.mismatches == 1
+    assert "NaN mismatches: 1, Inf mismatches: 0" in r.message()
+    strict = compare(e.copy(), e, atol=1, rtol=0, equal_nan=False)["output"]
+    assert not strict.passed and strict.nan_mismatches == 1
+
+
+def test_inf_classes():
+    e = np.array([np.inf, -np.inf, 1.0], np.float32)
+    assert compare(e.copy(), e, atol=0, rtol=0).passed
+    a = np.array([-np.inf, -np.inf, 1.0], np.float32)
+    r = compare(a, e, atol=1, rtol=1)["output"]
+    assert r.inf_mismatches == 1 and r.mismatches == 1
+    a = np.array([np.inf, 5.0, 1.0], np.float32)
+    assert compare(a, e, atol=1, rtol=1)["output"].inf_mismatches == 1
+
+
+def test_shape_and_dtype_mismatch_are_stated_as_such():
+    r = compare(np.zeros((2, 3)), np.zeros((3, 2)))["output"]
+    assert r.problem == "shape"
+    assert r.message() == "output 'output': shape mismatch: actual [2, 3] vs expected [3, 2] (values not compared)"
+    r = compare(np.zeros(3, np.int64), np.zeros(3, np.float32))["output"]
+    assert r.problem == "dtype" and "dtype mismatch: actual int64 vs expected float32" in r.message()
+
+
+def test_missing_and_unexpected_outputs():
+    report = compare({"a": np.zeros(2), "extra": np.zeros(1)}, {"a": np.zeros(2), "b": np.zeros(2)})
+    problems = {o.name: o.problem for o in report.outputs}
+    assert problems == {"a": None, "b": "missing", "extra": "unexpected"}
+
+
+def test_minimal_tolerances_are_exact():
+    rng = np.random.default_rng(3)
+    e = rng.standard_normal(10_000).astype(np.float64)
+    a = e + rng.standard_normal(10_000) * 1e-3
+    for convention in ("allclose", "either"):
+        r = compare(a, e, atol=1e-5, rtol=1e-4, convention=convention)["output"]
+        assert not r.passed
+        assert compare(a, e, atol=r.min_atol, rtol=1e-4, convention=convention).passed
+        assert not compare(a, e, atol=r.min_atol * (1 - 1e-9), rtol=1e-4, convention=convention).passed
+        assert compare(a, e, atol=1e-5, rtol=r.min_rtol, convention=convention).passed
+        assert not compare(a, e, atol=1e-5, rtol=r.min_rtol * (1 - 1e-9), convention=convention).passed
+
+
+def test_integers_and_bools_exact():
+    e = np.arange(10, dtype=np.int64)
+    a = e.copy()
+    a[7] = 9
+    r = compare(a, e, atol=100, rtol=100)["output"]
+    assert not r.passed and r.mismatches == 1 and r.max_abs.index == (7,)
+    assert "integers and bools compare exactly" in r.message()
+    assert compare(e.astype(np.int32), e).passed  # widths may differ (TensorRT narrows int64 to int32)
+    assert not compare(np.array([True, False]), np.array([True, True]))["output"].passed
+
+
+def test_fp16_and_bf16_compare_in_float32():
+    e = np.linspace(-1, 1, 101, dtype=np.float32)
+    assert compare(e.astype(np.float16), e, precision="fp16").passed
+    bf = e.astype(ml_dtypes.bfloat16)
+    r = compare(bf, e, precision="bf16")["output"]
+    assert r.passed and r.actual_dtype == "bfloat16"
+    assert not compare(bf, e, atol=1e-6, rtol=1e-6)["output"].passed
+
+
+def test_zero_d_and_empty():
+    assert compare(np.float32(1.0), np.float32(1.0)).passed
+    r = compare(np.array(1.5, np.float32), np.array(1.0, np.float32), atol=0.1, rtol=0)["output"]
+    assert not r.passed and r.max_abs.index == ()
+    assert compare(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)).passed
+
+
+def test_statistic_checks():
+    e = np.ones(1000, np.float32)
+    a = e.copy()
+    a[0] = -1.0
+    r = compare(a, e, tolerances={"output": {"cosine": 0.999, "elementwise": False}})["output"]
+    assert not r.passed and r.problem == "statistics" and "cosine similarity" in r.message()
+    r = compare(a, e, tolerances={"output": {"cosine": 0.99, "percentile": (99, 1e-6), "elementwise": False}})["output"]
+    assert r.passed and r.statistics["p99_abs"] == 0.0
+    assert not compare(a, e, tolerances={"output": {"mean_abs": 1e-3, "elementwise": False}}).passed
+
+
+def test_histogram_by_decade():
+    e = np.zeros(4, np.float64)
+    a = np.array([0.0, 2e-3, 5e-3, 0.5])
+    r = compare(a, e, atol=0, rtol=0)["output"]
+    assert r.histogram == [("0", 1), ("1e-3", 2), ("1e-1", 1)]
+
+
+def test_parallel_path_agrees_with_serial(monkeypatch):
+    rng = np.random.default_rng(0)
+    e = rng.standard_normal(300_000).astype(np.float32)
+    a = e + rng.standard_normal(300_000).astype(np.float32) * 1e-4
+    a[123_457] = np.nan
+    serial = compare(a, e, atol=1e-4, rtol=1e-4)["output"]
+    monkeypatch.setattr(cmp, "PARALLEL_MIN", 1000)
+    monkeypatch.setattr(cmp, "_threads", lambda: 3)
+    parallel = compare(a, e, atol=1e-4, rtol=1e-4)["output"]
+    for field in ("mismatches", "nan_mismatches", "max_abs", "max_rel", "budget", "min_atol", "min_rtol"):
+        assert getattr(parallel, field) == getattr(serial, field), field
+
+
+def test_chunk_boundaries(monkeypatch):
+    monkeypatch.setattr(cmp, "CHUNK", 7)
+    e = np.arange(50, dtype=np.float32)
+    a = e.copy()
+    a[[6, 7, 49]] += 1
+    r = compare(a, e, atol=0.5, rtol=0)["output"]
+    assert r.mismatches == 3 and r.max_abs.value == 1.0 and r.max_abs.index == (6,)
+
+
+finite = st.floats(-1e6, 1e6, allow_nan=False, width=64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.float64, st.integers(0, 300), elements=finite),
+       st.floats(0, 1, allow_nan=False), st.floats(0, 1, allow_nan=False), st.data())
+def test_agrees_with_np_isclose(expected, atol, rtol, data):
+    noise = data.draw(hnp.arrays(np.float64, expected.shape, elements=st.floats(-2, 2, allow_nan=False)))
+    actual = expected + noise
+    r = compare(actual, expected, atol=atol, rtol=rtol)["output"]
+    want = int(np.count_nonzero(~np.isclose(actual, expected, atol=atol, rtol=rtol)))
+    assert r.mismatches == want

@@ -1,0 +1,299 @@
+"""Plugin behaviour through pytester: real pytest runs, real ONNX files, real onnxruntime."""
+import json
+import os
+import shutil
+
+import pytest
+
+from models import scale_model, two_io_model
+
+INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
+
+
+@pytest.fixture
+def repo(pytester):
+    """A small model repo: models/, a conftest-free test dir, goldens under golden/."""
+    scale_model(pytester.path / "models" / "scale.onnx", dims=("batch", 4))
+    two_io_model(pytester.path / "models" / "two.onnx")
+    pytester.makeini(INI)
+    return pytester
+
+
+def snapshot(root):
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_marker_registered_under_strict_markers(repo):
+    repo.makepyfile(test_a="""
+        import pytest
+        @pytest.mark.trt_compare(model="models/two.onnx")
+        def test_x(trt_compare):
+            trt_compare()
+    """)
+    result = repo.runpytest("--strict-markers", "--update-golden")
+    result.assert_outcomes(passed=1)
+    result = repo.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.trt_compare(model=None, *, atol=None, rtol=None, precision='fp32'*"])
+
+
+@pytest.mark.parametrize("marker, message", [
+    ('model="models/two.onnx", atoll=1e-3',
+     "test_a.py::test_x: trt_compare got unknown argument 'atoll' (did you mean 'atol'?); valid arguments are: model, atol,*"),
+    ('model="models/two.onnx", atol=-1', "test_a.py::test_x: trt_compare atol=-1 is not a non-negative number; use e.g. atol=1e-3"),
+    ('model="models/two.onnx", precision="fp64"', "test_a.py::test_x: trt_compare precision 'fp64' is unknown (did you mean 'fp16'?); valid precisions are: fp32, tf32, fp16, bf16, int8, fp8"),
+    ('model="models/missing.onnx"', "test_a.py::test_x: trt_compare model 'models/missing.onnx' not found (looked at *"),
+])
+def test_marker_errors_are_collection_errors(repo, marker, message):
+    repo.makepyfile(test_a=f"""
+        import pytest
+        @pytest.mark.trt_compare({marker})
+        def test_x(trt_compare):
+            trt_compare()
+    """)
+    result = repo.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ERROR collecting test_a.py*", message])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_marker_without_fixture_is_an_error(repo):
+    repo.makepyfile(test_a="""
+        import pytest
+        @pytest.mark.trt_compare(model="models/two.onnx")
+        def test_x():
+            pass
+    """)
+    result = repo.runpytest()
+    result.stdout.fnmatch_lines(["*test_a.py::test_x: has @pytest.mark.trt_compare but does not use the trt_compare fixture*"])
+
+
+def test_precision_list_parametrizes_with_ids(repo):
+    repo.makepyfile(test_a="""
+        import pytest
+        @pytest.mark.parametrize("n", [2, 3])
+        @pytest.mark.trt_compare(model="models/scale.onnx", precision=["fp32", "fp16"])
+        def test_x(trt_compare, trt_precision, n):
+            assert trt_precision in ("fp32", "fp16")
+            trt_compare(shapes={"x": (n, 4)})
+        @pytest.mark.trt_compare(model="models/two.onnx", precision="fp16")
+        def test_single(trt_compare):
+            assert trt_compare.precision == "fp16"
+            trt_compare()
+    """)
+    result = repo.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["test_a.py::test_x[fp32-2]", "test_a.py::test_x[fp32-3]", "test_a.py::test_x[fp16-2]",
+                                 "test_a.py::test_x[fp16-3]", "test_a.py::test_single"])
+    result = repo.runpytest("--update-golden", "-v")
+    result.assert_outcomes(passed=5)
+    # the reference golden is shared by the precisions: one folder per remaining parameter set
+    folders = sorted(p.parent.name for p in (repo.path / "golden" / "test_a").rglob("reference.npz"))
+    assert folders == ["test_single", "test_x[2]", "test_x[3]"]
+
+
+def test_golden_cycle_fail_update_pass_change_fail(repo):
+    repo.makepyfile(test_a="""
+        import pytest
+        @pytest.mark.trt_compare(model="models/scale.onnx", shapes={"x": (3, 4)})
+        def test_x(trt_compare):
+            trt_compare()
+    """)
+    result = repo.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*no reference golden for this test at golden/test_a/test_x/reference.npz; create it with: pytest --update-golden test_a.py::test_x*"])
+    result = repo.runpytest("--update-golden")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*goldens in *golden: 1 created*", "*created: test_a/test_x/reference.npz"])
+    before = snapshot(repo.path / "golden")
+    result = repo.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*goldens in *golden: 1 unchanged*"])
+    assert snapshot(repo.path / "golden") == before  # a passing check writes nothing
+    result = repo.runpytest("--update-golden")  # matching goldens are left untouched even when updating
+    assert snapshot(repo.path / "golden") == before
+    scale_model(repo.path / "models" / "scale.onnx", dims=("batch", 4), factor=2.001)  # the model changes
+    result = repo.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*reference (onnxruntime) vs golden test_a/test_x/reference.npz: 1 of 1 outputs differ*",
+        "*output 'y': values differ*", "*mismatched elements: * / 12 (*%)*",
+        "*if the change is intended, regenerate it with: pytest --update-golden test_a.py::test_x*"])
+    result = repo.runpytest("--update-golden")
+    result.stdout.fnmatch_lines(["*1 updated*"])
+    repo.runpytest().assert_outcomes(passed=1)
+
+
+def test_changed_inputs_are_named(repo):
+    repo.makepyfile(test_a="""
+        import pytest
+        @pytest.mark.trt_compare(model="models/two.onnx", seed=SEED)
+        def test_x(trt_compare):
+            trt_compare()
+    """.replace("SEED", "0"))
+    repo.runpytest("--update-golden").assert_outcomes(passed=1)
+    (repo.path / "test_a.py").write_text((repo.path / "test_a.py").read_text().replace("seed=0", "seed=1"))
+    result = repo.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*reference golden golden/test_a/test_x/reference.npz was recorded for different inputs "
+                                 "(input 'a' has other values; input 'b' has other values; seed was 0, now 1)*"])
+
+
+def test_collision_free_and_contained_ids(repo):
+    repo.makepyfile(test_a="""
+        import pytest
+        @pytest.mark.parametrize("v", ["1.0", "1_0", "1-0", "../../escape", "/abs", "A", "a"])
+        @pytest.mark.trt_compare(model="models/two.onnx")
+        def test_x(trt_compare, v):
+            trt_compare(seed=len(v))
+    """)
+    repo.runpytest("--update-golden").assert_outcomes(passed=7)
+    files = [p for p in repo.path.rglob("reference.npz")]
+    assert len(files) == 7
+    assert all(p.resolve().is_relative_to((repo.path / "golden").resolve()) for p in files)
+    names = {p.parent.name for p in files}
+    assert {"test_x[1.0]", "test_x[1_0]", "test_x[1-0]"} <= names
+    repo.runpytest().assert_outcomes(passed=7)
+
+
+def test_engine_side_skipped_with_reason_and_require(repo):
+    repo.makepyfile(test_a="""
+        import pytest
+        @pytest.mark.trt_compare(model="models/two.onnx")
+        def test_x(trt_compare):
+            result = trt_compare()
+            assert result.engine is None and "tensorrt is not installed" in result.engine_skipped
+    """)
+    result = repo.runpytest("--update-golden")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*engine under test: none (no TensorRT backend can run here (tensorrt is not installed*",
+                                 "*engine side skipped in 1 check: no TensorRT backend can run here*"])
+    result = repo.runpytest("--trt-require")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the engine side is required (--trt-require) but did not run: no TensorRT backend*"])
+    repo.makeini(INI + "trt_require = true\n")
+    repo.runpytest().assert_outcomes(failed=1)
+
+
+def test_onnxruntime_as_engine_under_test(repo):
+    repo.makepyfile(test_a="""
+        import numpy as np, pytest
+        @pytest.mark.trt_compare(model="models/two.onnx", precision=["fp32", "fp16"])
+        def test_x(trt_compare, trt_precision):
+            result = trt_compare()
+            if trt_precision == "fp32":
+                assert result.engine_vs_reference.passed and result.backend["backend"] == "onnxruntime"
+                assert np.array_equal(result.engine["i"], result.reference["i"])
+            else:
+                assert "cannot realize precision 'fp16'" in result.engine_skipped
+    """)
+    result = repo.runpytest("--trt-backend", "onnxruntime", "--update-golden")
+    result.assert_outcomes(passed=2)
+    assert (repo.path / "golden/test_a/test_x/engine-onnxruntime-fp32.npz").exists()
+    result.stdout.fnmatch_lines(["*engine checks run: 1 (onnxruntime fp32)*"])
+    repo.runpytest("--trt-backend", "onnxruntime").assert_outcomes(passed=2)
+
+
+def test_unknown_backend_is_a_usage_error(repo):
+    result = repo.runpytest("--trt-backend", "tensorrtt")
+    result.stderr.fnmatch_lines(["*--trt-backend 'tensorrtt' is unknown; use auto, none, or one of: onnxruntime, tensorrt, tensorrt_rtx*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_ini_and_cli_golden_dir(repo):
+    repo.makepyfile(test_a="""
+        import pytest
+        @pytest.mark.trt_compare(model="models/two.onnx")
+        def test_x(trt_compare):
+            trt_compare()
+    """)
+    repo.makeini(INI + "trt_golden_dir = refs\ntrt_update_golden = true\n")
+    repo.runpytest().assert_outcomes(passed=1)
+    assert (repo.path / "refs/test_a/test_x/reference.npz").exists()
+    repo.runpytest("--golden-dir", "other").assert_outcomes(passed=1)
+    assert (repo.path / "other/test_a/test_x/reference.npz").exists()
+
+
+def test_model_from_fixture_or_call(repo):
+    repo.makepyfile(test_a="""
+        import pytest
+        @pytest.fixture
+        def trt_model():
+            return "models/two.onnx"
+        def test_fixture(trt_compare):
+            trt_compare()
+        def test_call(trt_compare):
+            trt_compare(model="models/scale.onnx", shapes={"x": (2, 4)})
+        def test_none(trt_compare):
+            trt_compare(model=None)
+    """)
+    result = repo.runpytest("--update-golden")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*test_a.py::test_none: trt_compare has no model; pass model= to the marker*"])
+
+
+def test_user_input_errors_are_one_sentence(repo):
+    repo.makepyfile(test_a="""
+        import numpy as np, pytest
+        @pytest.mark.trt_compare(model="models/two.onnx")
+        def test_x(trt_compare):
+            trt_compare(inputs={"a": np.zeros((2, 3)), "b": np.zeros((2, 3), np.int64)})
+        @pytest.mark.trt_compare(model="models/scale.onnx")
+        def test_dyn(trt_compare):
+            trt_compare()
+        @pytest.mark.trt_compare(model="models/two.onnx", outputs=["nope"])
+        def test_outputs(trt_compare):
+            trt_compare()
+    """)
+    result = repo.runpytest()
+    result.assert_outcomes(failed=3)
+    assert "During handling" not in result.stdout.str() and "Traceback" not in result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "*test_a.py::test_x: input 'a' has dtype float64 but the model expects float32; convert it with .astype(np.float32)",
+        "*test_a.py::test_dyn: input 'x' dim 0 ('batch') is dynamic and no shape was given; add shapes={'x': (<size>, 4)} to the marker",
+        "*test_a.py::test_outputs: trt_compare outputs names 'nope', which is not an output of two.onnx; its outputs are: s (float32[[]2,3]), i (int64[[]2,3])",
+    ])
+
+
+def test_corrupt_golden_fails_with_file_and_fix(repo):
+    repo.makepyfile(test_a="""
+        import pytest
+        @pytest.mark.trt_compare(model="models/two.onnx")
+        def test_x(trt_compare):
+            trt_compare()
+    """)
+    repo.runpytest("--update-golden").assert_outcomes(passed=1)
+    npz = repo.path / "golden/test_a/test_x/reference.npz"
+    npz.write_bytes(npz.read_bytes()[:100])
+    result = repo.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*golden*reference.npz' is corrupt or truncated*regenerate it with: pytest --update-golden test_a.py::test_x"])
+    result = repo.runpytest("--update-golden")
+    result.stdout.fnmatch_lines(["*1 updated*"])
+    repo.runpytest().assert_outcomes(passed=1)
+
+
+def test_unused_goldens_reported_never_deleted(repo):
+    repo.makepyfile(test_a="""
+        import pytest
+        @pytest.mark.trt_compare(model="models/two.onnx")
+        def test_x(trt_compare):
+            trt_compare()
+        @pytest.mark.trt_compare(model="models/two.onnx")
+        def test_gone(trt_compare):
+            trt_compare()
+    """)
+    repo.runpytest("--update-golden").assert_outcomes(passed=2)
+    (repo.path / "test_a.py").write_text((repo.path / "test_a.py").read_text().split("@pytest.mark.trt_compare(model=\"models/two.onnx\")\ndef test_gone")[0])
+    result = repo.runpytest("--update-golden")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 unchanged, 1 unused*", "*unused: test_a/test_gone/ (no collected test uses it*"])
+    assert (repo.path / "golden/test_a/test_gone/reference.npz").exists()
+
+
+def test_help_lists_every_option(repo):
+    result = repo.runpytest("--help")
+    for flag in ("--trt-engine-dir=DIR", "--update-golden", "--golden-dir=DIR", "--trt-backend=NAME", "--trt-require"):
+        result.stdout.fnmatch_lines([f"*{flag}*"])
+    for ini in ("trt_engine_dir", "trt_update_golden", "trt_golden_dir", "trt_backend", "trt_require"):
+        result.stdout.fnmatch_lines([f"  {ini} *"])
