@@ -1,0 +1,63 @@
+"""Backend registry: built-ins, TensorRT slots reported honestly, third-party entry points."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pytest_trt.backends import get_backend, known_backends, select_engine_backend
+from pytest_trt.errors import BackendError
+
+
+def test_builtins_and_slots():
+    assert {"onnxruntime", "tensorrt", "tensorrt_rtx"} <= set(known_backends())
+    assert get_backend("onnxruntime").unavailable_reason() is None
+    trt = get_backend("tensorrt")
+    assert trt.unavailable_reason() == "tensorrt is not installed"
+    with pytest.raises(BackendError, match="backend 'tensorrt' cannot run: tensorrt is not installed"):
+        trt.run(None, {})
+    assert select_engine_backend("none") == (None, "engine side disabled (--trt-backend none)")
+    backend, reason = select_engine_backend("auto")
+    assert backend is None and reason.startswith("no TensorRT backend can run here (tensorrt is not installed")
+    assert select_engine_backend("onnxruntime")[0].name == "onnxruntime"
+
+
+def test_unknown_backend():
+    with pytest.raises(BackendError, match="unknown backend 'nope'; known backends: .*pytest_trt.backends"):
+        get_backend("nope")
+
+
+def test_third_party_backend_via_entry_point(pytester):
+    """A real distribution (dist-info with entry_points.txt) on sys.path adds a backend, no pytest-trt change."""
+    site = pytester.mkdir("site")
+    (site / "echo_backend.py").write_text(textwrap.dedent("""
+        import numpy as np
+        class EchoBackend:
+            name = "echo"
+            def unavailable_reason(self): return None
+            def precision_reason(self, precision): return None
+            def describe(self): return {"backend": "echo", "version": "1.0"}
+            def run(self, model, inputs, *, precision="fp32", options=None):
+                return {"s": inputs["a"] * 2 + np.float32(0.5), "i": inputs["b"] + 1}
+    """))
+    dist = site / "echo_backend-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: echo-backend\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[pytest_trt.backends]\necho = echo_backend:EchoBackend\n")
+    from models import two_io_model
+    two_io_model(pytester.path / "two.onnx")
+    pytester.makepyfile(test_a="""
+        import pytest
+        @pytest.mark.trt_compare(model="two.onnx")
+        def test_x(trt_compare):
+            trt_compare()
+    """)
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--trt-backend", "echo", "--update-golden"],
+                          cwd=pytester.path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(site)})
+    # the echo engine is off by 0.5 on 's': a numeric failure reported against the reference, named by backend
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "engine (echo, fp32) vs reference (onnxruntime): 1 of 2 outputs differ" in proc.stdout
+    assert "engine under test: echo" in proc.stdout
