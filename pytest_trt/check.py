@@ -6,6 +6,7 @@ The plugin's fixture calls :func:`run_check`; everything it decides is in plain 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -146,12 +147,7 @@ def _select(outputs: Mapping, spec: CompareSpec) -> dict:
 
 
 def _golden_meta(spec: CompareSpec, info: ModelInfo, inputs: Mapping, ctx: CheckContext) -> dict:
-    model_file = info.path.as_posix()
-    if ctx.rootdir is not None:
-        try:
-            model_file = info.path.relative_to(ctx.rootdir.resolve()).as_posix()
-        except ValueError:
-            pass
+    model_file = _shown(info.path, ctx.rootdir)
     from . import __version__
 
     return {
@@ -227,10 +223,15 @@ def _shown(path: Path, rootdir: Path | None) -> str:
     """A path as users should read it: relative to the rootdir when it lies inside."""
     if rootdir is not None:
         try:
-            return path.relative_to(rootdir.resolve()).as_posix()
+            return path.relative_to(_resolved(rootdir)).as_posix()
         except ValueError:
             pass
     return str(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _resolved(path: Path) -> Path:
+    return path.resolve()
 
 
 def _tolerance_meta(tol, array) -> dict:

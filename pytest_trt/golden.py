@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
@@ -174,7 +175,9 @@ def _read_npz(path: Path, hint: str) -> dict[str, np.ndarray]:
     """Arrays of an uncompressed npz, pickle-free; members >= MMAP_MIN_BYTES are memory-mapped."""
     arrays = {}
     try:
-        with zipfile.ZipFile(path) as zf:
+        size = path.stat().st_size
+        source = io.BytesIO(path.read_bytes()) if size < MMAP_MIN_BYTES else path  # small: one read() call
+        with zipfile.ZipFile(source) as zf:
             for info in zf.infolist():
                 if not info.filename.endswith(".npy"):
                     raise ValueError(f"unexpected member {info.filename!r}")

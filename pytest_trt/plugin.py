@@ -14,6 +14,7 @@ from .errors import SpecError, TrtCompareError
 
 MARKER = "trt_compare"
 _STATE = pytest.StashKey["_PluginState"]()
+_LOCATION = pytest.StashKey[tuple]()  # per item: computed once at collection
 
 
 @dataclasses.dataclass
@@ -151,6 +152,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def _golden_location(item) -> tuple[tuple[str, ...], int, str]:
     """(encoded folder parts under the golden dir, how many of them name the module, test id sans precision)."""
+    cached = item.stash.get(_LOCATION, None)
+    if cached is not None:
+        return cached
     from .golden import location_parts
 
     rootdir = item.config.rootpath
@@ -167,7 +171,8 @@ def _golden_location(item) -> tuple[tuple[str, ...], int, str]:
     name = getattr(item, "originalname", item.name) + (f"[{'-'.join(ids)}]" if ids else "")
     module_parts = module.with_suffix("").parts
     test_id = "::".join([module.as_posix(), *classes, name])
-    return location_parts(module_parts, classes, name), len(module_parts), test_id
+    item.stash[_LOCATION] = location = (location_parts(module_parts, classes, name), len(module_parts), test_id)
+    return location
 
 
 def pytest_itemcollected(item) -> None:
