@@ -57,11 +57,6 @@ class CheckResult:
         head = f"trt_compare [{self.precision}] {self.test}: " + ("passed" if self.passed else "FAILED")
         return "\n\n".join([head, *self.problems])
 
-    def report_for(self, output: str):
-        """Engine-vs-reference report of one output (reference-vs-golden when no engine ran)."""
-        report = self.engine_vs_reference or self.reference_vs_golden
-        return report[output] if report is not None else None
-
 
 @dataclasses.dataclass
 class CheckContext:

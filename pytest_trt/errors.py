@@ -23,3 +23,9 @@ class GoldenError(TrtCompareError):
 
 class BackendError(TrtCompareError):
     """A backend is unknown, cannot run here, or failed."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (third-party errors can be pages long)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

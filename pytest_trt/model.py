@@ -10,7 +10,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import ModelError, first_line
 
 _HASH_BLOCK = 1 << 20
 
@@ -85,7 +85,7 @@ def _read_model_info(path: Path) -> ModelInfo:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise ModelError(f"model {str(path)!r} is not a valid ONNX file ({_first_line(exc)}); "
+        raise ModelError(f"model {str(path)!r} is not a valid ONNX file ({first_line(exc)}); "
                          "re-export it or check that it is not a Git LFS pointer") from None
     graph = proto.graph
     if not graph.output:
@@ -166,7 +166,3 @@ def _hash_file(path: Path, digest) -> None:
         while block := f.read(_HASH_BLOCK):
             digest.update(block)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

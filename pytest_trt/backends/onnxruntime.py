@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import BackendError, ModelError
+from ..errors import BackendError, ModelError, first_line
 
 _MAX_SESSIONS = 8
 _sessions: OrderedDict = OrderedDict()
@@ -29,8 +29,7 @@ def session_for(model, providers: Sequence[str] = ("CPUExecutionProvider",)):
     try:
         session = ort.InferenceSession(str(model.path), sess_options=options, providers=list(providers))
     except Exception as exc:  # onnxruntime raises its own exception types for invalid graphs
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"onnxruntime cannot load model {str(model.path)!r}: {first}; "
+        raise ModelError(f"onnxruntime cannot load model {str(model.path)!r}: {first_line(exc)}; "
                          "check it with onnx.checker.check_model(path, full_check=True)") from None
     _sessions[key] = session
     if len(_sessions) > _MAX_SESSIONS:
@@ -70,6 +69,5 @@ class OnnxRuntimeBackend:
         try:
             values = session.run(names, dict(inputs))
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BackendError(f"onnxruntime failed to run {model.path.name}: {first}") from None
+            raise BackendError(f"onnxruntime failed to run {model.path.name}: {first_line(exc)}") from None
         return {name: np.asarray(v) for name, v in zip(names, values)}
