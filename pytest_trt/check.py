@@ -113,15 +113,19 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
 
     # Goldens.
     if ctx.golden_dir is not None:
-        meta = _golden_meta(spec, info, inputs, ctx)
+        identity = _input_identity(inputs)
+
+        def meta_for(kind, p, producer):  # built only when a golden is written
+            return lambda: {**_golden_meta(spec, info, identity, ctx), "kind": kind, "precision": p, "producer": producer}
+
         result.reference_vs_golden = _check_golden(
-            result, ctx, "reference", reference, tolerance_for(REFERENCE_PRECISION),
-            {**meta, "kind": "reference", "precision": REFERENCE_PRECISION, "producer": reference_backend.describe()},
+            result, ctx, "reference", reference, tolerance_for(REFERENCE_PRECISION), identity, spec.seed,
+            meta_for("reference", REFERENCE_PRECISION, reference_backend.describe()),
             stem_for("reference"), "reference (onnxruntime)")
         if result.engine is not None:
             result.engine_vs_golden = _check_golden(
-                result, ctx, "engine", result.engine, tolerance_for(precision),
-                {**meta, "kind": "engine", "precision": precision, "producer": result.backend},
+                result, ctx, "engine", result.engine, tolerance_for(precision), identity, spec.seed,
+                meta_for("engine", precision, result.backend),
                 stem_for("engine", engine.name, precision), f"engine ({engine.name}, {precision})")
     return result
 
@@ -141,7 +145,12 @@ def _select(outputs: Mapping, spec: CompareSpec) -> dict:
     return {name: outputs[name] for name in spec.outputs if name in outputs}
 
 
-def _golden_meta(spec: CompareSpec, info: ModelInfo, inputs: Mapping, ctx: CheckContext) -> dict:
+def _input_identity(inputs: Mapping) -> dict:
+    """What a golden records about its inputs, to tell 'other inputs' from 'other outputs' later."""
+    return {k: {"dtype": v.dtype.name, "shape": list(v.shape), "sha256": array_digest(v)} for k, v in inputs.items()}
+
+
+def _golden_meta(spec: CompareSpec, info: ModelInfo, identity: dict, ctx: CheckContext) -> dict:
     model_file = _shown(info.path, ctx.rootdir)
     from . import __version__
 
@@ -150,7 +159,7 @@ def _golden_meta(spec: CompareSpec, info: ModelInfo, inputs: Mapping, ctx: Check
         "model": {"file": model_file, "sha256": info.sha256},
         "seed": spec.seed,
         "shapes": {k: v for k, v in spec.shapes.items()},
-        "inputs": {k: {"dtype": v.dtype.name, "shape": list(v.shape), "sha256": array_digest(v)} for k, v in inputs.items()},
+        "inputs": identity,
         "pytest_trt": __version__,
     }
 
@@ -159,15 +168,15 @@ def regenerate_command(test_id: str) -> str:
     return f"pytest --update-golden {shlex.quote(test_id)}"
 
 
-def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Mapping, tolerance_for, meta: dict,
-                  stem: str, label: str) -> ComparisonReport | None:
+def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Mapping, tolerance_for,
+                  identity: dict, seed, make_meta, stem: str, label: str) -> ComparisonReport | None:
     folder = ctx.golden_dir.joinpath(*ctx.golden_parts)
-    npz, _ = golden_paths(folder, stem)
-    rel = npz.relative_to(ctx.golden_dir).as_posix()
-    shown = _shown(npz, ctx.rootdir)
+    rel = "/".join((*ctx.golden_parts, f"{stem}.npz"))
     hint = regenerate_command(ctx.test_id)
-    tolerances = {name: _tolerance_meta(tolerance_for(name), outputs[name]) for name in outputs}
-    meta = {**meta, "tolerances": tolerances}
+
+    def write():
+        tolerances = {name: _tolerance_meta(tolerance_for(name), outputs[name]) for name in outputs}
+        write_golden(folder, stem, outputs, {**make_meta(), "tolerances": tolerances})
 
     def record(action, problem=None):
         result.golden_actions.append(GoldenAction(rel, action, kind))
@@ -184,17 +193,19 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
         golden, corrupt = None, True
     if golden is None:
         if ctx.update_golden:
-            write_golden(folder, stem, outputs, meta)
+            write()
             record("updated" if corrupt else "created")
             return None
         if kind == "engine":
             return None  # engine goldens are optional: recorded by --update-golden on an engine machine
+        shown = _shown(golden_paths(folder, stem)[0], ctx.rootdir)
         record("missing", f"no {kind} golden for this test at {shown}; create it with: {hint}")
         return None
-    changed_inputs = _input_changes(golden.meta, meta)
+    changed_inputs = _input_changes(golden.meta, identity, seed)
     if changed_inputs:
+        shown = _shown(golden_paths(folder, stem)[0], ctx.rootdir)
         if ctx.update_golden:
-            write_golden(folder, stem, outputs, meta)
+            write()
             record("updated")
         else:
             record("failed", f"{kind} golden {shown} was recorded for different inputs ({changed_inputs}); "
@@ -204,7 +215,7 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
     if report.passed:
         record("unchanged")
     elif ctx.update_golden:
-        write_golden(folder, stem, outputs, meta)
+        write()
         record("updated")
     else:
         producer = golden.meta.get("producer") or {}
@@ -235,8 +246,8 @@ def _tolerance_meta(tol, array) -> dict:
     return {"atol": tol.atol, "rtol": tol.rtol, "convention": tol.convention}
 
 
-def _input_changes(old: dict, new: dict) -> str:
-    before, after = old.get("inputs") or {}, new["inputs"]
+def _input_changes(old: dict, after: dict, seed) -> str:
+    before = old.get("inputs") or {}
     changes = []
     for name in sorted(set(before) | set(after)):
         if name not in before:
@@ -249,6 +260,6 @@ def _input_changes(old: dict, new: dict) -> str:
                 changes.append(f"input {name!r} was {b.get('dtype')}{b.get('shape')}, now {a['dtype']}{a['shape']}")
             else:
                 changes.append(f"input {name!r} has other values")
-    if changes and old.get("seed") != new.get("seed"):
-        changes.append(f"seed was {old.get('seed')}, now {new.get('seed')}")
+    if changes and old.get("seed") != seed:
+        changes.append(f"seed was {old.get('seed')}, now {seed}")
     return "; ".join(changes)

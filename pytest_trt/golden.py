@@ -9,13 +9,17 @@ Arrays are stored uncompressed and loaded without pickle; large arrays are memor
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
+import math
 import os
 import re
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -75,13 +79,17 @@ def read_golden(folder: Path, stem: str, regenerate_hint: str) -> Golden | None:
     Raises GoldenError, naming the file and ``regenerate_hint``, when it is corrupt or inconsistent.
     """
     npz, sidecar = golden_paths(folder, stem)
-    if not npz.exists() and not sidecar.exists():
-        return None
-    for path in (npz, sidecar):
-        if not path.exists():
-            raise GoldenError(f"golden {str(path)!r} is missing while its partner file exists; "
-                              f"regenerate it with: {regenerate_hint}")
-    meta = _read_sidecar(sidecar, regenerate_hint)
+    try:
+        text = sidecar.read_bytes()
+    except FileNotFoundError:
+        if not npz.exists():
+            return None
+        text = None
+    if text is None or not npz.exists():
+        missing = sidecar if text is None else npz
+        raise GoldenError(f"golden {str(missing)!r} is missing while its partner file exists; "
+                          f"regenerate it with: {regenerate_hint}")
+    meta = _read_sidecar(sidecar, text, regenerate_hint)
     arrays = _read_npz(npz, regenerate_hint)
     declared = meta["outputs"]
     for name, info in declared.items():
@@ -94,7 +102,7 @@ def read_golden(folder: Path, stem: str, regenerate_hint: str) -> Golden | None:
 
             if array.dtype.kind == "V":
                 array = arrays[name] = array.view(numpy_dtype(info["dtype"]))
-        if list(array.shape) != list(info.get("shape", [])) or array.dtype.name != info.get("dtype"):
+        if list(array.shape) != list(info.get("shape", [])) or _dtype_name(array.dtype) != info.get("dtype"):
             raise GoldenError(f"golden {str(npz)!r} output {name!r} is {array.dtype.name}{list(array.shape)} but its "
                               f"sidecar says {info.get('dtype')}{info.get('shape')}; regenerate it with: {regenerate_hint}")
     extra = set(arrays) - set(declared)
@@ -102,6 +110,11 @@ def read_golden(folder: Path, stem: str, regenerate_hint: str) -> Golden | None:
         raise GoldenError(f"golden {str(npz)!r} holds outputs its sidecar does not list ({', '.join(sorted(extra))}); "
                           f"regenerate it with: {regenerate_hint}")
     return Golden(arrays, meta, npz)
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype_name(dtype: np.dtype) -> str:
+    return dtype.name  # numpy computes this string on every access
 
 
 def write_golden(folder: Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
@@ -158,9 +171,9 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _read_sidecar(path: Path, hint: str) -> dict:
+def _read_sidecar(path: Path, text: bytes, hint: str) -> dict:
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(text.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise GoldenError(f"golden sidecar {str(path)!r} is not valid JSON ({exc}); regenerate it with: {hint}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("outputs"), dict):
@@ -172,46 +185,128 @@ def _read_sidecar(path: Path, hint: str) -> dict:
 
 
 def _read_npz(path: Path, hint: str) -> dict[str, np.ndarray]:
-    """Arrays of an uncompressed npz, pickle-free; members >= MMAP_MIN_BYTES are memory-mapped."""
-    arrays = {}
+    """Arrays of our uncompressed npz, pickle-free; members >= MMAP_MIN_BYTES are memory-mapped.
+
+    The zip directory and the ``.npy`` headers are parsed here rather than by ``zipfile`` and
+    ``np.load``: a golden check reads hundreds of small files per session, and numpy's header
+    parser alone (``ast.literal_eval``) costs more than comparing a small output. Members read into
+    memory are checked against their CRC-32, so a bit flip fails instead of passing silently.
+    """
     try:
-        size = path.stat().st_size
-        source = io.BytesIO(path.read_bytes()) if size < MMAP_MIN_BYTES else path  # small: one read() call
-        with zipfile.ZipFile(source) as zf:
-            for info in zf.infolist():
-                if not info.filename.endswith(".npy"):
-                    raise ValueError(f"unexpected member {info.filename!r}")
-                name = info.filename[:-4]
-                if info.compress_type == zipfile.ZIP_STORED and info.file_size >= MMAP_MIN_BYTES:
-                    arrays[name] = _mmap_member(path, zf, info)
-                else:
-                    with zf.open(info) as member:
-                        arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as exc:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < MMAP_MIN_BYTES:
+                data = f.read()
+            else:
+                import mmap
+
+                data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        arrays = {}
+        for name, start, length, crc in _stored_members(data):
+            if not name.endswith(".npy"):
+                raise ValueError(f"unexpected member {name!r}")
+            if length < MMAP_MIN_BYTES:
+                blob = bytes(data[start:start + length])
+                if zlib.crc32(blob) != crc:
+                    raise ValueError(f"member {name!r} fails its CRC-32 check")
+                arrays[name[:-4]] = _npy_array(blob, 0, length)
+            else:
+                arrays[name[:-4]] = _npy_array(data, start, length)
+        return arrays
+    except (ValueError, EOFError, OSError, KeyError, IndexError, struct.error, TypeError) as exc:
         raise GoldenError(f"golden {str(path)!r} is corrupt or truncated ({type(exc).__name__}: {exc}); "
                           f"regenerate it with: {hint}") from None
-    return arrays
 
 
-def _mmap_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
-    with open(path, "rb") as f:
-        f.seek(info.header_offset)
-        local = f.read(30)
-        if local[:4] != b"PK\x03\x04":
-            raise ValueError("bad local file header")
-        name_len, extra_len = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
-        f.seek(info.header_offset + 30 + name_len + extra_len)
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        if dtype.hasobject:
-            raise ValueError("object arrays are not allowed")
-        offset = f.tell()
-        if offset + dtype.itemsize * int(np.prod(shape, dtype=np.int64)) > path.stat().st_size:
-            raise ValueError(f"member {info.filename!r} is truncated")
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+_EOCD = struct.Struct("<4s4H2LH")
+_EOCD64_LOCATOR = struct.Struct("<4sLQL")
+_EOCD64 = struct.Struct("<4sQ2H2L4Q")
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
+_LOCAL = struct.Struct("<4s2B4HL2L2H")
+
+
+def _stored_members(data) -> list[tuple[str, int, int, int]]:
+    """(name, data offset, length, crc32) of each member of an uncompressed zip, from its central directory."""
+    eocd = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
+    if eocd < 0:
+        raise ValueError("no zip end-of-directory record (file truncated?)")
+    _, _, _, _, count, _, cd_offset, _ = _EOCD.unpack_from(data, eocd)
+    if count == 0xFFFF or cd_offset == 0xFFFFFFFF:
+        sig, _, eocd64, _ = _EOCD64_LOCATOR.unpack_from(data, eocd - _EOCD64_LOCATOR.size)
+        if sig != b"PK\x06\x07":
+            raise ValueError("bad zip64 locator")
+        sig, *_, count, _, cd_offset = _EOCD64.unpack_from(data, eocd64)
+        if sig != b"PK\x06\x06":
+            raise ValueError("bad zip64 end-of-directory record")
+    members, pos = [], cd_offset
+    for _ in range(count):
+        (sig, _, _, _, _, flags, method, _, _, crc, csize, usize, nlen, xlen, clen, _, _, _, offset
+         ) = _CENTRAL.unpack_from(data, pos)
+        if sig != b"PK\x01\x02":
+            raise ValueError("bad zip central directory entry")
+        name = bytes(data[pos + 46:pos + 46 + nlen]).decode("utf-8")
+        extra = bytes(data[pos + 46 + nlen:pos + 46 + nlen + xlen])
+        pos += 46 + nlen + xlen + clen
+        if method != 0 or flags & 1:
+            raise ValueError(f"member {name!r} is compressed or encrypted; goldens are stored uncompressed")
+        usize, csize, offset = _zip64_fields(extra, usize, csize, offset)
+        lsig, *_, lnlen, lxlen = _LOCAL.unpack_from(data, offset)
+        if lsig != b"PK\x03\x04":
+            raise ValueError(f"bad local header for member {name!r}")
+        start = offset + _LOCAL.size + lnlen + lxlen
+        if start + usize > len(data):
+            raise ValueError(f"member {name!r} is truncated")
+        members.append((name, start, usize, crc))
+    return members
+
+
+def _zip64_fields(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
+    i = 0
+    while i + 4 <= len(extra):
+        tag, length = struct.unpack_from("<2H", extra, i)
+        if tag == 1:
+            values = iter(struct.unpack_from(f"<{length // 8}Q", extra, i + 4))
+            if usize == 0xFFFFFFFF:
+                usize = next(values)
+            if csize == 0xFFFFFFFF:
+                csize = next(values)
+            if offset == 0xFFFFFFFF:
+                offset = next(values)
+        i += 4 + length
+    return usize, csize, offset
+
+
+_NPY_HEADER = re.compile(r"\{'descr': '([<>|=][a-zA-Z]\d*)', 'fortran_order': (True|False), 'shape': \(([\d, ]*)\), \}\s*")
+
+
+def _npy_array(data, start: int, length: int) -> np.ndarray:
+    """One ``.npy`` held in ``data[start:start+length]``, as a read-only view (never unpickled)."""
+    if bytes(data[start:start + 6]) != b"\x93NUMPY":
+        raise ValueError("member is not a .npy array")
+    major = data[start + 6]
+    if major == 1:
+        header_len, header_at = struct.unpack_from("<H", data, start + 8)[0], start + 10
+    elif major in (2, 3):
+        header_len, header_at = struct.unpack_from("<L", data, start + 8)[0], start + 12
+    else:
+        raise ValueError(f"unsupported .npy version {major}")
+    header = bytes(data[header_at:header_at + header_len]).decode("utf-8" if major == 3 else "latin1")
+    match = _NPY_HEADER.fullmatch(header)
+    if match:
+        dtype = np.dtype(match.group(1))
+        fortran = match.group(2) == "True"
+        shape = tuple(int(d) for d in match.group(3).replace(" ", "").split(",") if d)
+    else:  # not the layout numpy writes for plain dtypes: let numpy parse it (still pickle-free)
+        read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(io.BytesIO(bytes(data[start + 8:header_at + header_len])))
+    if dtype.hasobject:
+        raise ValueError("object arrays are not allowed")
+    count = math.prod(shape)
+    offset = header_at + header_len
+    if offset + count * dtype.itemsize > start + length:
+        raise ValueError("array data is truncated")
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
 
 def array_digest(array: np.ndarray) -> str:

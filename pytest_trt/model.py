@@ -1,11 +1,13 @@
 """ONNX introspection: input/output specs and a content hash that covers external data.
 
-Only the graph structure is parsed (external weights are hashed as files, never loaded), and results
-are cached per (path, size, mtime) so a suite of many tests on one model pays for this once.
+Only the graph's I/O is read, from the protobuf bytes (``onnx_wire``; onnx itself is not imported);
+external weights are hashed as files, never loaded; results are cached per (path, size, mtime) so a
+suite of many tests on one model pays for this once.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -62,9 +64,9 @@ _cache: dict[tuple, ModelInfo] = {}
 
 def load_model_info(path: str | os.PathLike) -> ModelInfo:
     """Read I/O specs and hash of the model at ``path`` (cached until the file changes)."""
-    path = Path(path).resolve()
+    path = _resolve(os.fspath(path))
     try:
-        st = path.stat()
+        st = os.stat(path)
     except FileNotFoundError:
         raise ModelError(f"model file {str(path)!r} does not exist; check the path (relative paths "
                          "are resolved against the test file's folder, then the rootdir)") from None
@@ -76,26 +78,35 @@ def load_model_info(path: str | os.PathLike) -> ModelInfo:
     return info
 
 
+@functools.lru_cache(maxsize=256)
+def _resolve(path: str) -> Path:
+    return Path(path).resolve()
+
+
 def _read_model_info(path: Path) -> ModelInfo:
-    import onnx
-    from google.protobuf.message import DecodeError
+    from .onnx_wire import WireError, read_signature
 
     if path.is_dir():
         raise ModelError(f"model path {str(path)!r} is a directory; give the path of an .onnx file")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, RuntimeError, ValueError) as exc:
-        raise ModelError(f"model {str(path)!r} is not a valid ONNX file ({first_line(exc)}); "
-                         "re-export it or check that it is not a Git LFS pointer") from None
-    graph = proto.graph
-    if not graph.output:
-        raise ModelError(f"model {str(path)!r} has no graph outputs; is it an ONNX model file?")
-    initializers = {init.name for init in graph.initializer}
-    inputs = tuple(_tensor_spec(v, path) for v in graph.input if v.name not in initializers)
-    outputs = tuple(_tensor_spec(v, path) for v in graph.output)
-    external = sorted(_external_locations(proto))
     digest = hashlib.sha256()
-    _hash_file(path, digest)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise ModelError(f"model {str(path)!r} is empty; re-export it or check that it is not a Git LFS pointer")
+        import mmap
+
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:  # big models: no copy in memory
+            digest.update(data)
+            try:
+                signature = read_signature(data)
+            except WireError as exc:
+                raise ModelError(f"model {str(path)!r} is not a valid ONNX file ({exc}); "
+                                 "re-export it or check that it is not a Git LFS pointer") from None
+    if not signature.outputs:
+        raise ModelError(f"model {str(path)!r} has no graph outputs; is it an ONNX model file?")
+    inputs = tuple(_tensor_spec(v, path) for v in signature.inputs)
+    outputs = tuple(_tensor_spec(v, path) for v in signature.outputs)
+    external = sorted(signature.external_data)
     for rel in external:
         data_path = path.parent / rel
         if not data_path.is_file():
@@ -106,59 +117,18 @@ def _read_model_info(path: Path) -> ModelInfo:
     return ModelInfo(path, digest.hexdigest(), inputs, outputs, tuple(external))
 
 
-def _tensor_spec(value_info, path: Path) -> TensorSpec:
-    import onnx
+def _tensor_spec(value, path: Path) -> TensorSpec:
+    from .onnx_wire import ELEM_TYPE_NAMES, ELEM_TYPES
 
-    tensor_type = value_info.type.tensor_type
-    if not value_info.type.HasField("tensor_type"):
-        raise ModelError(f"model {str(path)!r}: I/O {value_info.name!r} is not a tensor "
+    if value.elem_type is None:
+        raise ModelError(f"model {str(path)!r}: I/O {value.name!r} is not a tensor "
                          "(sequences, maps and optionals are not supported)")
-    try:
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
-    except (KeyError, ValueError):
-        raise ModelError(f"model {str(path)!r}: I/O {value_info.name!r} has an element type "
-                         f"(ONNX type {tensor_type.elem_type}) that numpy cannot hold") from None
-    dims: list[int | str | None] = []
-    for dim in tensor_type.shape.dim:
-        if dim.HasField("dim_value"):
-            dims.append(int(dim.dim_value))
-        elif dim.HasField("dim_param"):
-            dims.append(dim.dim_param)
-        else:
-            dims.append(None)
-    return TensorSpec(value_info.name, _dtype_name(dtype), tuple(dims))
-
-
-def _dtype_name(dtype) -> str:
-    import numpy as np
-
-    return np.dtype(dtype).name
-
-
-def _external_locations(proto) -> set[str]:
-    """File names of external data referenced by any tensor, in subgraphs too."""
-    locations: set[str] = set()
-
-    def visit_tensor(tensor):
-        if tensor.data_location == 1:  # onnx.TensorProto.EXTERNAL
-            locations.update(e.value for e in tensor.external_data if e.key == "location")
-
-    def visit_graph(graph):
-        for tensor in graph.initializer:
-            visit_tensor(tensor)
-        for node in graph.node:
-            for attr in node.attribute:
-                if attr.HasField("t"):
-                    visit_tensor(attr.t)
-                for tensor in attr.tensors:
-                    visit_tensor(tensor)
-                if attr.HasField("g"):
-                    visit_graph(attr.g)
-                for sub in attr.graphs:
-                    visit_graph(sub)
-
-    visit_graph(proto.graph)
-    return locations
+    dtype = ELEM_TYPES.get(value.elem_type)
+    if dtype is None:
+        kind = ELEM_TYPE_NAMES.get(value.elem_type, f"ONNX type {value.elem_type}")
+        raise ModelError(f"model {str(path)!r}: I/O {value.name!r} has an element type "
+                         f"({kind}) that numpy cannot hold")
+    return TensorSpec(value.name, dtype, value.dims)
 
 
 def _hash_file(path: Path, digest) -> None:

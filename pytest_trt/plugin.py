@@ -33,6 +33,7 @@ class _PluginState:
         self.config = config
         self.options = options
         self.summary = SessionSummary()
+        self.specs: dict[tuple, tuple] = {}  # (id(Mark), test path) -> (Mark, CompareSpec)
         self._engine = None
 
     def engine(self):
@@ -126,12 +127,21 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 # ------------------------------------------------------------------------------- collection
 
 def _spec_for(node, rootdir: Path):
+    """The node's validated marker arguments, parsed once per marker (not once per test)."""
     from .spec import CompareSpec, parse_marker
 
     marker = node.get_closest_marker(MARKER)
     if marker is None:
         return CompareSpec()
-    return parse_marker(marker.args, marker.kwargs, Path(node.path).parent, rootdir)
+    state = node.config.stash.get(_STATE, None)
+    specs = state.specs if state is not None else {}
+    key = (id(marker), node.path)
+    cached = specs.get(key)
+    if cached is not None and cached[0] is marker:
+        return cached[1]
+    spec = parse_marker(marker.args, marker.kwargs, Path(node.path).parent, rootdir)
+    specs[key] = (marker, spec)  # parametrized items share one Mark; holding it keeps its id unique
+    return spec
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -146,8 +156,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.Collector.CollectError(
             f"{definition.nodeid}: has @pytest.mark.{MARKER} but does not use the trt_compare fixture; "
             "add trt_compare as an argument and call it")
-    if spec.parametrized:
-        metafunc.parametrize("trt_precision", spec.precisions, ids=list(spec.precisions))
+    if spec.parametrized:  # indirect: the precision reaches trt_compare as request.param, with no extra fixture
+        metafunc.parametrize("trt_compare", spec.precisions, ids=list(spec.precisions), indirect=True)
 
 
 def _golden_location(item) -> tuple[tuple[str, ...], int, str]:
@@ -165,7 +175,7 @@ def _golden_location(item) -> tuple[tuple[str, ...], int, str]:
         module = Path(*path.parts[1:])
     classes = [node.name for node in item.listchain() if isinstance(node, pytest.Class)]
     ids = list(getattr(getattr(item, "callspec", None), "_idlist", []) or [])
-    precision = getattr(item, "callspec", None) and item.callspec.params.get("trt_precision")
+    precision = _precision_param(item)
     if precision is not None and precision in ids:
         del ids[len(ids) - 1 - ids[::-1].index(precision)]
     name = getattr(item, "originalname", item.name) + (f"[{'-'.join(ids)}]" if ids else "")
@@ -188,10 +198,16 @@ def pytest_itemcollected(item) -> None:
 
 # --------------------------------------------------------------------------------- fixtures
 
+def _precision_param(item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("trt_compare") if callspec is not None else None
+
+
 @pytest.fixture
-def trt_precision():
-    """The precision under test; parametrized from the marker when it lists several."""
-    return None
+def trt_precision(request) -> str:
+    """The precision under test: the marker's precision, or this test's one when the marker lists several."""
+    precision = _precision_param(request.node)
+    return precision if precision is not None else _spec_for(request.node, request.config.rootpath).precisions[0]
 
 
 @pytest.fixture
@@ -203,16 +219,19 @@ def trt_model():
 class TrtCompare:
     """The ``trt_compare`` fixture's value: call it to run the check (see README)."""
 
-    def __init__(self, request: pytest.FixtureRequest, precision: str | None, model):
+    def __init__(self, request: pytest.FixtureRequest, precision: str | None):
         self._request = request
         self._item = request.node
         self._state: _PluginState = request.config.stash[_STATE]
         rootdir = request.config.rootpath
         self._spec = _spec_for(self._item, rootdir)
-        if self._spec.model is None and model is not None:
-            from .spec import resolve_model_path
+        if self._spec.model is None:
+            model = request.getfixturevalue("trt_model")  # looked up only when the marker names no model
+            if model is not None:
+                from .spec import resolve_model_path
 
-            self._spec = dataclasses.replace(self._spec, model=resolve_model_path(model, Path(self._item.path).parent, rootdir))
+                self._spec = dataclasses.replace(
+                    self._spec, model=resolve_model_path(model, Path(self._item.path).parent, rootdir))
         self.precision = precision or self._spec.precisions[0]
         self._calls = 0
 
@@ -260,10 +279,10 @@ class TrtCompare:
 
 
 @pytest.fixture
-def trt_compare(request, trt_precision, trt_model) -> TrtCompare:
+def trt_compare(request) -> TrtCompare:
     """Callable that compares the engine under test with the ONNX Runtime reference and goldens."""
     try:
-        return TrtCompare(request, trt_precision, trt_model)
+        return TrtCompare(request, getattr(request, "param", None))
     except TrtCompareError as exc:
         error = f"{request.node.nodeid}: {exc}"
     pytest.fail(error, pytrace=False)

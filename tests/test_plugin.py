@@ -77,8 +77,8 @@ def test_precision_list_parametrizes_with_ids(repo):
             assert trt_precision in ("fp32", "fp16")
             trt_compare(shapes={"x": (n, 4)})
         @pytest.mark.trt_compare(model="models/two.onnx", precision="fp16")
-        def test_single(trt_compare):
-            assert trt_compare.precision == "fp16"
+        def test_single(trt_compare, trt_precision):
+            assert trt_compare.precision == trt_precision == "fp16"
             trt_compare()
     """)
     result = repo.runpytest("--collect-only", "-q")

@@ -1,0 +1,194 @@
+"""Read an ONNX file's I/O signature and external-data references straight from its protobuf bytes.
+
+Why not ``onnx.load``: it imports onnx and protobuf (~70 ms, paid by every CPU-only test session)
+and materializes every embedded weight, while pytest-trt only needs graph inputs/outputs and the
+names of external data files. This reader walks the wire format and skips weight payloads without
+copying them. It is checked against ``onnx`` itself in the tests.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+# onnx.TensorProto.DataType -> numpy dtype name (ml_dtypes names for the narrow float types)
+ELEM_TYPES = {
+    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
+    10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 14: "complex64", 15: "complex128",
+    16: "bfloat16", 17: "float8_e4m3fn", 18: "float8_e4m3fnuz", 19: "float8_e5m2", 20: "float8_e5m2fnuz",
+    21: "uint4", 22: "int4", 23: "float4_e2m1fn",
+}
+ELEM_TYPE_NAMES = {8: "string"}  # types numpy cannot hold as plain arrays
+
+# field numbers of onnx.proto3 messages this reader visits
+_MODEL_GRAPH = 7
+_GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_INPUT, _GRAPH_OUTPUT = 1, 5, 11, 12
+_NODE_ATTRIBUTE = 5
+_ATTR_T, _ATTR_G, _ATTR_TENSORS, _ATTR_GRAPHS = 5, 6, 10, 11
+_TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 8, 13, 14
+_VALUE_NAME, _VALUE_TYPE = 1, 2
+_TYPE_TENSOR = 1
+_TENSOR_TYPE_ELEM, _TENSOR_TYPE_SHAPE = 1, 2
+_SHAPE_DIM, _DIM_VALUE, _DIM_PARAM = 1, 1, 2
+_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
+
+
+class WireError(ValueError):
+    """The bytes are not a well-formed ONNX protobuf."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueInfo:
+    """A graph input or output as written in the file."""
+
+    name: str
+    elem_type: int | None                      # None: not a tensor (sequence, map, optional, sparse)
+    dims: tuple[int | str | None, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphSignature:
+    inputs: tuple[ValueInfo, ...]              # initializers listed as inputs are left out
+    outputs: tuple[ValueInfo, ...]
+    external_data: frozenset[str]              # file names referenced by any tensor, subgraphs included
+
+
+def read_signature(data) -> GraphSignature:
+    """The signature of the ONNX model held in ``data`` (bytes, mmap or memoryview)."""
+    with memoryview(data) as view:  # released on return or error, so the caller can close an mmap
+        graph = None
+        for field, value in _fields(view, 0, len(view)):
+            if field == _MODEL_GRAPH and isinstance(value, tuple):
+                graph = value
+        if graph is None:
+            return GraphSignature((), (), frozenset())
+        inputs, outputs, initializers, external = [], [], set(), set()
+        _walk_graph(view, graph, inputs, outputs, initializers, external, top=True)
+    return GraphSignature(tuple(v for v in inputs if v.name not in initializers), tuple(outputs), frozenset(external))
+
+
+def _walk_graph(view, span, inputs, outputs, initializers, external, top: bool) -> None:
+    for field, value in _fields(view, *span):
+        if not isinstance(value, tuple):
+            continue
+        if field == _GRAPH_INITIALIZER:
+            name = _tensor(view, value, external)
+            if top:
+                initializers.add(name)
+        elif field == _GRAPH_NODE:
+            for nfield, attr in _fields(view, *value):
+                if nfield == _NODE_ATTRIBUTE and isinstance(attr, tuple):
+                    _walk_attribute(view, attr, external)
+        elif top and field == _GRAPH_INPUT:
+            inputs.append(_value_info(view, value))
+        elif top and field == _GRAPH_OUTPUT:
+            outputs.append(_value_info(view, value))
+
+
+def _walk_attribute(view, span, external) -> None:
+    for field, value in _fields(view, *span):
+        if not isinstance(value, tuple):
+            continue
+        if field in (_ATTR_T, _ATTR_TENSORS):
+            _tensor(view, value, external)
+        elif field in (_ATTR_G, _ATTR_GRAPHS):
+            _walk_graph(view, value, [], [], set(), external, top=False)
+
+
+def _tensor(view, span, external) -> str:
+    name, location, files = "", 0, []
+    for field, value in _fields(view, *span):
+        if field == _TENSOR_NAME and isinstance(value, tuple):
+            name = _text(view, value)
+        elif field == _TENSOR_DATA_LOCATION and isinstance(value, int):
+            location = value
+        elif field == _TENSOR_EXTERNAL_DATA and isinstance(value, tuple):
+            entry = {k: _text(view, v) for k, v in _fields(view, *value) if isinstance(v, tuple)}
+            if entry.get(1) == "location" and 2 in entry:
+                files.append(entry[2])
+    if location == _EXTERNAL:
+        external.update(files)
+    return name
+
+
+def _value_info(view, span) -> ValueInfo:
+    name, elem, dims, is_tensor = "", None, [], False
+    for field, value in _fields(view, *span):
+        if field == _VALUE_NAME and isinstance(value, tuple):
+            name = _text(view, value)
+        elif field == _VALUE_TYPE and isinstance(value, tuple):
+            for tfield, tvalue in _fields(view, *value):
+                if tfield == _TYPE_TENSOR and isinstance(tvalue, tuple):
+                    is_tensor = True
+                    elem, dims = _tensor_type(view, tvalue)
+    return ValueInfo(name, elem if is_tensor else None, tuple(dims))
+
+
+def _tensor_type(view, span) -> tuple[int, list]:
+    elem, dims = 0, []
+    for field, value in _fields(view, *span):
+        if field == _TENSOR_TYPE_ELEM and isinstance(value, int):
+            elem = value
+        elif field == _TENSOR_TYPE_SHAPE and isinstance(value, tuple):
+            for sfield, dim in _fields(view, *value):
+                if sfield == _SHAPE_DIM and isinstance(dim, tuple):
+                    dims.append(_dim(view, dim))
+    return elem, dims
+
+
+def _dim(view, span) -> int | str | None:
+    result = None
+    for field, value in _fields(view, *span):
+        if field == _DIM_VALUE and isinstance(value, int):
+            result = value - (1 << 64) if value >= 1 << 63 else value
+        elif field == _DIM_PARAM and isinstance(value, tuple):
+            result = _text(view, value)
+    return result
+
+
+def _text(view, span) -> str:
+    try:
+        return bytes(view[span[0]:span[1]]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise WireError("a string field is not UTF-8") from None
+
+
+def _fields(view, start: int, end: int):
+    """(field number, value) per field in ``view[start:end]``: ints for varints, (start, end) spans for
+    length-delimited fields, None for fixed-width ones."""
+    pos = start
+    while pos < end:
+        key, pos = _varint(view, pos, end)
+        field, wire = key >> 3, key & 7
+        if field == 0:
+            raise WireError("field number 0")
+        if wire == 0:
+            value, pos = _varint(view, pos, end)
+            yield field, value
+        elif wire == 2:
+            length, pos = _varint(view, pos, end)
+            if pos + length > end:
+                raise WireError("a field runs past the end of its message (file truncated?)")
+            yield field, (pos, pos + length)
+            pos += length
+        elif wire == 1:
+            pos += 8
+            yield field, None
+        elif wire == 5:
+            pos += 4
+            yield field, None
+        else:
+            raise WireError(f"unknown wire type {wire}")
+    if pos != end:
+        raise WireError("a fixed-width field runs past the end of its message")
+
+
+def _varint(view, pos: int, end: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise WireError("a varint runs past the end of its message")
+        byte = view[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
