@@ -6,6 +6,8 @@ Eager API (each function does its work when called and returns plain data)::
     inputs = make_inputs("model.onnx", shapes={"x": (4, 16)}, seed=0)
     outputs = run_onnxruntime("model.onnx", inputs)
     report = compare(outputs, expected, atol=1e-4, rtol=1e-3)
+    plan = build_engine("model.onnx", precision="fp16", shapes={"x": (4, 16)}, cache_dir=".trt-cache")
+    engine_outputs = run_engine(plan, inputs)
 
 Importing this package loads neither numpy nor onnxruntime nor tensorrt: names resolve on first use.
 """
@@ -28,6 +30,8 @@ _LAZY = {
     "get_backend": ("backends", "get_backend"),
     "known_backends": ("backends", "known_backends"),
     "TrtCompareError": ("errors", "TrtCompareError"),
+    "build_engine": ("engine", "build_engine"),
+    "run_engine": ("engine", "run_engine"),
 }
 __all__ = ["__version__", "run_onnxruntime", *_LAZY]
 

@@ -69,6 +69,7 @@ class CheckContext:
     require_engine: bool = False
     rootdir: Path | None = None
     golden_test_id: str | None = None  # the test's id without the precision parameter (goldens are shared)
+    engine_options: Mapping | None = None  # passed to the engine backend's run(): engine_dir, build options
 
 
 def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None, engine_skip_reason: str | None = None,
@@ -98,7 +99,12 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
         reason = engine.precision_reason(precision)
         if reason is None:
             result.backend = engine.describe()
-            result.engine = _select(engine.run(info, inputs, precision=precision), spec)
+            options = {**(ctx.engine_options or {}), "shapes": spec.shapes}
+            if spec.build is not None:
+                from .engine_plan import merge_build_options, parse_build_options
+
+                options["build"] = merge_build_options(parse_build_options(options.get("build")), spec.build)
+            result.engine = _select(engine.run(info, inputs, precision=precision, options=options), spec)
             result.engine_vs_reference = ComparisonReport(
                 compare_outputs(result.engine, reference, tolerance_for(precision)),
                 f"engine ({engine.name}, {precision})", "reference (onnxruntime)")

@@ -24,6 +24,7 @@ class _Options:
     backend: str
     require: bool
     engine_dir: Path | None
+    build: object = None                # engine_plan.BuildOptions
 
 
 class _PluginState:
@@ -59,6 +60,9 @@ _OPTIONS = [
      "(onnxruntime, tensorrt, tensorrt_rtx, or one registered under the pytest_trt.backends entry point)"),
     ("--trt-require", "trt_require", "bool",
      "fail checks whose engine side cannot run (for GPU CI), instead of skipping the engine side with a reason"),
+    ("--trt-build-options", "trt_build_options", "string",
+     "TensorRT builder options for every engine, e.g. 'workspace=2G optimization_level=3 "
+     "tactic_sources=EDGE_MASK_CONVOLUTIONS,JIT_CONVOLUTIONS' (a marker's build={...} overrides per test)"),
 ]
 
 
@@ -70,7 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(flag, action="store_true", default=None, dest=dest, help=text + f" [ini: {ini}]")
             parser.addini(ini, text, type="bool", default=False)
         else:
-            metavar = "DIR" if kind == "path" else "NAME"
+            metavar = "DIR" if kind == "path" else "OPTIONS" if ini == "trt_build_options" else "NAME"
             group.addoption(flag, action="store", default=None, dest=dest, metavar=metavar, help=text + f" [ini: {ini}]")
             parser.addini(ini, text, type="string", default="auto" if ini == "trt_backend" else "")
 
@@ -91,9 +95,16 @@ def _read_options(config: pytest.Config) -> _Options:
         return bool(cli) if cli is not None else bool(config.getini(ini))
 
     backend = config.getoption("trt_backend") or config.getini("trt_backend") or "auto"
+    build = config.getoption("trt_build_options") or config.getini("trt_build_options") or ""
+    from .engine_plan import parse_build_options
+
+    try:
+        build_options = parse_build_options(build, "--trt-build-options")
+    except TrtCompareError as exc:
+        raise pytest.UsageError(str(exc)) from None
     return _Options(golden_dir=path("trt_golden_dir", (config.rootpath / "golden").resolve()),
                     update_golden=flag("trt_update_golden"), backend=backend, require=flag("trt_require"),
-                    engine_dir=path("trt_engine_dir", None))
+                    engine_dir=path("trt_engine_dir", None), build=build_options)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -258,8 +269,12 @@ class TrtCompare:
             spec = merge_call(self._spec, overrides, Path(item.path).parent, item.config.rootpath)
             engine, reason = state.engine()
             ctx = CheckContext(item.nodeid, state.options.golden_dir, parts, state.options.update_golden,
-                               state.options.require, item.config.rootpath, golden_test_id)
+                               state.options.require, item.config.rootpath, golden_test_id,
+                               {"engine_dir": state.options.engine_dir, "build": state.options.build})
+            events_before = len(getattr(engine, "events", ()))
             result = run_check(spec, self.precision, ctx, engine, reason, inputs)
+            for event in getattr(engine, "events", ())[events_before:]:
+                state.summary.record_engine(event["status"], event["seconds"])
         except TrtCompareError as exc:
             error = f"{item.nodeid}: {exc}"
         if error is not None:  # outside the except block: one sentence, no chained traceback
@@ -289,6 +304,14 @@ def trt_compare(request) -> TrtCompare:
 
 
 # ---------------------------------------------------------------------------------- summary
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Free engines and execution contexts before the interpreter tears CUDA down."""
+    state = config.stash.get(_STATE, None)
+    engine = state._engine[0] if state is not None and state._engine is not None else None
+    if engine is not None and hasattr(engine, "close"):
+        engine.close()
+
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config

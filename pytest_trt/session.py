@@ -17,7 +17,13 @@ class SessionSummary:
     scanned: set[str] = dataclasses.field(default_factory=set)               # module folders to look for unused ones
     engine_skips: Counter = dataclasses.field(default_factory=Counter)       # reason -> checks
     engine_runs: Counter = dataclasses.field(default_factory=Counter)        # "backend precision" -> checks
+    engines: Counter = dataclasses.field(default_factory=Counter)            # built/loaded/rebuilt/uncached -> count
+    build_seconds: float = 0.0
     checks: int = 0
+
+    def record_engine(self, status: str, seconds: float) -> None:
+        self.engines[status] += 1
+        self.build_seconds += seconds
 
     def record_golden(self, path: str, action: str) -> None:
         old = self.goldens.get(path)
@@ -26,7 +32,8 @@ class SessionSummary:
 
     def to_json(self) -> dict:
         return {"goldens": self.goldens, "known": sorted(self.known), "scanned": sorted(self.scanned),
-                "engine_skips": dict(self.engine_skips), "engine_runs": dict(self.engine_runs), "checks": self.checks}
+                "engine_skips": dict(self.engine_skips), "engine_runs": dict(self.engine_runs), "checks": self.checks,
+                "engines": dict(self.engines), "build_seconds": self.build_seconds}
 
     def merge_json(self, data: dict) -> None:
         for path, action in data.get("goldens", {}).items():
@@ -36,6 +43,8 @@ class SessionSummary:
         self.engine_skips.update(data.get("engine_skips", {}))
         self.engine_runs.update(data.get("engine_runs", {}))
         self.checks += data.get("checks", 0)
+        self.engines.update(data.get("engines", {}))
+        self.build_seconds += data.get("build_seconds", 0.0)
 
     def unused(self, golden_dir: Path) -> list[str]:
         """Golden folders under the collected modules' folders that no collected test uses."""
@@ -65,6 +74,9 @@ class SessionSummary:
                 out.append(f"  unused: {folder}/ (no collected test uses it; delete it if its test is gone)")
         for key, n in sorted(self.engine_runs.items()):
             out.append(f"engine checks run: {n} ({key})")
+        if self.engines:
+            parts = [f"{self.engines[s]} {s}" for s in ("built", "loaded", "rebuilt", "uncached") if self.engines[s]]
+            out.append(f"engines: {', '.join(parts)}; {self.build_seconds:.1f} s building")
         for reason, n in sorted(self.engine_skips.items()):
             out.append(f"engine side skipped in {n} check{'s' if n != 1 else ''}: {reason}; "
                        "reference outputs were still checked against goldens")

@@ -11,7 +11,7 @@ from .errors import SpecError
 from .tolerance import PRECISIONS, check_tolerances, check_value
 
 ARGUMENTS = ("model", "atol", "rtol", "precision", "tolerances", "shapes", "seed", "outputs",
-             "input_range", "convention", "equal_nan")
+             "input_range", "convention", "equal_nan", "build")
 _TEST_LEVEL = ("atol", "rtol", "convention", "equal_nan")
 
 
@@ -28,6 +28,7 @@ class CompareSpec:
     seed: int = 0
     outputs: tuple[str, ...] | None = None
     input_range: object = None
+    build: object = None                # engine_plan.BuildOptions from build={...}; None: ini/defaults
 
 
 def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
@@ -64,6 +65,13 @@ def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
         fields["outputs"] = _names("outputs", kwargs["outputs"])
     if kwargs.get("input_range") is not None:
         fields["input_range"] = check_input_range(kwargs["input_range"])
+    if kwargs.get("build") is not None:
+        from .engine_plan import parse_build_options
+
+        if not isinstance(kwargs["build"], Mapping):
+            raise SpecError(f"trt_compare build={kwargs['build']!r} must be a dict of builder options, "
+                            "e.g. build={'workspace': '1G', 'optimization_level': 3}")
+        fields["build"] = parse_build_options(kwargs["build"])
     return CompareSpec(**fields)
 
 
@@ -157,7 +165,7 @@ def merge_call(spec: CompareSpec, kwargs: Mapping, test_dir: Path | None, rootdi
     if "precision" in kwargs:
         raise SpecError("trt_compare(precision=...) cannot be set per call; set precision in the marker")
     override = parse_marker((), kwargs, test_dir, rootdir)
-    changes = {k: getattr(override, k) for k in ("model", "shapes", "outputs", "input_range") if k in kwargs}
+    changes = {k: getattr(override, k) for k in ("model", "shapes", "outputs", "input_range", "build") if k in kwargs}
     if "seed" in kwargs:
         changes["seed"] = override.seed
     if any(k in kwargs for k in _TEST_LEVEL):

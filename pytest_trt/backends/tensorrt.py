@@ -1,41 +1,422 @@
-"""TensorRT and TensorRT-RTX backend slots.
+"""TensorRT and TensorRT-RTX: build plans from ONNX (cached), run them with execute_async_v3.
 
-The adapter that builds and runs engines is not part of this release (tracked as its own issue).
-Until it lands these backends say so plainly: they report themselves unavailable, with the reason,
-and never run anything or pretend to.
+A thin adapter: every decision (flavor capabilities, precision realization, profiles, build options,
+dtype mapping, buffer plans, cache keys) is made by the pure functions in ``engine_plan`` and
+``engine_cache``; this module only makes the TensorRT and CUDA calls. TensorRT calls used (all in
+the name-based API shared by 8.6, 10, 11 and TensorRT-RTX): ILogger, Builder.create_network,
+OnnxParser.parse_from_file/num_errors/get_error, Builder.create_builder_config,
+IBuilderConfig.set_memory_pool_limit/builder_optimization_level/set_tactic_sources/
+hardware_compatibility_level/set_flag/clear_flag/add_optimization_profile/create_timing_cache/
+set_timing_cache/progress_monitor, Builder.create_optimization_profile, IOptimizationProfile.set_shape,
+Builder.build_serialized_network, ITimingCache.serialize, Runtime.deserialize_cuda_engine,
+ICudaEngine.num_io_tensors/get_tensor_name/get_tensor_mode/get_tensor_dtype/get_tensor_shape/
+create_execution_context, IExecutionContext.set_input_shape/get_tensor_shape/set_tensor_address/
+set_output_allocator/execute_async_v3, IOutputAllocator, IProgressMonitor.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
 import importlib.util
+import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
+from pathlib import Path
 
-from ..errors import BackendError
+from ..engine_plan import (BuildOptions, Flavor, Profile, Realization, TensorIO, check_within_profile,
+                           engine_inputs, numpy_dtype_name, parse_build_options, plan_outputs, plan_profiles,
+                           realize_precision, restore_output_dtypes, shapes_for_run)
+from ..errors import BackendError, ModelError
 
-
-class _TensorRTSlot:
-    name = ""
-    module = ""
-
-    def unavailable_reason(self) -> str | None:
-        if importlib.util.find_spec(self.module) is None:
-            return f"{self.module} is not installed"
-        return f"{self.module} is installed, but this pytest-trt release has no {self.name} adapter yet"
-
-    def precision_reason(self, precision: str) -> str | None:
-        return self.unavailable_reason()
-
-    def describe(self) -> dict:
-        return {"backend": self.name, "version": None}
-
-    def run(self, model, inputs: Mapping, *, precision: str = "fp32", options: Mapping | None = None) -> dict:
-        raise BackendError(f"backend {self.name!r} cannot run: {self.unavailable_reason()}")
+log = logging.getLogger("pytest_trt.tensorrt")
+_SEVERITY = {"INTERNAL_ERROR": logging.CRITICAL, "ERROR": logging.ERROR, "WARNING": logging.WARNING,
+             "INFO": logging.INFO, "VERBOSE": logging.DEBUG}
+# TensorRT-RTX's runtime supports these compute capabilities (not 9.0, the H100/H200).
+RTX_RUNTIME_CAPABILITIES = ("7.5", "8.0", "8.6", "8.7", "8.9", "12.0", "12.1")
+_MAX_ENGINES = 4
 
 
-class TensorRTBackend(_TensorRTSlot):
+class TensorRTBackend:
+    """Engine under test: NVIDIA TensorRT (8.6, 10, 11)."""
+
     name = "tensorrt"
     module = "tensorrt"
 
+    def __init__(self):
+        self._engines: OrderedDict = OrderedDict()   # cache key -> Engine (deserialized once per process)
+        self.events: list[dict] = []                 # builds and cache hits, read by the plugin's summary
 
-class TensorRTRTXBackend(_TensorRTSlot):
+    # ------------------------------------------------------------------ protocol
+
+    def trt(self):
+        """The TensorRT module (imported on first use)."""
+        try:
+            return importlib.import_module(self.module)
+        except ImportError as exc:
+            raise BackendError(f"{self.module} is not installed or cannot load ({exc}); install it with: "
+                               f"pip install 'pytest-trt[{'rtx' if self.module == 'tensorrt_rtx' else 'trt'}]'") from None
+
+    @functools.cached_property
+    def flavor(self) -> Flavor:
+        return Flavor.parse(self.name, self.trt().__version__)
+
+    def build_reason(self) -> str | None:
+        """None when this machine can build plans with this backend."""
+        if importlib.util.find_spec(self.module) is None:
+            return f"{self.module} is not installed"
+        try:
+            self.trt()
+        except BackendError as exc:
+            return str(exc)
+        return None
+
+    def unavailable_reason(self) -> str | None:
+        reason = self.build_reason()
+        if reason:
+            return reason
+        from .. import cuda
+
+        try:
+            cuda.runtime()
+        except BackendError as exc:
+            return str(exc)
+        if cuda.device_count() == 0:
+            return f"{self.module} is installed but no CUDA GPU is visible"
+        if self.flavor.is_rtx:
+            cc = cuda.device_info()["compute_capability"]
+            if cc not in RTX_RUNTIME_CAPABILITIES:
+                return (f"the TensorRT-RTX runtime does not run on compute capability {cc} "
+                        f"(supported: {', '.join(RTX_RUNTIME_CAPABILITIES)}); it can still build plans here")
+        return None
+
+    def precision_reason(self, precision: str) -> str | None:
+        try:
+            realize_precision(self.flavor, precision, has_qdq=True)
+        except BackendError as exc:
+            return str(exc)
+        return None
+
+    @functools.cached_property
+    def device(self) -> dict:
+        """The GPU plans are built for; ``{"name": None, ...}`` when building without one (TensorRT-RTX on CPU)."""
+        from .. import cuda
+
+        try:
+            if cuda.device_count():
+                return cuda.device_info()
+        except BackendError:
+            pass
+        return {"name": None, "compute_capability": None, "runtime": None, "driver": None}
+
+    def describe(self) -> dict:
+        device = self.device
+        return {"backend": self.name, "version": self.trt().__version__, "flavor": self.flavor.label,
+                "gpu": device.get("name"), "compute_capability": device.get("compute_capability"),
+                "cuda_runtime": device.get("runtime"), "driver": device.get("driver")}
+
+    def run(self, model, inputs: Mapping, *, precision: str = "fp32", options: Mapping | None = None) -> dict:
+        """Build (or load from the engine cache) and run ``model`` at ``precision``; outputs by name."""
+        options = dict(options or {})
+        shapes = shapes_for_run(model.inputs, options.get("shapes") or {}, inputs)
+        outcome, profile = self.build(model, precision, shapes=shapes,
+                                      build_options=options.get("build"), cache_dir=options.get("engine_dir"))
+        check_within_profile(profile, inputs)
+        engine = self._engines.get(outcome.key)
+        if engine is None:
+            engine = Engine(self.trt(), outcome.plan)
+            self._engines[outcome.key] = engine
+            if len(self._engines) > _MAX_ENGINES:
+                self._engines.popitem(last=False)[1].close()
+        else:
+            self._engines.move_to_end(outcome.key)
+        return restore_output_dtypes(engine.run(inputs), model.outputs)
+
+    def close(self) -> None:
+        """Free every engine this backend holds (the plugin calls this at session end)."""
+        while self._engines:
+            self._engines.popitem()[1].close()
+
+    # ---------------------------------------------------------------------- build
+
+    def build(self, model, precision: str, *, shapes: Mapping, build_options=None, cache_dir=None):
+        """(CacheOutcome, Profile or None) for ``model`` (a ModelInfo) at ``precision``."""
+        from ..engine_cache import EngineCache, cache_key, key_fields, timing_key
+        from .. import model_convert
+
+        reason = self.build_reason()
+        if reason:
+            raise BackendError(f"backend {self.name!r} cannot build here: {reason}")
+        options = parse_build_options(build_options)
+        realization = realize_precision(self.flavor, precision, has_qdq=model_convert.has_qdq(model.path)
+                                        if precision in ("int8", "fp8") else False)
+        profile = plan_profiles(model.inputs, shapes)
+        version = self.trt().__version__
+        device = self.device
+        fields = key_fields(model_sha256=model.sha256, flavor=self.name, version=version, device=device,
+                            realization=realization.__dict__, profile=profile.as_dict() if profile else None,
+                            build_options=options.key(),
+                            converter=model_convert.CONVERTER if realization.convert_to else None)
+        key = cache_key(fields)
+        description = {**fields, "model_file": model.path.name, "precision": precision,
+                       "realization_text": realization.describe()}
+        timing = timing_key(self.name, version, device) if self.flavor.has_timing_cache else None
+
+        def build(timing_cache: bytes | None):
+            source = model.path
+            with contextlib.ExitStack() as stack:
+                if realization.convert_to:
+                    source = stack.enter_context(model_convert.converted_model(model.path, realization.convert_to))
+                log.info("building %s engine for %s (%s)", self.flavor.label, model.path.name, realization.describe())
+                return build_plan(self.trt(), self.flavor, source, realization, profile, options, timing_cache)
+
+        outcome = EngineCache(cache_dir).get_or_build(key, description, build, timing)
+        self.events.append({"model": model.path.name, "precision": precision, "status": outcome.status,
+                            "seconds": outcome.seconds})
+        return outcome, profile
+
+
+class TensorRTRTXBackend(TensorRTBackend):
+    """Engine under test: NVIDIA TensorRT-RTX (strongly typed; builds on CPU, runs on RTX-class GPUs)."""
+
     name = "tensorrt_rtx"
     module = "tensorrt_rtx"
+
+
+# ---------------------------------------------------------------------------- TensorRT calls
+
+class _Logger:
+    """An ``ILogger`` that routes TensorRT messages to Python logging and keeps this build's errors."""
+
+    def __new__(cls, trt):
+        class Logger(trt.ILogger):
+            def __init__(self):
+                trt.ILogger.__init__(self)
+                self.errors: list[str] = []
+
+            def log(self, severity, msg):
+                level = _SEVERITY.get(getattr(severity, "name", str(severity)).rsplit(".", 1)[-1], logging.INFO)
+                if level >= logging.ERROR:
+                    self.errors.append(msg)
+                log.log(level, "%s", msg)
+
+        return Logger()
+
+
+def _progress_monitor(trt):
+    """An ``IProgressMonitor`` (TensorRT 10+, RTX) logging build phases at INFO level."""
+
+    class Monitor(trt.IProgressMonitor):
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            log.info("build phase %s started (%d steps)", phase_name, num_steps)
+
+        def step_complete(self, phase_name, step):
+            return True  # keep building
+
+        def phase_finish(self, phase_name):
+            log.info("build phase %s finished", phase_name)
+
+    return Monitor()
+
+
+def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, profile: Profile | None,
+               options: BuildOptions, timing_cache: bytes | None) -> tuple[bytes, bytes | None]:
+    """Parse ``model_path`` and build a serialized plan; returns (plan, serialized timing cache or None)."""
+    logger = _Logger(trt)
+    builder = trt.Builder(logger)
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH) if flavor.needs_explicit_batch_flag else 0
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(model_path)):
+        errors = [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise ModelError(f"{flavor.label} cannot parse {Path(model_path).name}: " + "; ".join(errors or logger.errors)
+                         + ". Unsupported operators need a TensorRT plugin or a model change")
+    config = builder.create_builder_config()
+    if options.workspace is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace)
+    if options.optimization_level is not None:
+        config.builder_optimization_level = options.optimization_level
+    if options.tactic_sources is not None:
+        mask = 0
+        for source in options.tactic_sources:
+            if not hasattr(trt.TacticSource, source):
+                raise BackendError(f"{flavor.label} has no tactic source {source}; it has: "
+                                   f"{', '.join(n for n in dir(trt.TacticSource) if n.isupper())}")
+            mask |= 1 << int(getattr(trt.TacticSource, source))
+        config.set_tactic_sources(mask)
+    if options.hardware_compatibility != "none":
+        config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, options.hardware_compatibility.upper())
+    if options.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    if realization.tf32:
+        config.set_flag(trt.BuilderFlag.TF32)
+    else:
+        config.clear_flag(trt.BuilderFlag.TF32)
+    for flag in realization.flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    if profile is not None:
+        optimization_profile = builder.create_optimization_profile()
+        for name, lo, opt, hi in profile.shapes:
+            optimization_profile.set_shape(name, lo, opt, hi)
+        config.add_optimization_profile(optimization_profile)
+    cache = None
+    if flavor.has_timing_cache:
+        cache = config.create_timing_cache(timing_cache or b"")
+        config.set_timing_cache(cache, False)
+    if flavor.has_progress_monitor:
+        config.progress_monitor = _progress_monitor(trt)
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        detail = "; ".join(logger.errors[-3:]) or "no error was logged"
+        raise BackendError(f"{flavor.label} failed to build {Path(model_path).name} ({realization.describe()}): {detail}")
+    return bytes(plan), (bytes(cache.serialize()) if cache is not None else None)
+
+
+def _parser_error(error) -> str:
+    """One parser error with its node name and operator where this TensorRT version reports them."""
+    parts = [str(error.desc())]
+    node_name = _call(error, "node_name")
+    operator = _call(error, "node_operator")
+    if node_name or operator:
+        parts.append(f"at node {node_name or '#' + str(error.node())}{f' ({operator})' if operator else ''}")
+    elif error.node() >= 0:
+        parts.append(f"at node #{error.node()}")
+    return " ".join(parts)
+
+
+def _call(obj, name):
+    method = getattr(obj, name, None)
+    try:
+        return method() if method is not None else None
+    except Exception:
+        return None
+
+
+class Engine:
+    """A deserialized engine and its execution context; ``run`` is one synchronous inference.
+
+    Use as a context manager (or call ``close``) to release the TensorRT objects deterministically.
+    """
+
+    _lock = threading.Lock()
+
+    def __init__(self, trt, plan: bytes):
+        self.trt = trt
+        self._logger = _Logger(trt)
+        self.runtime = trt.Runtime(self._logger)
+        self.engine = self.runtime.deserialize_cuda_engine(plan)
+        if self.engine is None:
+            detail = "; ".join(self._logger.errors[-2:])
+            raise BackendError("TensorRT could not deserialize the plan (built by another TensorRT version or for "
+                               f"another GPU?){': ' + detail if detail else ''}; rebuild it (delete it from the engine cache)")
+        self.context = self.engine.create_execution_context()
+        self.io = [TensorIO(name, self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
+                            numpy_dtype_name(self.engine.get_tensor_dtype(name).name),
+                            _dims(self.engine.get_tensor_shape(name)))
+                   for name in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors))]
+
+    def run(self, inputs: Mapping) -> dict:
+        """Copy inputs in, ``execute_async_v3``, copy outputs out; every buffer is freed before returning."""
+        import numpy as np
+
+        from .. import cuda
+        from ..inputs import numpy_dtype
+
+        host = engine_inputs(self.io, inputs)
+        with self._lock, cuda.Stream() as stream, contextlib.ExitStack() as stack:
+            for name, array in host.items():
+                if not self.context.set_input_shape(name, array.shape):
+                    raise BackendError(f"TensorRT rejected shape {tuple(array.shape)} for input {name!r}; "
+                                       "it is outside the engine's optimization profile")
+                device = stack.enter_context(cuda.DeviceBuffer(array.nbytes))
+                pinned = stack.enter_context(cuda.PinnedBuffer(array.nbytes))
+                pinned.view(array.dtype, array.shape)[...] = array
+                cuda.copy_to_device(device.ptr, pinned, array.nbytes, stream)
+                self.context.set_tensor_address(name, device.ptr)
+            shapes = {t.name: _dims(self.context.get_tensor_shape(t.name)) for t in self.io if not t.is_input}
+            buffers, dynamic = plan_outputs(self.io, shapes)
+            staged = []
+            for buf in buffers:
+                device = stack.enter_context(cuda.DeviceBuffer(buf.nbytes))
+                self.context.set_tensor_address(buf.name, device.ptr)
+                staged.append((buf, device))
+            allocators = {}
+            for name in dynamic:
+                allocator = _output_allocator(self.trt)
+                stack.callback(allocator.free)
+                self.context.set_output_allocator(name, allocator)
+                allocators[name] = allocator
+            if not self.context.execute_async_v3(stream.handle):
+                raise BackendError("TensorRT execute_async_v3 returned false; see the TensorRT log above")
+            outputs = {}
+            for buf, device in staged:
+                pinned = stack.enter_context(cuda.PinnedBuffer(buf.nbytes))
+                cuda.copy_to_host(pinned, device.ptr, buf.nbytes, stream)
+                outputs[buf.name] = (pinned, buf.dtype, buf.shape)
+            stream.synchronize()
+            for name, allocator in allocators.items():
+                dtype = next(t.dtype for t in self.io if t.name == name)
+                nbytes = int(np.prod(allocator.shape, dtype=np.int64)) * numpy_dtype(dtype).itemsize
+                pinned = stack.enter_context(cuda.PinnedBuffer(nbytes))
+                cuda.copy_to_host(pinned, allocator.ptr, nbytes, stream)
+                outputs[name] = (pinned, dtype, allocator.shape)
+            stream.synchronize()
+            return {name: pinned.view(numpy_dtype(dtype), shape).copy() for name, (pinned, dtype, shape) in outputs.items()}
+
+    def close(self) -> None:
+        for attr in ("context", "engine", "runtime"):
+            if getattr(self, attr, None) is not None:
+                setattr(self, attr, None)  # TensorRT frees on release of the last reference
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def _dims(shape) -> tuple[int, ...]:
+    """A TensorRT Dims as a tuple; unknown rank (nbDims -1, e.g. data-dependent outputs on 8.6) -> (-1,)."""
+    try:
+        return tuple(int(d) for d in shape)
+    except ValueError:
+        return (-1,)
+
+
+def _output_allocator(trt):
+    """An ``IOutputAllocator`` for data-dependent output shapes: grows one device buffer, records the shape."""
+    from .. import cuda
+
+    class OutputAllocator(trt.IOutputAllocator):
+        def __init__(self):
+            trt.IOutputAllocator.__init__(self)
+            self.buffer = None
+            self.shape = ()
+
+        @property
+        def ptr(self) -> int:
+            return self.buffer.ptr if self.buffer is not None else 0
+
+        def reallocate_output(self, tensor_name, memory, size, alignment):
+            if self.buffer is None or self.buffer.nbytes < size:
+                self.free()
+                self.buffer = cuda.DeviceBuffer(size)
+            return self.buffer.ptr
+
+        def reallocate_output_async(self, tensor_name, memory, size, alignment, stream):
+            return self.reallocate_output(tensor_name, memory, size, alignment)
+
+        def notify_shape(self, tensor_name, shape):
+            self.shape = tuple(shape)
+
+        def free(self):
+            if self.buffer is not None:
+                self.buffer.close()
+                self.buffer = None
+
+    return OutputAllocator()

@@ -1,0 +1,44 @@
+"""Eager engine API: ``build_engine`` returns plan bytes, ``run_engine`` returns outputs. No lazy chains."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .errors import BackendError
+
+ENGINE_BACKENDS = ("tensorrt", "tensorrt_rtx")
+
+
+def _backend(name: str):
+    if name not in ENGINE_BACKENDS:
+        raise BackendError(f"backend {name!r} builds no TensorRT engines; use one of: {', '.join(ENGINE_BACKENDS)}")
+    from .backends import get_backend
+
+    return get_backend(name)
+
+
+def build_engine(model, *, backend: str = "tensorrt", precision: str = "fp32", shapes: Mapping | None = None,
+                 cache_dir=None, build: Mapping | str | None = None) -> bytes:
+    """Build a serialized TensorRT plan for ``model`` (a path), or load it from ``cache_dir`` when cached.
+
+    ``shapes`` gives dynamic input shapes as in the marker (one shape, or min/opt/max per input);
+    ``build`` holds builder options (workspace, optimization_level, tactic_sources,
+    hardware_compatibility, version_compatible). TensorRT-RTX builds without a GPU.
+    """
+    from .model import load_model_info
+    from .spec import check_shapes
+
+    outcome, _ = _backend(backend).build(load_model_info(model), precision, shapes=check_shapes(shapes or {}),
+                                         build_options=build, cache_dir=cache_dir)
+    return outcome.plan
+
+
+def run_engine(plan: bytes, inputs: Mapping, *, backend: str = "tensorrt") -> dict:
+    """Run a serialized plan once on ``inputs`` (``{name: array}``); returns ``{output name: array}``.
+
+    The engine and its buffers are released before this returns.
+    """
+    from .backends.tensorrt import Engine
+
+    trt = _backend(backend).trt()
+    with Engine(trt, bytes(plan)) as engine:
+        return engine.run(inputs)

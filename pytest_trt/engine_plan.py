@@ -1,0 +1,376 @@
+"""Decisions around a TensorRT build and run, as pure functions: no tensorrt, no GPU needed.
+
+The adapter (``backends/tensorrt.py``) only carries these decisions out. Here live:
+- ``Flavor``: what a TensorRT release can do (8.6, 10, 11, TensorRT-RTX), from its name and version;
+- ``realize_precision``: how a declared precision becomes builder flags or a converted model;
+- ``BuildOptions``: workspace, optimization level, tactic sources, compatibility — validated;
+- ``plan_profiles``: optimization profiles from the marker's ``shapes``;
+- dtype mapping and ``plan_io``: host/device buffers for one run, int64 narrowing on 8.6.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+
+from .errors import BackendError, InputError, SpecError
+
+FLAVORS = ("tensorrt", "tensorrt_rtx")
+
+
+@dataclasses.dataclass(frozen=True)
+class Flavor:
+    """One TensorRT release's capabilities; every version difference is decided here."""
+
+    name: str                  # "tensorrt" or "tensorrt_rtx"
+    version: tuple[int, ...]
+
+    @classmethod
+    def parse(cls, name: str, version: str) -> "Flavor":
+        if name not in FLAVORS:
+            raise ValueError(f"unknown TensorRT flavor {name!r}; expected one of {FLAVORS}")
+        numbers = tuple(int(x) for x in re.findall(r"\d+", version)[:4])
+        if not numbers:
+            raise ValueError(f"cannot read a version from {version!r}")
+        return cls(name, numbers)
+
+    @property
+    def label(self) -> str:
+        return f"{'TensorRT-RTX' if self.is_rtx else 'TensorRT'} {'.'.join(map(str, self.version))}"
+
+    @property
+    def is_rtx(self) -> bool:
+        return self.name == "tensorrt_rtx"
+
+    @property
+    def strongly_typed_only(self) -> bool:
+        """No precision builder flags: reduced precision must be written into the ONNX model."""
+        return self.is_rtx or self.version[0] >= 11
+
+    @property
+    def needs_explicit_batch_flag(self) -> bool:
+        return not self.is_rtx and self.version[0] < 10
+
+    @property
+    def has_progress_monitor(self) -> bool:
+        return self.is_rtx or self.version[0] >= 10
+
+    @property
+    def has_timing_cache(self) -> bool:
+        return not self.is_rtx  # TensorRT-RTX keeps the API, but its timing-cache operations are no-ops
+
+    @property
+    def narrows_int64(self) -> bool:
+        """8.6's ONNX parser turns int64 I/O into int32 (the engine's I/O dtype says so)."""
+        return not self.is_rtx and self.version[0] < 10
+
+    @property
+    def precision_flags(self) -> dict[str, str]:
+        """Declared precision -> builder flag, where this release realizes precision by flags."""
+        if self.strongly_typed_only:
+            return {}
+        flags = {"fp16": "FP16", "int8": "INT8", "fp8": "FP8"}
+        if self.version >= (9,):
+            flags["bf16"] = "BF16"
+        return flags
+
+
+@dataclasses.dataclass(frozen=True)
+class Realization:
+    """How one declared precision is built on one flavor."""
+
+    precision: str
+    flags: tuple[str, ...] = ()         # builder flags to set
+    tf32: bool = False                  # BuilderFlag.TF32 on (TensorRT's default) or cleared
+    convert_to: str | None = None       # "float16" / "bfloat16": convert the ONNX model first
+    needs_qdq: bool = False             # int8/fp8 are only built from models with Q/DQ nodes
+
+    def describe(self) -> str:
+        parts = [f"flags {'+'.join(self.flags)}" if self.flags else "no precision flags",
+                 "TF32 on" if self.tf32 else "TF32 off"]
+        if self.convert_to:
+            parts.append(f"model converted to {self.convert_to}")
+        return ", ".join(parts)
+
+
+def realize_precision(flavor: Flavor, precision: str, has_qdq: bool = False) -> Realization:
+    """The build recipe for ``precision`` on ``flavor``; raises BackendError when it cannot be built."""
+    if precision in ("fp32", "tf32"):
+        return Realization(precision, tf32=precision == "tf32")
+    if precision in ("int8", "fp8"):
+        if not has_qdq:
+            raise BackendError(f"{precision} needs a model with QuantizeLinear/DequantizeLinear (Q/DQ) nodes; "
+                               "pytest-trt does not calibrate. Quantize the model (e.g. with TensorRT Model "
+                               "Optimizer) and test that model")
+        flag = flavor.precision_flags.get(precision)
+        if flavor.strongly_typed_only:
+            return Realization(precision, needs_qdq=True)  # the Q/DQ nodes carry the types
+        if flag is None:
+            raise BackendError(f"{flavor.label} cannot build {precision}")
+        return Realization(precision, flags=(flag,), needs_qdq=True)
+    if precision in ("fp16", "bf16"):
+        if flavor.strongly_typed_only:
+            return Realization(precision, convert_to="float16" if precision == "fp16" else "bfloat16")
+        flag = flavor.precision_flags.get(precision)
+        if flag is None:
+            raise BackendError(f"{flavor.label} has no {precision.upper()} builder flag (added in TensorRT 9); "
+                               f"test {precision} on TensorRT 10 or newer")
+        return Realization(precision, flags=(flag,))
+    raise BackendError(f"unknown precision {precision!r}")
+
+
+# ------------------------------------------------------------------------------ build options
+
+TACTIC_SOURCES = ("CUBLAS", "CUBLAS_LT", "CUDNN", "EDGE_MASK_CONVOLUTIONS", "JIT_CONVOLUTIONS")
+HARDWARE_COMPATIBILITY = ("none", "ampere_plus", "same_compute_capability")
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildOptions:
+    """Builder settings that change an engine; None means TensorRT's own default."""
+
+    workspace: int | None = None                   # bytes (WORKSPACE memory pool limit)
+    optimization_level: int | None = None          # 0..5
+    tactic_sources: tuple[str, ...] | None = None  # e.g. ("EDGE_MASK_CONVOLUTIONS", "JIT_CONVOLUTIONS")
+    hardware_compatibility: str = "none"
+    version_compatible: bool = False
+
+    def key(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+BUILD_KEYS = tuple(f.name for f in dataclasses.fields(BuildOptions))
+
+
+def parse_build_options(value, where: str = "trt_compare build") -> BuildOptions:
+    """From a marker dict or an ini string (``"workspace=1G optimization_level=3 tactic_sources=A,B"``)."""
+    if value is None or value == "":
+        return BuildOptions()
+    if isinstance(value, BuildOptions):
+        return value
+    if isinstance(value, str):
+        items = {}
+        for token in value.replace(";", " ").split():
+            key, sep, raw = token.partition("=")
+            if not sep:
+                raise SpecError(f"{where} {token!r} is not key=value; write e.g. 'workspace=1G optimization_level=3'")
+            items[key.strip()] = raw.strip()
+        value = items
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{where}={value!r} must be a dict, e.g. build={{'workspace': '1G'}}")
+    fields = {}
+    for key, raw in value.items():
+        if key not in BUILD_KEYS:
+            raise SpecError(f"{where} has unknown option {key!r}; valid options are: {', '.join(BUILD_KEYS)}")
+        fields[key] = _build_value(key, raw, where)
+    return BuildOptions(**fields)
+
+
+def _build_value(key: str, raw, where: str):
+    if key == "workspace":
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0:
+            return raw
+        match = re.fullmatch(r"(\d+)\s*([kmgKMG]?)i?[bB]?", str(raw).strip())
+        if not match or int(match.group(1)) == 0:
+            raise SpecError(f"{where} workspace={raw!r} is not a positive size; use bytes or e.g. '512M', '2G'")
+        return int(match.group(1)) * _UNITS[match.group(2).lower()]
+    if key == "optimization_level":
+        try:
+            level = int(raw)
+        except (TypeError, ValueError):
+            level = -1
+        if isinstance(raw, bool) or not 0 <= level <= 5:
+            raise SpecError(f"{where} optimization_level={raw!r} must be an integer from 0 to 5 (TensorRT's default is 3)")
+        return level
+    if key == "tactic_sources":
+        names = raw.split(",") if isinstance(raw, str) else list(raw) if isinstance(raw, (list, tuple)) else None
+        if names is None:
+            raise SpecError(f"{where} tactic_sources={raw!r} must be a list or comma-separated names")
+        names = tuple(n.strip().upper() for n in names if n.strip())
+        bad = [n for n in names if n not in TACTIC_SOURCES]
+        if bad:
+            raise SpecError(f"{where} tactic_sources has unknown source(s) {', '.join(bad)}; "
+                            f"valid: {', '.join(TACTIC_SOURCES)}")
+        return names
+    if key == "hardware_compatibility":
+        text = str(raw).lower()
+        if text not in HARDWARE_COMPATIBILITY:
+            raise SpecError(f"{where} hardware_compatibility={raw!r} must be one of: {', '.join(HARDWARE_COMPATIBILITY)}")
+        return text
+    if key == "version_compatible":
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(raw).lower() in ("0", "false", "no", "off"):
+            return False
+        raise SpecError(f"{where} version_compatible={raw!r} must be true or false")
+    raise AssertionError(key)
+
+
+def merge_build_options(base: BuildOptions, override: BuildOptions) -> BuildOptions:
+    """Marker options over ini options: fields the marker leaves at their default keep the ini value."""
+    default = BuildOptions()
+    return dataclasses.replace(base, **{k: getattr(override, k) for k in BUILD_KEYS
+                                        if getattr(override, k) != getattr(default, k)})
+
+
+# ---------------------------------------------------------------------------------- profiles
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """min/opt/max shape per dynamic input: one TensorRT optimization profile."""
+
+    shapes: tuple[tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...]
+
+    def as_dict(self) -> dict:
+        return {name: {"min": list(lo), "opt": list(opt), "max": list(hi)} for name, lo, opt, hi in self.shapes}
+
+
+def plan_profiles(inputs: Sequence, shapes: Mapping) -> Profile | None:
+    """The profile for the model's dynamic inputs (``inputs``: TensorSpec), or None when all are static.
+
+    ``shapes[name]`` is one shape (min = opt = max) or ``{"min", "opt", "max"}``.
+    """
+    from .inputs import concrete_shape
+
+    entries = []
+    for spec in inputs:
+        if not spec.is_dynamic:
+            continue
+        given = shapes.get(spec.name)
+        if given is None:
+            concrete_shape(spec, None)  # raises the 'dim is dynamic and no shape was given' error
+        if isinstance(given, Mapping):
+            lo, opt, hi = (concrete_shape(spec, given[k]) for k in ("min", "opt", "max"))
+        else:
+            lo = opt = hi = concrete_shape(spec, given)
+        entries.append((spec.name, lo, opt, hi))
+    return Profile(tuple(entries)) if entries else None
+
+
+def shapes_for_run(inputs: Sequence, shapes: Mapping, arrays: Mapping) -> dict:
+    """The marker's shapes, completed by the given arrays' shapes for dynamic inputs it does not name.
+
+    A test that passes its own inputs needs no ``shapes=``: the engine's profile is those shapes.
+    """
+    completed = dict(shapes)
+    for spec in inputs:
+        if spec.is_dynamic and spec.name not in completed and spec.name in arrays:
+            completed[spec.name] = tuple(int(d) for d in arrays[spec.name].shape)
+    return completed
+
+
+def check_within_profile(profile: Profile | None, inputs: Mapping) -> None:
+    """An input shape outside the profile cannot run; say which input, dim and range."""
+    if profile is None:
+        return
+    for name, lo, _, hi in profile.shapes:
+        if name not in inputs:
+            continue
+        shape = tuple(inputs[name].shape)
+        for i, (a, s, b) in enumerate(zip(lo, shape, hi)):
+            if not a <= s <= b:
+                raise InputError(f"input {name!r} has shape {shape}, dim {i} = {s} is outside the engine's profile "
+                                 f"[{a}, {b}] (min {lo}, max {hi}); widen shapes={{{name!r}: {{'min': ..., 'opt': ..., "
+                                 f"'max': ...}}}} in the marker")
+
+
+# -------------------------------------------------------------------------------------- dtypes
+
+# TensorRT DataType member name -> numpy dtype name (ml_dtypes names for the narrow float types)
+TRT_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
+              "INT64": "int64", "UINT8": "uint8", "BOOL": "bool", "FP8": "float8_e4m3fn"}
+
+
+def numpy_dtype_name(trt_dtype: str) -> str:
+    try:
+        return TRT_DTYPES[trt_dtype]
+    except KeyError:
+        raise BackendError(f"engine I/O type {trt_dtype} has no numpy equivalent (supported: "
+                           f"{', '.join(TRT_DTYPES)})") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorIO:
+    """One engine I/O tensor as TensorRT reports it (dtype already mapped to a numpy name)."""
+
+    name: str
+    is_input: bool
+    dtype: str
+    shape: tuple[int, ...]          # -1 where unknown until run time
+
+
+@dataclasses.dataclass(frozen=True)
+class Buffer:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+def engine_inputs(io: Sequence[TensorIO], inputs: Mapping) -> dict:
+    """Host arrays in the engine's input dtypes, contiguous; int64 -> int32 only when values fit."""
+    import numpy as np
+
+    from .inputs import numpy_dtype
+
+    prepared = {}
+    wanted = [t for t in io if t.is_input]
+    missing = [t.name for t in wanted if t.name not in inputs]
+    if missing:
+        raise InputError(f"engine inputs {', '.join(map(repr, missing))} got no array; the engine takes "
+                         f"{', '.join(t.name for t in wanted)}")
+    for t in wanted:
+        array = np.asarray(inputs[t.name])
+        target = numpy_dtype(t.dtype)
+        if array.dtype != target:
+            if array.dtype == np.int64 and target == np.int32:
+                if array.size and (array.min() < np.iinfo(np.int32).min or array.max() > np.iinfo(np.int32).max):
+                    raise InputError(f"input {t.name!r} holds int64 values outside int32, but this engine takes "
+                                     "int32 (TensorRT 8.6 narrows int64 I/O); keep values within int32")
+                array = array.astype(np.int32)
+            elif array.dtype.kind == target.kind or (array.dtype.kind == "f" and target.kind == "V"):
+                array = array.astype(target)
+            else:
+                raise InputError(f"input {t.name!r} is {array.dtype.name} but the engine takes {t.dtype}; "
+                                 "pass an array of that dtype")
+        prepared[t.name] = np.ascontiguousarray(array)
+    return prepared
+
+
+def plan_outputs(io: Sequence[TensorIO], resolved_shapes: Mapping) -> tuple[list[Buffer], list[str]]:
+    """(buffers to allocate before the run, names whose shape is data-dependent and need an allocator).
+
+    ``resolved_shapes`` are ``context.get_tensor_shape`` after all input shapes were set.
+    """
+    from .inputs import numpy_dtype
+
+    buffers, dynamic = [], []
+    for t in io:
+        if t.is_input:
+            continue
+        shape = tuple(int(d) for d in resolved_shapes[t.name])
+        if any(d < 0 for d in shape):
+            dynamic.append(t.name)
+            continue
+        count = 1
+        for d in shape:
+            count *= d
+        buffers.append(Buffer(t.name, t.dtype, shape, count * numpy_dtype(t.dtype).itemsize))
+    return buffers, dynamic
+
+
+def restore_output_dtypes(outputs: Mapping, model_outputs: Sequence) -> dict:
+    """Outputs in the model's declared dtypes where the engine narrowed them (int32 for int64 on 8.6)."""
+    import numpy as np
+
+    declared = {s.name: s.dtype for s in model_outputs}
+    restored = {}
+    for name, array in outputs.items():
+        want = declared.get(name)
+        if want == "int64" and array.dtype == np.int32:
+            array = array.astype(np.int64)
+        restored[name] = array
+    return restored

@@ -1,0 +1,150 @@
+"""Reduced-precision ONNX models for strongly typed TensorRT (11, TensorRT-RTX): fp16 / bf16 by casts.
+
+Strongly typed builders take the tensor types from the model, so "fp16" means a model whose compute
+is in float16. Why our own converter: onnxconverter-common 1.16's ``convert_float_to_float16``
+produces invalid graphs for attention blocks (a tensor cast twice under one name, or ``Div`` fed
+half and float). This one is simple enough to be type-consistent by construction:
+
+- every node runs in float16/bfloat16 except numerically sensitive or type-fixed ops (``KEEP_FP32``);
+- each float tensor gets one cast per target type, named uniquely, inserted where a consumer needs it;
+- float initializers used in reduced precision are stored converted;
+- graph inputs and outputs keep their float32 types (casts at the boundary), so the same inputs and
+  comparisons apply. The result is checked with onnx's full checker and shape inference.
+"""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+
+from .errors import ModelError
+
+CONVERTER = "pytest-trt casts v1"
+# Ops kept in float32: reductions and normalizations (accumulate in fp32), exp/log/pow family, ops whose
+# output type comes from an attribute or a fixed-type input, quantization, control flow.
+KEEP_FP32 = frozenset({
+    "LayerNormalization", "GroupNormalization", "InstanceNormalization", "BatchNormalization",
+    "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceProd",
+    "Softmax", "LogSoftmax", "Exp", "Log", "Pow", "Sqrt", "Reciprocal", "Erf",
+    "Cast", "CastLike", "Constant", "ConstantOfShape", "EyeLike", "Range", "RandomNormal", "RandomNormalLike",
+    "RandomUniform", "RandomUniformLike", "Multinomial", "Resize", "Upsample",
+    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear",
+    "If", "Loop", "Scan", "NonMaxSuppression", "TopK", "RoiAlign",
+})
+
+
+def has_qdq(path) -> bool:
+    """True when the model has QuantizeLinear/DequantizeLinear nodes (int8/fp8 need them)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+
+
+def convert(model, target: str = "float16"):
+    """A copy of ``model`` (onnx.ModelProto) computing in ``target`` ("float16" or "bfloat16")."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    elem = {"float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16}[target]
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)}
+    graph = model.graph
+    for init in graph.initializer:
+        types[init.name] = init.data_type
+    FLOAT = TensorProto.FLOAT
+    initializers = {i.name: i for i in graph.initializer}
+    graph_outputs = {o.name for o in graph.output}
+    reduced_name = {}        # float32 tensor -> its reduced-precision twin (a cast or converted initializer)
+    new_nodes = []
+    location = {}            # tensor -> "low" or "fp32": the precision it is actually produced in
+
+    for name in (*[i.name for i in graph.input], *initializers):
+        location[name] = "fp32"
+
+    def low(name: str) -> str:
+        """The reduced-precision version of float32 tensor ``name``, created once."""
+        if name not in reduced_name:
+            twin = f"{name}__{target}"
+            if name in initializers and initializers[name].data_type == FLOAT:
+                array = numpy_helper.to_array(initializers[name]).astype(np.float32)
+                if target == "bfloat16":
+                    import ml_dtypes
+
+                    raw = array.astype(ml_dtypes.bfloat16)
+                    tensor = helper.make_tensor(twin, elem, raw.shape, raw.view(np.uint16).tobytes(), raw=True)
+                else:
+                    tensor = numpy_helper.from_array(np.clip(array, -65504, 65504).astype(np.float16), twin)
+                graph.initializer.append(tensor)
+            else:
+                new_nodes.append(helper.make_node("Cast", [name], [twin], to=elem, name=f"{twin}__cast"))
+            reduced_name[name] = twin
+        return reduced_name[name]
+
+    fp32_name = {}           # reduced tensor (original name) -> float32 twin for fp32 consumers
+
+    def high(name: str) -> str:
+        if name not in fp32_name:
+            twin = f"{name}__float32"
+            new_nodes.append(helper.make_node("Cast", [name], [twin], to=FLOAT, name=f"{twin}__cast"))
+            fp32_name[name] = twin
+        return fp32_name[name]
+
+    renamed_outputs = {}
+    for node in graph.node:
+        has_subgraph = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
+        in_low = node.op_type not in KEEP_FP32 and not has_subgraph and node.domain in ("", "ai.onnx")
+        for i, name in enumerate(node.input):
+            if not name or types.get(name) not in (FLOAT, elem):
+                continue
+            produced = location.get(name, "fp32")
+            if in_low and produced == "fp32":
+                node.input[i] = low(name)
+            elif not in_low and produced == "low":
+                node.input[i] = high(name)
+        new_nodes.append(node)
+        for j, name in enumerate(node.output):
+            if in_low and types.get(name) == FLOAT:
+                location[name] = "low"
+                if name in graph_outputs:  # keep the output's name and float32 type: cast at the boundary
+                    node.output[j] = renamed_outputs[name] = f"{name}__{target}_out"
+                    new_nodes.append(helper.make_node("Cast", [node.output[j]], [name], to=FLOAT, name=f"{name}__cast_out"))
+                    location[name] = "fp32"
+                    fp32_name[node.output[j]] = name
+            else:
+                location[name] = "fp32"
+    # consumers referring to renamed graph outputs read the reduced twin through their fp32 cast (the output itself)
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    kept = [init for init in graph.initializer if init.name in used]  # fp32 originals now read by no one
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    del graph.value_info[:]
+    try:
+        converted = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        onnx.checker.check_model(converted, full_check=True)
+    except Exception as exc:
+        raise ModelError(f"converting the model to {target} gave an invalid graph ({str(exc).splitlines()[0]}); "
+                         f"test this precision with a model exported in {target} instead") from None
+    return model
+
+
+@contextlib.contextmanager
+def converted_model(path, target: str):
+    """A temporary file holding ``path``'s model converted to ``target``; removed on exit."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path))  # external data loaded: the converted model is self-contained
+    except Exception as exc:
+        raise ModelError(f"cannot load {str(path)!r} for conversion: {exc}") from None
+    converted = convert(model, target)
+    with tempfile.TemporaryDirectory(prefix="pytest-trt-convert-") as tmp:
+        out = Path(tmp) / f"{Path(path).stem}.{target}.onnx"
+        large = converted.ByteSize() > 1_800_000_000
+        onnx.save(converted, str(out), save_as_external_data=large, location=out.name + ".data" if large else None)
+        yield out

@@ -1,0 +1,107 @@
+"""Real TensorRT on a GPU: build, cache, execute_async_v3, cuda-python layer. Marked ``gpu``.
+
+These run wherever a TensorRT backend can run (``pytest -m gpu``); elsewhere they skip with the reason.
+On a machine without cuBLAS/cuDNN pass ``--trt-build-options 'tactic_sources=EDGE_MASK_CONVOLUTIONS,JIT_CONVOLUTIONS'``.
+"""
+import numpy as np
+import pytest
+
+import pytest_trt
+from pytest_trt import cuda
+from pytest_trt.errors import BackendError, InputError
+
+from models import scale_model
+
+pytestmark = pytest.mark.gpu
+EXAMPLES = pytest_trt.__file__.rsplit("/", 2)[0] + "/examples"
+
+
+@pytest.fixture(scope="module")
+def backend_name():
+    from pytest_trt.backends import select_engine_backend
+
+    backend, reason = select_engine_backend("auto")
+    if backend is None:
+        pytest.skip(reason)
+    return backend.name
+
+
+@pytest.fixture
+def build(request):
+    return request.config.getoption("trt_build_options") or None
+
+
+def test_cuda_layer_roundtrip_and_errors(backend_name):
+    info = cuda.device_info()
+    assert info["name"] and info["compute_capability"].count(".") == 1
+    data = np.arange(1000, dtype=np.float32)
+    with cuda.Stream() as stream, cuda.DeviceBuffer(data.nbytes) as dev, \
+            cuda.PinnedBuffer(data.nbytes) as src, cuda.PinnedBuffer(data.nbytes) as dst:
+        src.view(np.float32, data.shape)[...] = data
+        cuda.copy_to_device(dev.ptr, src, data.nbytes, stream)
+        cuda.copy_to_host(dst, dev.ptr, data.nbytes, stream)
+        stream.synchronize()
+        assert np.array_equal(dst.view(np.float32, data.shape), data)
+    assert dev.ptr == 0 and src.ptr == 0  # freed on exit
+    with pytest.raises(cuda.CudaError, match=r"cudaMalloc\(\d+\) failed: cudaErrorMemoryAllocation"):
+        cuda.DeviceBuffer(1 << 50)
+
+
+@pytest.mark.parametrize("precision, atol", [("fp32", 1e-5), ("fp16", 2e-2)])
+def test_dynamic_mlp_matches_onnxruntime(backend_name, build, tmp_path, precision, atol):
+    model = f"{EXAMPLES}/models/mlp.onnx"
+    shapes = {"x": {"min": (1, 16), "opt": (4, 16), "max": (32, 16)}}
+    plan = pytest_trt.build_engine(model, backend=backend_name, precision=precision, shapes=shapes,
+                                   cache_dir=tmp_path, build=build)
+    for batch in (1, 7, 32):
+        inputs = pytest_trt.make_inputs(model, shapes={"x": (batch, 16)}, seed=batch)
+        got = pytest_trt.run_engine(plan, inputs, backend=backend_name)
+        pytest_trt.assert_close(got, pytest_trt.run_onnxruntime(model, inputs), atol=atol, rtol=1e-2)
+    with pytest.raises(BackendError, match="outside the engine's optimization profile"):
+        pytest_trt.run_engine(plan, pytest_trt.make_inputs(model, shapes={"x": (33, 16)}), backend=backend_name)
+
+
+def test_engine_cache_hit_on_second_build(backend_name, build, tmp_path):
+    from pytest_trt.backends import get_backend
+
+    model = scale_model(tmp_path / "s.onnx", dims=(2, 4))
+    events = get_backend(backend_name).events
+    before = len(events)
+    first = pytest_trt.build_engine(model, backend=backend_name, cache_dir=tmp_path / "cache", build=build)
+    second = pytest_trt.build_engine(model, backend=backend_name, cache_dir=tmp_path / "cache", build=build)
+    assert first == second and [e["status"] for e in events[before:]] == ["built", "loaded"]
+
+
+def test_int64_outputs_and_two_inputs(backend_name, build, tmp_path):
+    model = f"{EXAMPLES}/models/two_heads.onnx"
+    inputs = pytest_trt.make_inputs(model, seed=3)
+    plan = pytest_trt.build_engine(model, backend=backend_name, cache_dir=tmp_path, build=build)
+    got = pytest_trt.run_engine(plan, inputs, backend=backend_name)
+    ref = pytest_trt.run_onnxruntime(model, inputs)
+    assert set(got) == set(ref)
+    pytest_trt.assert_close(got["scores"], ref["scores"], atol=1e-4, rtol=1e-3)
+    assert np.array_equal(got["label"].astype(np.int64), ref["label"])
+
+
+def test_data_dependent_output_shape(backend_name, build, tmp_path):
+    """NonZero's output size depends on the data: the run goes through an IOutputAllocator."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("NonZero", ["x"], ["idx"])], "nz",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8])],
+                              [helper.make_tensor_value_info("idx", TensorProto.INT64, [1, "n"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "nz.onnx"))
+    x = np.array([0, 1, 0, 2, 3, 0, 0, 4], np.float32)
+    plan = pytest_trt.build_engine(tmp_path / "nz.onnx", backend=backend_name, build=build)
+    got = pytest_trt.run_engine(plan, {"x": x}, backend=backend_name)["idx"]
+    assert got.shape == (1, 4) and list(got.reshape(-1)) == [1, 3, 4, 7]
+
+
+def test_wrong_input_dtype_is_one_sentence(backend_name, build, tmp_path):
+    model = scale_model(tmp_path / "s.onnx", dims=(2, 4))
+    plan = pytest_trt.build_engine(model, backend=backend_name, build=build)
+    with pytest.raises(InputError, match="input 'x' is int32 but the engine takes float32"):
+        pytest_trt.run_engine(plan, {"x": np.zeros((2, 4), np.int32)}, backend=backend_name)

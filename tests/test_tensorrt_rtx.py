@@ -1,0 +1,131 @@
+"""The real build path with TensorRT-RTX on CPU: parse errors, profiles, fp16 conversion, engine cache."""
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import pytest_trt
+from pytest_trt.engine_cache import EngineCache, EngineCacheWarning
+from pytest_trt.errors import InputError, ModelError
+
+from models import scale_model
+
+pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx-cu13 is not installed (pip install 'pytest-trt[rtx]')")
+EXAMPLES = pytest_trt.__file__.rsplit("/", 2)[0] + "/examples/models"
+RTX = "tensorrt_rtx"
+
+
+def build(model, cache, **kwargs):
+    return pytest_trt.build_engine(model, backend=RTX, cache_dir=cache, **kwargs)
+
+
+def events():
+    from pytest_trt.backends import get_backend
+
+    return get_backend(RTX).events
+
+
+def test_dynamic_model_builds_with_profile_and_needs_shapes(tmp_path):
+    with pytest.raises(InputError, match=r"input 'x' dim 0 \('batch'\) is dynamic and no shape was given"):
+        build(f"{EXAMPLES}/mlp.onnx", None)
+    plan = build(f"{EXAMPLES}/mlp.onnx", None, shapes={"x": {"min": (1, 16), "opt": (4, 16), "max": (64, 16)}})
+    assert len(plan) > 1000
+
+
+def test_unsupported_op_names_node_and_operator(tmp_path):
+    graph = helper.make_graph([helper.make_node("FancyOp", ["x"], ["y"], name="my_fancy_node", domain="example.com")],
+                              "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("example.com", 1)])
+    onnx.save(model, str(tmp_path / "fancy.onnx"))
+    with pytest.raises(ModelError) as info:
+        build(tmp_path / "fancy.onnx", None)
+    text = str(info.value)
+    assert "cannot parse fancy.onnx" in text and "my_fancy_node" in text and "FancyOp" in text, text
+
+
+@pytest.mark.parametrize("model, shapes", [("attention.onnx", {"tokens": (1, 8, 32)}), ("two_heads.onnx", {})])
+def test_fp16_builds_from_converted_model(tmp_path, model, shapes):
+    before = len(events())
+    plan = build(f"{EXAMPLES}/{model}", tmp_path, precision="fp16", shapes=shapes)
+    meta = json.loads(next((tmp_path / "plans").glob("*.json")).read_text())
+    assert meta["realization"]["convert_to"] == "float16" and meta["converter"] == "pytest-trt casts v1"
+    assert meta["plan_bytes"] == len(plan) and events()[before]["status"] == "built"
+
+
+def test_cache_hit_then_invalidation_by_weights_and_options(tmp_path):
+    model = scale_model(tmp_path / "m.onnx", dims=(2, 4), factor=2.0)
+    cache = tmp_path / "cache"
+    before = len(events())
+    first = build(model, cache)
+    assert build(model, cache) == first
+    build(model, cache, build={"optimization_level": 1})          # other options: another plan
+    scale_model(tmp_path / "m.onnx", dims=(2, 4), factor=3.0)      # same names, other weights
+    build(model, cache)
+    assert [e["status"] for e in events()[before:]] == ["built", "loaded", "built", "built"]
+    assert len(list((cache / "plans").glob("*.plan"))) == 3
+    index = json.loads((cache / "index.json").read_text())
+    assert len(index) == 3 and all("m.onnx | fp32 | tensorrt_rtx" in line for line in index.values())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "sidecar"])
+def test_corrupt_plan_is_rebuilt_with_a_warning(tmp_path, damage):
+    model = scale_model(tmp_path / "m.onnx", dims=(2, 4))
+    cache = tmp_path / "cache"
+    good = build(model, cache)
+    plan = next((cache / "plans").glob("*.plan"))
+    if damage == "truncate":
+        plan.write_bytes(good[: len(good) // 2])
+    elif damage == "flip":
+        data = bytearray(good)
+        data[len(data) // 2] ^= 0x10
+        plan.write_bytes(bytes(data))
+    else:
+        plan.with_suffix(".json").write_text("{")
+    with pytest.warns(EngineCacheWarning, match="rebuilt it"):
+        again = build(model, cache)
+    assert len(again) == len(good) and events()[-1]["status"] == "rebuilt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert build(model, cache) == again  # intact now: loaded, no warning
+
+
+def test_plan_recorded_under_another_key_is_not_loaded(tmp_path):
+    cache = EngineCache(tmp_path)
+    cache.get_or_build("a" * 64, {}, lambda timing: (b"plan-a", None))
+    (tmp_path / "plans" / ("a" * 64 + ".plan")).rename(tmp_path / "plans" / ("b" * 64 + ".plan"))
+    (tmp_path / "plans" / ("a" * 64 + ".json")).rename(tmp_path / "plans" / ("b" * 64 + ".json"))
+    with pytest.warns(EngineCacheWarning, match="records another key"):
+        outcome = cache.get_or_build("b" * 64, {}, lambda timing: (b"plan-b", None))
+    assert outcome.plan == b"plan-b" and outcome.status == "rebuilt"
+
+
+def test_timing_cache_is_checksummed(tmp_path):
+    cache = EngineCache(tmp_path)
+    seen = []
+    cache.get_or_build("1" * 64, {}, lambda timing: (seen.append(timing) or b"p1", b"timing-bytes"), timing="t")
+    cache.get_or_build("2" * 64, {}, lambda timing: (seen.append(timing) or b"p2", b"timing-bytes-2"), timing="t")
+    path = tmp_path / "timing" / "t.cache"
+    path.write_bytes(path.read_bytes()[:-1] + b"X")
+    with pytest.warns(EngineCacheWarning, match="timing cache .* fails its checksum"):
+        cache.get_or_build("3" * 64, {}, lambda timing: (seen.append(timing) or b"p3", None), timing="t")
+    assert seen == [None, b"timing-bytes", None]
+
+
+def test_parallel_processes_build_a_key_once(tmp_path):
+    """Four processes ask for one key at once: one builds, three wait on the lock and load."""
+    script = (
+        "import sys, time, json\n"
+        "from pytest_trt.engine_cache import EngineCache\n"
+        "def slow(timing):\n"
+        "    time.sleep(0.5); return b'plan', None\n"
+        "print(EngineCache(sys.argv[1]).get_or_build('k' * 64, {}, slow).status)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    statuses = sorted(p.communicate()[0].strip() for p in procs)
+    assert statuses == ["built", "loaded", "loaded", "loaded"]
