@@ -15,7 +15,7 @@ def test_builtins_and_slots():
     assert get_backend("onnxruntime").unavailable_reason() is None
     trt = get_backend("tensorrt")
     assert trt.unavailable_reason() == "tensorrt is not installed"
-    with pytest.raises(BackendError, match="backend 'tensorrt' cannot run: tensorrt is not installed"):
+    with pytest.raises(BackendError, match="backend 'tensorrt' cannot build here: tensorrt is not installed"):
         trt.run(None, {})
     assert select_engine_backend("none") == (None, "engine side disabled (--trt-backend none)")
     backend, reason = select_engine_backend("auto")

@@ -96,7 +96,16 @@ def test_data_dependent_output_shape(backend_name, build, tmp_path):
     onnx.save(model, str(tmp_path / "nz.onnx"))
     x = np.array([0, 1, 0, 2, 3, 0, 0, 4], np.float32)
     plan = pytest_trt.build_engine(tmp_path / "nz.onnx", backend=backend_name, build=build)
-    got = pytest_trt.run_engine(plan, {"x": x}, backend=backend_name)["idx"]
+    from pytest_trt.backends import get_backend
+
+    try:
+        got = pytest_trt.run_engine(plan, {"x": x}, backend=backend_name)["idx"]
+    except BackendError as exc:
+        if get_backend(backend_name).flavor.version < (10,) and "execution context" in str(exc):
+            # Seen on the lent H100 with TensorRT 8.6.1: the NonZero engine builds but its context creation
+            # fails inside TensorRT (vector range check). The allocator path is for TensorRT 10+ here.
+            pytest.xfail(f"TensorRT 8.6 cannot run this data-dependent engine: {exc}")
+        raise
     assert got.shape == (1, 4) and list(got.reshape(-1)) == [1, 3, 4, 7]
 
 

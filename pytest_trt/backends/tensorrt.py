@@ -81,7 +81,7 @@ class TensorRTBackend:
         try:
             cuda.runtime()
         except BackendError as exc:
-            return str(exc)
+            return f"{self.module} is installed but {exc}"
         if cuda.device_count() == 0:
             return f"{self.module} is installed but no CUDA GPU is visible"
         if self.flavor.is_rtx:
@@ -118,6 +118,9 @@ class TensorRTBackend:
 
     def run(self, model, inputs: Mapping, *, precision: str = "fp32", options: Mapping | None = None) -> dict:
         """Build (or load from the engine cache) and run ``model`` at ``precision``; outputs by name."""
+        reason = self.build_reason()
+        if reason:
+            raise BackendError(f"backend {self.name!r} cannot build here: {reason}")
         options = dict(options or {})
         shapes = shapes_for_run(model.inputs, options.get("shapes") or {}, inputs)
         outcome, profile = self.build(model, precision, shapes=shapes,
@@ -314,6 +317,9 @@ class Engine:
             raise BackendError("TensorRT could not deserialize the plan (built by another TensorRT version or for "
                                f"another GPU?){': ' + detail if detail else ''}; rebuild it (delete it from the engine cache)")
         self.context = self.engine.create_execution_context()
+        if self.context is None:
+            detail = "; ".join(self._logger.errors[-2:]) or "no error was logged"
+            raise BackendError(f"TensorRT could not create an execution context for this engine: {detail}")
         self.io = [TensorIO(name, self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
                             numpy_dtype_name(self.engine.get_tensor_dtype(name).name),
                             _dims(self.engine.get_tensor_shape(name)))
