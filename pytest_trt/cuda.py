@@ -80,7 +80,21 @@ def set_device(index: int) -> None:
     check(runtime().cudaSetDevice(index), f"cudaSetDevice({index})")
 
 
-class Stream:
+class _Resource:
+    """Context-manager protocol shared by the CUDA resources: ``close`` on exit, errors propagate."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class Stream(_Resource):
     """A CUDA stream; ``handle`` is the integer TensorRT's ``execute_async_v3`` takes."""
 
     def __init__(self):
@@ -103,15 +117,8 @@ class Stream:
             stream, self._stream = self._stream, None
             check(runtime().cudaStreamDestroy(stream), "cudaStreamDestroy")
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-
-class DeviceBuffer:
+class DeviceBuffer(_Resource):
     """``nbytes`` of device memory (at least 1 byte, so every tensor gets a valid address)."""
 
     def __init__(self, nbytes: int):
@@ -123,15 +130,8 @@ class DeviceBuffer:
             ptr, self.ptr = self.ptr, 0
             check(runtime().cudaFree(ptr), "cudaFree")
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-
-class PinnedBuffer:
+class PinnedBuffer(_Resource):
     """``nbytes`` of page-locked host memory, viewable as a numpy array; async copies need it."""
 
     def __init__(self, nbytes: int):
@@ -155,13 +155,6 @@ class PinnedBuffer:
         if self.ptr:
             ptr, self.ptr = self.ptr, 0
             check(runtime().cudaFreeHost(ptr), "cudaFreeHost")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 def copy_to_device(dst: int, src: PinnedBuffer, nbytes: int, stream: Stream) -> None:
