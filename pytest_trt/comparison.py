@@ -8,6 +8,7 @@ bools compare exactly; float16/bfloat16/float8 compare in float32.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from collections.abc import Mapping
@@ -16,9 +17,13 @@ import numpy as np
 
 from .tolerance import CONVENTIONS, Tolerance, resolve
 
-CHUNK = 1 << 16                 # elements per chunk: buffers stay in L2 cache
+CHUNK = 1 << 17                 # float32 elements per chunk: 512 KiB buffers (fewer elements for wider dtypes);
+                                # large enough that two threads seldom wait for each other's GIL hand-over
 PARALLEL_MIN = 1 << 21          # outputs at least this large are split across threads
+MAX_THREADS = 4                 # each holds <= 7 chunk buffers (3.5 MiB): peak extra memory stays < 16 MiB
 HISTOGRAM_SAMPLE = 1_000_000    # the error histogram looks at most at this many elements
+HISTOGRAM_BLOCK = 16384         # in contiguous blocks of this many, spread evenly over larger outputs
+MARGIN = 1e-5                   # chunks this close to the bound are decided by the exact formula
 _TINY = np.finfo(np.float64).tiny
 
 
@@ -255,19 +260,30 @@ def _bound(abs_expected: float, tol: Tolerance) -> float:
 
 def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance, work: np.dtype,
           detail: bool) -> _Partial:
-    """One fused pass over elements [start, stop) in chunks; see module docstring."""
+    """One fused pass over elements [start, stop) in chunks; see module docstring.
+
+    Per chunk the common (passing) case costs nine array operations: |a-b|, its maximum, |e|, the
+    relative difference and its maximum, and the share of the bound used, computed as
+    ``(d / rtol) / (|e| + atol/rtol)`` (``max(|e|, atol/rtol)`` for "either"), one operation fewer
+    than ``d / (atol + rtol*|e|)``. That rescaled share only clears chunks far from the bound; any
+    other chunk is decided again with the exact formula, so verdicts and mismatch counts agree with
+    ``np.isclose`` bit for bit.
+    """
     part = _Partial()
-    size = min(CHUNK, stop - start)
-    d_buf, m_buf, w_buf = (np.empty(size, work) for _ in range(3))
-    a_buf = b_buf = None
-    if fa.dtype != work:
-        a_buf = np.empty(size, work)
-    if fb.dtype != work:
-        b_buf = np.empty(size, work)
+    chunk = _chunk_size(work)
+    size = min(chunk, stop - start)
+    d_buf, m_buf, w_buf, t_buf = (np.empty(size, work) for _ in range(4))
+    f_buf = np.empty(size, np.bool_)
+    a_buf = np.empty(size, work) if fa.dtype != work else None
+    b_buf = np.empty(size, work) if fb.dtype != work else None
     atol, rtol, either = work.type(tol.atol), work.type(tol.rtol), tol.convention == "either"
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for s in range(start, stop, CHUNK):
-            e = min(s + CHUNK, stop)
+        shift = work.type(atol / rtol) if rtol > 0 else None
+    fast = shift is not None and math.isfinite(shift) and rtol >= np.finfo(work).tiny
+    lo, hi = float(rtol) * (1 - MARGIN), float(rtol) * (1 + MARGIN)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for s in range(start, stop, chunk):
+            e = min(s + chunk, stop)
             k = e - s
             A, B = fa[s:e], fb[s:e]
             if a_buf is not None:
@@ -276,7 +292,7 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
             if b_buf is not None:
                 B = b_buf[:k]
                 np.copyto(B, fb[s:e], casting="unsafe")
-            d, m, w = d_buf[:k], m_buf[:k], w_buf[:k]
+            d, m, w, t = d_buf[:k], m_buf[:k], w_buf[:k], t_buf[:k]
             np.subtract(A, B, out=d)
             np.abs(d, out=d)
             i = int(d.argmax())
@@ -287,57 +303,64 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
             if d[i] > part.max_abs[0]:
                 part.max_abs = (float(d[i]), s + i)
             np.abs(B, out=m)                      # m = |expected|
-            np.multiply(m, rtol, out=w)           # w = allowed bound
-            if either:
-                np.maximum(w, atol, out=w)
-            else:
-                np.add(w, atol, out=w)
-            np.divide(d, w, out=w)                # w = share of the bound used (nan where 0/0)
-            j, used = _argmax(w)
-            if used > part.budget[0]:
-                part.budget = (float(used), s + j)
-            chunk_fails = used > 1
-            if chunk_fails:
-                part.mismatches += int(np.count_nonzero(w > 1))
-            np.divide(d, m, out=w)                # w = relative difference (nan where 0/0)
-            j, rel = _argmax(w)
-            if rel > part.max_rel[0]:
-                part.max_rel = (float(rel), s + j)
-            if tol.elementwise and (chunk_fails or detail):
-                _needed(part, d, m, w, atol, rtol, either)
+            np.divide(d, m, out=w)                # w = relative difference (NaN where both are 0)
+            _track_max(part, "max_rel", w, s, 1.0)
+            all_fail = False
+            if fast:
+                (np.maximum if either else np.add)(m, shift, out=t)
+                np.divide(d, t, out=t)            # t = share of the bound used, times rtol
+                scaled = _track_max(part, "budget", t, s, float(rtol))
+                if scaled <= lo and not detail:
+                    continue                      # every element is well within its bound
+                all_fail = bool(np.minimum.reduce(t) > hi)   # a NaN (0/0) propagates: then not all fail
+            np.multiply(m, rtol, out=t)           # t = rtol * |expected|
+            (np.maximum if either else np.add)(t, atol, out=w)   # w = the bound, as np.isclose computes it
+            fails = k if all_fail else int(np.count_nonzero(np.greater(d, w, out=f_buf[:k])))
+            if not fast:
+                np.divide(d, w, out=w)            # share of the bound used (inf where the bound is 0)
+                _track_max(part, "budget", w, s, 1.0)
+            part.mismatches += fails
+            if tol.elementwise and (fails or detail):
+                _needed(part, d, m, t, w, atol, either)
     return part
 
 
-def _argmax(w) -> tuple[int, float]:
-    """Index and value of the maximum; NaN (from 0/0, i.e. equal zeros) counts as 0."""
-    j = int(w.argmax())
-    value = w[j]
-    if value != value:
-        if np.isnan(w).all():
-            return 0, 0.0
-        j = int(np.nanargmax(w))
-        value = w[j]
-    return j, float(value)
+def _chunk_size(work: np.dtype) -> int:
+    return max(1, CHUNK * 4 // work.itemsize)     # CHUNK float32 elements' worth of bytes
 
 
-def _needed(part: _Partial, d, m, w, atol, rtol, either: bool) -> None:
-    """Smallest atol (at rtol) and rtol (at atol) that pass this chunk. Passing chunks cannot raise
-    the maximum over a failing output, so callers only ask for failing chunks (or for ``detail``)."""
+def _track_max(part: _Partial, field: str, w: np.ndarray, offset: int, scale: float) -> float:
+    """Raise ``part.<field>`` to the chunk's maximum of ``w / scale`` (NaN ignored) and return the
+    chunk's maximum of ``w``. The index is searched only when the maximum improves, which after the
+    first chunks is rare, so this costs one reduction."""
+    top = np.fmax.reduce(w)
+    if top != top:                                # every element is 0/0, i.e. equal zeros: 0 there
+        if getattr(part, field)[0] < 0:
+            setattr(part, field, (0.0, offset))
+        return 0.0
+    value = float(top) / scale
+    if value > getattr(part, field)[0]:
+        setattr(part, field, (value, offset + int(np.argmax(w == top))))
+    return float(top)
+
+
+def _needed(part: _Partial, d, m, t, w, atol, either: bool) -> None:
+    """Smallest atol (at rtol) and rtol (at atol) that pass this chunk; ``t`` holds rtol*|e|.
+    Passing chunks cannot raise the maximum over a failing output, so callers only ask for failing
+    chunks (or for ``detail``)."""
     if either:
         # fails iff d > atol and d > rtol*|e|: atol must cover every d that exceeds rtol*|e|.
-        np.multiply(m, rtol, out=w)
-        over = d > w
+        over = d > t
         part.min_atol = max(part.min_atol, float(d[over].max()) if over.any() else 0.0)
         over = d > atol
         if over.any():
             part.min_rtol = max(part.min_rtol, float(np.max(d[over] / m[over])))
         return
-    np.multiply(m, rtol, out=w)
-    np.subtract(d, w, out=w)                      # d - rtol*|e| <= atol  <=>  passes
+    np.subtract(d, t, out=w)                      # d - rtol*|e| <= atol  <=>  passes
     part.min_atol = max(part.min_atol, float(w.max()))
     np.subtract(d, atol, out=w)
     np.divide(w, m, out=w)                        # (d - atol) / |e| <= rtol  <=>  passes
-    top = np.nanmax(w) if w.size else 0.0
+    top = np.fmax.reduce(w)
     part.min_rtol = max(part.min_rtol, float(top) if top == top else 0.0)
 
 
@@ -361,25 +384,66 @@ def _scan_nonfinite(part: _Partial, A, B, offset: int, tol: Tolerance, detail: b
 
 
 def _histogram(fa, fb, work) -> tuple[list[tuple[str, int]], int | None]:
-    """Counts of |a-b| per decade (exact up to HISTOGRAM_SAMPLE elements, else an even sample)."""
+    """Counts of |a-b| per decade: exact up to HISTOGRAM_SAMPLE elements, else over evenly spaced
+    contiguous blocks (cheap to read, unlike a strided sample). Decades are counted with one
+    comparison per decade boundary rather than a logarithm per element."""
     n = fb.size
-    step = max(1, -(-n // HISTOGRAM_SAMPLE))
-    a = fa[::step].astype(work)
-    b = fb[::step].astype(work)
+    chunk = _chunk_size(work)
+    if n <= HISTOGRAM_SAMPLE:
+        spans = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+    else:
+        block = min(chunk, HISTOGRAM_BLOCK)
+        starts = np.linspace(0, n - block, HISTOGRAM_SAMPLE // block).astype(np.int64)
+        spans = [(int(s), int(s) + block) for s in starts]
+    d_buf = np.empty(min(chunk, n), work)
+    zeros, sampled, above = 0, 0, {}     # above[k]: elements >= 10**k, for the decades seen
     with np.errstate(invalid="ignore", over="ignore"):
-        d = np.abs(a - b)
-    d = d[np.isfinite(d)]
-    zeros = int(np.count_nonzero(d == 0))
-    bins = []
-    if zeros:
-        bins.append(("0", zeros))
-    positive = d[d > 0]
-    if positive.size:
-        exps = np.floor(np.log10(positive.astype(np.float64))).astype(np.int64)
-        lo = int(exps.min())
-        counts = np.bincount(exps - lo)
-        bins += [(f"1e{lo + i}", int(c)) for i, c in enumerate(counts) if c]
-    return bins, (a.size if step > 1 else None)
+        for s, e in spans:
+            d = d_buf[:e - s]
+            np.subtract(fa[s:e], fb[s:e], out=d, dtype=work, casting="unsafe")
+            np.abs(d, out=d)
+            sampled += d.size
+            if not np.isfinite(d).all():
+                d = d[np.isfinite(d)]
+            positive = d[d > 0]
+            zeros += d.size - positive.size
+            if not positive.size:
+                continue
+            low, high = _decade(float(positive.min()), work), _decade(float(positive.max()), work)
+            above[low] = above.get(low, 0) + positive.size
+            for k in range(low + 1, high + 1):
+                above[k] = above.get(k, 0) + int(np.count_nonzero(positive >= _decade_floor(k, work)))
+    bins = [("0", zeros)] if zeros else []
+    decades = sorted(above)
+    for k in decades:
+        count = above[k] - above.get(k + 1, 0)
+        if count:
+            bins.append((f"1e{k}", count))
+    return bins, (sampled if sampled < n else None)
+
+
+def _decade(x: float, work: np.dtype) -> int:
+    """floor(log10(x)) for a positive value of ``work``, exactly (log10 can round across the integer)."""
+    k = math.floor(math.log10(x))
+    if x < _decade_floor(k, work):
+        return k - 1
+    if x >= _decade_floor(k + 1, work):
+        return k + 1
+    return k
+
+
+@functools.lru_cache(maxsize=4096)
+def _decade_floor(k: int, work: np.dtype):
+    """The smallest value of ``work`` that is >= 10**k, so that ``x >= it`` <=> ``x >= 10**k``."""
+    from fractions import Fraction
+
+    target = Fraction(10) ** k
+    value = work.type(float(target)) if k > -330 else work.type(0)
+    while Fraction(float(value)) < target:
+        value = np.nextafter(value, work.type(np.inf))
+    while value > 0 and Fraction(float(np.nextafter(value, work.type(0)))) >= target:
+        value = np.nextafter(value, work.type(0))
+    return value
 
 
 def _statistics(report: OutputReport, fa, fb, work, tol: Tolerance) -> None:
@@ -447,7 +511,7 @@ _pool = None
 
 
 def _threads() -> int:
-    return min(os.cpu_count() or 1, 8)
+    return min(os.cpu_count() or 1, MAX_THREADS)
 
 
 def _executor():
@@ -507,7 +571,7 @@ def format_output(r: OutputReport) -> str:
     for failure in r.statistic_failures:
         lines.append(f"  statistic check failed: {failure}")
     if r.histogram:
-        sampled = f" (even sample of {r.histogram_sampled} elements)" if r.histogram_sampled else ""
+        sampled = f" (sample of {r.histogram_sampled} elements in evenly spread blocks)" if r.histogram_sampled else ""
         lines.append("  |a-b| by decade" + sampled + ": " + "  ".join(f"{k}:{v}" for k, v in r.histogram))
     t = r.tolerance
     if t is not None and not r.exact:

@@ -180,3 +180,100 @@ def test_agrees_with_np_isclose(expected, atol, rtol, data):
     r = compare(actual, expected, atol=atol, rtol=rtol)["output"]
     want = int(np.count_nonzero(~np.isclose(actual, expected, atol=atol, rtol=rtol)))
     assert r.mismatches == want
+
+
+def _reference_stats(actual, expected, atol, rtol, convention):
+    """What the report must say, computed the slow, obvious way over whole arrays in the work dtype."""
+    d = np.abs(actual - expected)
+    m = np.abs(expected)
+    bound = np.maximum(atol, rtol * m) if convention == "either" else atol + rtol * m
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        share = np.where(d == 0, 0, d / bound)
+        rel = np.where(d == 0, 0, d / m)
+    return int(np.count_nonzero(d > bound)), float(d.max()), float(rel.max()), float(share.max())
+
+
+@settings(max_examples=150, deadline=None)
+@given(hnp.arrays(np.float32, st.integers(1, 400), elements=st.floats(-1e3, 1e3, width=32)),
+       st.sampled_from([0.0, 1e-6, 1e-3, 0.5]), st.sampled_from([0.0, 1e-6, 1e-3, 0.5]),
+       st.sampled_from(["allclose", "either"]), st.floats(0.999, 1.001), st.data())
+def test_float32_near_the_bound_agrees_with_the_exact_formula(expected, atol, rtol, convention, scale, data):
+    """Elements placed at the bound times ~1: the rescaled fast path must hand these to the exact one."""
+    signs = data.draw(hnp.arrays(np.float32, expected.shape, elements=st.sampled_from([-1.0, 1.0])))
+    a32, r32 = np.float32(atol), np.float32(rtol)
+    m = np.abs(expected)
+    bound = np.maximum(a32, r32 * m) if convention == "either" else a32 + r32 * m
+    actual = (expected + signs * bound * np.float32(scale)).astype(np.float32)
+    r = compare(actual, expected, atol=atol, rtol=rtol, convention=convention)["output"]
+    mismatches, max_abs, max_rel, share = _reference_stats(actual, expected, a32, r32, convention)
+    assert r.mismatches == mismatches
+    assert r.passed == (mismatches == 0)
+    assert r.max_abs.value == max_abs
+    assert r.max_rel.value == pytest.approx(max_rel, rel=1e-6)
+    if np.isfinite(share):
+        assert r.budget == pytest.approx(share, rel=1e-5)
+
+
+@pytest.mark.parametrize("convention", ["allclose", "either"])
+@pytest.mark.parametrize("atol, rtol", [(1e-3, 1e-3), (0.0, 1e-2), (1e-2, 0.0), (1e-30, 1e-38)])
+def test_budget_and_extremes_match_the_obvious_computation(monkeypatch, convention, atol, rtol):
+    monkeypatch.setattr(cmp, "CHUNK", 1000)   # many chunks, some failing, some passing
+    rng = np.random.default_rng(5)
+    e = rng.standard_normal(20_000).astype(np.float32)
+    e[::50] = 0.0                                       # zeros in expected (ReLU-like): 0/0 must not poison maxima
+    a = (e + rng.standard_normal(20_000).astype(np.float32) * np.float32(1e-3)).astype(np.float32)
+    a[::100] = 0.0                                      # ... and some exactly equal zeros
+    r = compare(a, e, atol=atol, rtol=rtol, convention=convention)["output"]
+    mismatches, max_abs, max_rel, share = _reference_stats(a, e, np.float32(atol), np.float32(rtol), convention)
+    assert r.mismatches == mismatches
+    assert r.max_abs.value == max_abs and abs(a - e)[r.max_abs.index] == max_abs
+    assert r.max_rel.value == max_rel
+    assert r.budget == pytest.approx(share, rel=1e-5)
+
+
+def test_relative_difference_against_an_expected_zero_is_infinite():
+    r = compare(np.array([0.0, 1e-3], np.float32), np.array([0.0, 0.0], np.float32), atol=1e-2, rtol=0)["output"]
+    assert r.passed and r.max_rel.value == np.inf and r.max_rel.index == (1,)
+
+
+def test_all_failing_chunks_are_counted_exactly(monkeypatch):
+    monkeypatch.setattr(cmp, "CHUNK", 256)
+    e = np.linspace(-3, 3, 10_000, dtype=np.float32)
+    r = compare(e + np.float32(1), e, atol=1e-5, rtol=1e-5)["output"]
+    assert r.mismatches == 10_000 and r.min_atol == pytest.approx(1 - 1e-5 * 3, rel=1e-4)
+
+
+def test_histogram_decades_are_exact_at_powers_of_ten():
+    e = np.zeros(6, np.float32)
+    a = np.array([1e-3, np.nextafter(np.float32(1e-3), np.float32(0)), 0.0, 10.0, 9.999999, 1e-45], np.float32)
+    r = compare(a, e, atol=0, rtol=0)["output"]
+    assert dict(r.histogram) == {"0": 1, "1e-45": 1, "1e-4": 1, "1e-3": 1, "1e0": 1, "1e1": 1}
+
+
+def test_histogram_of_a_large_output_samples_blocks(monkeypatch):
+    monkeypatch.setattr(cmp, "HISTOGRAM_SAMPLE", 4000)
+    monkeypatch.setattr(cmp, "HISTOGRAM_BLOCK", 500)
+    e = np.zeros(100_000, np.float32)
+    a = np.full(100_000, 0.5, np.float32)
+    r = compare(a, e, atol=0, rtol=0)["output"]
+    assert r.histogram == [("1e-1", 4000)] and r.histogram_sampled == 4000
+    assert "|a-b| by decade (sample of 4000 elements in evenly spread blocks): 1e-1:4000" in r.message()
+
+
+def test_float8_compares_in_float32():
+    e = np.linspace(-2, 2, 33, dtype=np.float32)
+    f8 = e.astype(ml_dtypes.float8_e4m3fn)
+    r = compare(f8, e, precision="fp8")["output"]
+    assert r.passed and r.actual_dtype == "float8_e4m3fn"
+    assert compare(f8, e, atol=1e-6, rtol=1e-6)["output"].mismatches == int(np.count_nonzero(f8.astype(np.float32) != e))
+
+
+def test_failure_report_of_many_outputs_stays_readable():
+    expected = {f"out{i}": np.zeros(4, np.float32) for i in range(40)}
+    actual = {name: (v + (1 if i % 2 else 0)).astype(np.float32) for i, (name, v) in enumerate(expected.items())}
+    text = compare(actual, expected).message
+    assert text.startswith("actual vs expected: 20 of 40 outputs differ")
+    assert "... and 0 more" not in text and text.count("values differ") == 20
+    text = cmp.format_report(compare(actual, expected), limit=5)
+    assert "... and 15 more failing outputs: out11, out13" in text
+    assert "outputs that match: out0, out2" in text
