@@ -25,6 +25,7 @@ class _Options:
     require: bool
     engine_dir: Path | None
     build: object = None                # engine_plan.BuildOptions
+    devices: tuple[int, ...] | None = None  # --trt-devices; None: every visible GPU
 
 
 class _PluginState:
@@ -36,14 +37,42 @@ class _PluginState:
         self.summary = SessionSummary()
         self.specs: dict[tuple, tuple] = {}  # (id(Mark), test path) -> (Mark, CompareSpec)
         self._engine = None
+        self.gpu: int | None = None         # the GPU this process uses (set when a TensorRT backend may run)
 
     def engine(self):
         """(backend or None, reason) for the engine under test; decided once per session."""
         if self._engine is None:
             from .backends import select_engine_backend
 
+            problem = self._assign_gpu()
             self._engine = select_engine_backend(self.options.backend)
+            if problem and self._engine[0] is not None and self._engine[0].name in ("tensorrt", "tensorrt_rtx"):
+                self._engine = (None, problem)
         return self._engine
+
+    def _assign_gpu(self) -> str | None:
+        """Put this process on its GPU (one per xdist worker) before any engine exists; the reason when
+        that fails. Skipped where no TensorRT backend can be chosen, so CUDA is not loaded for nothing."""
+        import importlib.util
+        import os
+
+        if self.options.backend not in ("auto", "tensorrt", "tensorrt_rtx"):
+            return None
+        if not any(importlib.util.find_spec(m) for m in ("tensorrt", "tensorrt_rtx")):
+            return None
+
+        from . import cuda
+        from .gpu_assignment import assign_device, worker_index
+
+        visible = cuda.device_count()
+        if visible == 0:
+            return None  # the backend itself says why it cannot run
+        try:
+            self.gpu = assign_device(worker_index(os.environ.get("PYTEST_XDIST_WORKER")), self.options.devices, visible)
+            cuda.set_device(self.gpu)
+        except TrtCompareError as exc:
+            return str(exc)
+        return None
 
 
 # ----------------------------------------------------------------------------------- options
@@ -60,6 +89,9 @@ _OPTIONS = [
      "(onnxruntime, tensorrt, tensorrt_rtx, or one registered under the pytest_trt.backends entry point)"),
     ("--trt-require", "trt_require", "bool",
      "fail checks whose engine side cannot run (for GPU CI), instead of skipping the engine side with a reason"),
+    ("--trt-devices", "trt_devices", "string",
+     "GPUs to use, e.g. 0,1: each pytest-xdist worker takes one, round robin (gw0 -> first, gw1 -> second, ...); "
+     "default auto: every visible GPU"),
     ("--trt-build-options", "trt_build_options", "string",
      "TensorRT builder options for every engine, e.g. 'workspace=2G optimization_level=3 "
      "tactic_sources=EDGE_MASK_CONVOLUTIONS,JIT_CONVOLUTIONS' (a marker's build={...} overrides per test)"),
@@ -74,7 +106,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(flag, action="store_true", default=None, dest=dest, help=text + f" [ini: {ini}]")
             parser.addini(ini, text, type="bool", default=False)
         else:
-            metavar = "DIR" if kind == "path" else "OPTIONS" if ini == "trt_build_options" else "NAME"
+            metavar = {"path": "DIR", "trt_build_options": "OPTIONS", "trt_devices": "LIST"}.get(kind if kind == "path" else ini, "NAME")
             group.addoption(flag, action="store", default=None, dest=dest, metavar=metavar, help=text + f" [ini: {ini}]")
             parser.addini(ini, text, type="string", default="auto" if ini == "trt_backend" else "")
 
@@ -97,14 +129,17 @@ def _read_options(config: pytest.Config) -> _Options:
     backend = config.getoption("trt_backend") or config.getini("trt_backend") or "auto"
     build = config.getoption("trt_build_options") or config.getini("trt_build_options") or ""
     from .engine_plan import parse_build_options
+    from .gpu_assignment import parse_devices
 
     try:
         build_options = parse_build_options(build, "--trt-build-options")
+        devices = parse_devices(config.getoption("trt_devices") or config.getini("trt_devices"))
     except TrtCompareError as exc:
         raise pytest.UsageError(str(exc)) from None
     return _Options(golden_dir=path("trt_golden_dir", (config.rootpath / "golden").resolve()),
                     update_golden=flag("trt_update_golden"), backend=backend, require=flag("trt_require"),
-                    engine_dir=path("trt_engine_dir", None), build=build_options)
+                    engine_dir=path("trt_engine_dir", None), build=build_options,
+                    devices=devices)
 
 
 def pytest_configure(config: pytest.Config) -> None:

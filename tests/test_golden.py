@@ -171,3 +171,15 @@ def test_fast_reader_handles_zip64_records(tmp_path, monkeypatch):
     monkeypatch.undo()
     loaded = read_golden(tmp_path, "reference", HINT)
     assert all(np.array_equal(loaded.arrays[k], v) for k, v in arrays.items())
+
+
+def test_bit_flip_in_memory_mapped_member_fails_crc(tmp_path, monkeypatch):
+    monkeypatch.setattr(golden, "MMAP_MIN_BYTES", 1024)
+    write_golden(tmp_path, "reference", {"big": np.zeros(10_000, np.float32)}, {})
+    npz = tmp_path / "reference.npz"
+    data = bytearray(npz.read_bytes())
+    data[20_000] ^= 0x01          # the lowest mantissa bit of one zero: 1e-45, within any tolerance
+    npz.write_bytes(bytes(data))
+    with pytest.raises(GoldenError, match=r"reference.npz' is corrupt or truncated \(ValueError: member 'big.npy' "
+                                          r"fails its CRC-32 check\); regenerate it with: "):
+        read_golden(tmp_path, "reference", HINT)

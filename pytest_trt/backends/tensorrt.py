@@ -176,7 +176,7 @@ class TensorRTBackend:
 
         outcome = EngineCache(cache_dir).get_or_build(key, description, build, timing)
         self.events.append({"model": model.path.name, "precision": precision, "status": outcome.status,
-                            "seconds": outcome.seconds})
+                            "seconds": outcome.seconds, "key": key})
         return outcome, profile
 
 
