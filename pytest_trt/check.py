@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -189,46 +190,64 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
         if problem:
             result.problems.append(problem)
 
-    corrupt = False
-    try:
-        golden = read_golden(folder, stem, hint)
-    except GoldenError as exc:
-        if not ctx.update_golden:
-            record("failed", str(exc))
+    def decide() -> ComparisonReport | None:
+        corrupt = False
+        try:
+            golden = read_golden(folder, stem, hint)
+        except GoldenError as exc:
+            if not ctx.update_golden:
+                record("failed", str(exc))
+                return None
+            golden, corrupt = None, True
+        if golden is None:
+            if ctx.update_golden:
+                write()
+                record("updated" if corrupt else "created")
+                return None
+            if kind == "engine":
+                return None  # engine goldens are optional: recorded by --update-golden on an engine machine
+            shown = _shown(golden_paths(folder, stem)[0], ctx.rootdir)
+            record("missing", f"no {kind} golden for this test at {shown}; create it with: {hint}")
             return None
-        golden, corrupt = None, True
-    if golden is None:
-        if ctx.update_golden:
-            write()
-            record("updated" if corrupt else "created")
+        changed_inputs = _input_changes(golden.meta, identity, seed)
+        if changed_inputs:
+            shown = _shown(golden_paths(folder, stem)[0], ctx.rootdir)
+            if ctx.update_golden:
+                write()
+                record("updated")
+            else:
+                record("failed", f"{kind} golden {shown} was recorded for different inputs ({changed_inputs}); "
+                                 f"if that change is intended, regenerate it with: {hint}")
             return None
-        if kind == "engine":
-            return None  # engine goldens are optional: recorded by --update-golden on an engine machine
-        shown = _shown(golden_paths(folder, stem)[0], ctx.rootdir)
-        record("missing", f"no {kind} golden for this test at {shown}; create it with: {hint}")
-        return None
-    changed_inputs = _input_changes(golden.meta, identity, seed)
-    if changed_inputs:
-        shown = _shown(golden_paths(folder, stem)[0], ctx.rootdir)
-        if ctx.update_golden:
+        report = ComparisonReport(compare_outputs(outputs, golden.arrays, tolerance_for), label, f"golden {rel}")
+        if report.passed:
+            record("unchanged")
+        elif ctx.update_golden:
             write()
             record("updated")
         else:
-            record("failed", f"{kind} golden {shown} was recorded for different inputs ({changed_inputs}); "
-                             f"if that change is intended, regenerate it with: {hint}")
-        return None
-    report = ComparisonReport(compare_outputs(outputs, golden.arrays, tolerance_for), label, f"golden {rel}")
-    if report.passed:
-        record("unchanged")
-    elif ctx.update_golden:
-        write()
-        record("updated")
-    else:
-        producer = golden.meta.get("producer") or {}
-        recorded = ", ".join(f"{k} {v}" for k, v in producer.items() if isinstance(v, (str, int, float)))
-        record("failed", report.message + f"\n(golden recorded by {recorded}; if the change is intended, "
-                                          f"regenerate it with: {hint})")
-    return report
+            producer = golden.meta.get("producer") or {}
+            recorded = ", ".join(f"{k} {v}" for k, v in producer.items() if isinstance(v, (str, int, float)))
+            record("failed", report.message + f"\n(golden recorded by {recorded}; if the change is intended, "
+                                              f"regenerate it with: {hint})")
+        return report
+
+    if ctx.update_golden:  # writers of one golden (e.g. [fp32] and [fp16] on two xdist workers) take turns
+        with _golden_lock(golden_paths(folder, stem)[0]):
+            return decide()
+    return decide()
+
+
+def _golden_lock(npz: Path):
+    """A lock per golden file, kept out of the golden directory (which users commit)."""
+    import hashlib
+    import tempfile
+
+    from .engine_cache import file_lock
+
+    user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    name = hashlib.sha256(str(_resolved(npz)).encode()).hexdigest()[:32]
+    return file_lock(Path(tempfile.gettempdir()) / f"pytest-trt-locks-{user}" / f"{name}.lock")
 
 
 def _shown(path: Path, rootdir: Path | None) -> str:

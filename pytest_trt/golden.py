@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import glob
 import hashlib
 import io
 import json
@@ -18,6 +19,7 @@ import os
 import re
 import struct
 import tempfile
+import time
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -90,13 +92,16 @@ def read_golden(folder: Path, stem: str, regenerate_hint: str) -> Golden | None:
         raise GoldenError(f"golden {str(missing)!r} is missing while its partner file exists; "
                           f"regenerate it with: {regenerate_hint}")
     meta = _read_sidecar(sidecar, text, regenerate_hint)
-    arrays = _read_npz(npz, regenerate_hint)
+    arrays, crcs = _read_npz(npz, regenerate_hint)
     declared = meta["outputs"]
     for name, info in declared.items():
         array = arrays.get(name)
         if array is None:
             raise GoldenError(f"golden {str(npz)!r} lacks output {name!r} that its sidecar lists; "
                               f"regenerate it with: {regenerate_hint}")
+        if "crc32" in info and info["crc32"] != crcs[name]:
+            raise GoldenError(f"golden {str(npz)!r} and its sidecar come from different writes (an interrupted "
+                              f"--update-golden?); regenerate it with: {regenerate_hint}")
         if info.get("dtype") in ("bfloat16",) or str(info.get("dtype", "")).startswith("float8"):
             from .inputs import numpy_dtype
 
@@ -121,15 +126,34 @@ def write_golden(folder: Path, stem: str, arrays: Mapping[str, np.ndarray], meta
     """Write arrays then sidecar, each atomically (temporary file, fsync, rename)."""
     folder.mkdir(parents=True, exist_ok=True)
     npz, sidecar = golden_paths(folder, stem)
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
-            "outputs": {k: {"dtype": np.asarray(v).dtype.name, "shape": list(np.shape(v))} for k, v in arrays.items()}}
+    _remove_stale_temporaries(folder, (npz.name, sidecar.name))
     with atomic_writer(npz) as f:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, array in arrays.items():
                 with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            crcs = {info.filename[:-4]: info.CRC for info in zf.infolist()}
+    # The sidecar names each member's CRC-32: a pair torn by a crash between the two renames is detected.
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
+            "outputs": {k: {"dtype": np.asarray(v).dtype.name, "shape": list(np.shape(v)), "crc32": crcs[k]}
+                        for k, v in arrays.items()}}
     with atomic_writer(sidecar) as f:
         f.write((_compact(json.dumps(meta, indent=1, sort_keys=True, default=_json_default)) + "\n").encode())
+
+
+STALE_TEMPORARY_SECONDS = 3600
+
+
+def _remove_stale_temporaries(folder: Path, names) -> None:
+    """Temporary files of writers killed mid-write (older than an hour: no live writer takes that long)."""
+    now = time.time()
+    for name in names:
+        for tmp in folder.glob(f".{glob.escape(name)}.*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                    tmp.unlink()
+            except OSError:
+                pass
 
 
 class atomic_writer:
@@ -184,8 +208,8 @@ def _read_sidecar(path: Path, text: bytes, hint: str) -> dict:
     return meta
 
 
-def _read_npz(path: Path, hint: str) -> dict[str, np.ndarray]:
-    """Arrays of our uncompressed npz, pickle-free; members >= MMAP_MIN_BYTES are memory-mapped.
+def _read_npz(path: Path, hint: str) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Arrays of our uncompressed npz and their CRC-32s, pickle-free; members >= MMAP_MIN_BYTES are memory-mapped.
 
     The zip directory and the ``.npy`` headers are parsed here rather than by ``zipfile`` and
     ``np.load``: a golden check reads hundreds of small files per session, and numpy's header
@@ -201,7 +225,7 @@ def _read_npz(path: Path, hint: str) -> dict[str, np.ndarray]:
                 import mmap
 
                 data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        arrays = {}
+        arrays, crcs = {}, {}
         for name, start, length, crc in _stored_members(data):
             if not name.endswith(".npy"):
                 raise ValueError(f"unexpected member {name!r}")
@@ -216,7 +240,8 @@ def _read_npz(path: Path, hint: str) -> dict[str, np.ndarray]:
                 if not ok:
                     raise ValueError(f"member {name!r} fails its CRC-32 check")
                 arrays[name[:-4]] = _npy_array(data, start, length)
-        return arrays
+            crcs[name[:-4]] = crc
+        return arrays, crcs
     except (ValueError, EOFError, OSError, KeyError, IndexError, struct.error, TypeError) as exc:
         raise GoldenError(f"golden {str(path)!r} is corrupt or truncated ({type(exc).__name__}: {exc}); "
                           f"regenerate it with: {hint}") from None

@@ -1,6 +1,7 @@
 import io
 import json
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -36,11 +37,18 @@ def test_round_trip_and_metadata(tmp_path):
               "odd/name": np.ones(2, np.float16), "allow_pickle": np.zeros(1)}
     write_golden(tmp_path, "reference", arrays, {"seed": 3})
     loaded = read_golden(tmp_path, "reference", HINT)
-    assert loaded.meta["seed"] == 3 and loaded.meta["outputs"]["label"] == {"dtype": "int64", "shape": [1]}
+    assert loaded.meta["seed"] == 3 and loaded.meta["outputs"]["label"] == {
+        "dtype": "int64", "shape": [1], "crc32": zlib.crc32(_npy_bytes(arrays["label"]))}
     for name, array in arrays.items():
         assert loaded.arrays[name].dtype == array.dtype and np.array_equal(loaded.arrays[name], array)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reference.json", "reference.npz"]  # no temp files left
     assert read_golden(tmp_path, "engine-x-fp16", HINT) is None
+
+
+def _npy_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def test_bfloat16_round_trip(tmp_path):
@@ -86,7 +94,7 @@ def test_fast_reader_matches_numpy(tmp_path, name):
     array = ODD_ARRAYS[name]
     path = tmp_path / "x.npz"
     np.savez(path, a=array)  # numpy's own writer, not ours
-    arrays = golden._read_npz(path, HINT)
+    arrays, _ = golden._read_npz(path, HINT)
     expected = np.load(path)["a"]
     assert arrays["a"].dtype == expected.dtype and arrays["a"].shape == expected.shape
     assert np.array_equal(arrays["a"], expected)
@@ -97,7 +105,7 @@ def test_fast_reader_accepts_npy_format_2(tmp_path):
     np.lib.format.write_array(buf, np.arange(6, dtype=np.float32), version=(2, 0))
     with zipfile.ZipFile(tmp_path / "x.npz", "w") as zf:
         zf.writestr("a.npy", buf.getvalue())
-    assert np.array_equal(golden._read_npz(tmp_path / "x.npz", HINT)["a"], np.arange(6, dtype=np.float32))
+    assert np.array_equal(golden._read_npz(tmp_path / "x.npz", HINT)[0]["a"], np.arange(6, dtype=np.float32))
 
 
 def test_bit_flip_in_data_fails_crc(tmp_path):
@@ -183,3 +191,28 @@ def test_bit_flip_in_memory_mapped_member_fails_crc(tmp_path, monkeypatch):
     with pytest.raises(GoldenError, match=r"reference.npz' is corrupt or truncated \(ValueError: member 'big.npy' "
                                           r"fails its CRC-32 check\); regenerate it with: "):
         read_golden(tmp_path, "reference", HINT)
+
+
+def test_torn_pair_from_an_interrupted_update_is_detected(tmp_path):
+    """A crash between the npz rename and the sidecar rename leaves a new npz beside an old sidecar."""
+    write_golden(tmp_path, "reference", {"y": np.zeros(4, np.float32)}, {"seed": 0})
+    old_sidecar = (tmp_path / "reference.json").read_bytes()
+    write_golden(tmp_path, "reference", {"y": np.ones(4, np.float32)}, {"seed": 0})
+    (tmp_path / "reference.json").write_bytes(old_sidecar)
+    with pytest.raises(GoldenError) as info:
+        read_golden(tmp_path, "reference", HINT)
+    assert str(info.value) == (f"golden {str(tmp_path / 'reference.npz')!r} and its sidecar come from different writes "
+                               f"(an interrupted --update-golden?); regenerate it with: {HINT}")
+
+
+def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
+    import os
+    import time
+
+    stale, fresh = tmp_path / ".reference.npz.abc.tmp", tmp_path / ".reference.json.def.tmp"
+    stale.write_bytes(b"partial")
+    fresh.write_bytes(b"another writer, now")
+    old = time.time() - 2 * golden.STALE_TEMPORARY_SECONDS
+    os.utime(stale, (old, old))
+    write_golden(tmp_path, "reference", {"y": np.zeros(2)}, {})
+    assert not stale.exists() and fresh.exists()
