@@ -181,9 +181,14 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
     rel = "/".join((*ctx.golden_parts, f"{stem}.npz"))
     hint = regenerate_command(ctx.test_id)
 
-    def write():
+    def write() -> bool:
         tolerances = {name: _tolerance_meta(tolerance_for(name), outputs[name]) for name in outputs}
-        write_golden(folder, stem, outputs, {**make_meta(), "tolerances": tolerances})
+        try:
+            write_golden(folder, stem, outputs, {**make_meta(), "tolerances": tolerances})
+        except GoldenError as exc:
+            record("failed", str(exc))
+            return False
+        return True
 
     def record(action, problem=None):
         result.golden_actions.append(GoldenAction(rel, action, kind))
@@ -201,8 +206,8 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
             golden, corrupt = None, True
         if golden is None:
             if ctx.update_golden:
-                write()
-                record("updated" if corrupt else "created")
+                if write():
+                    record("updated" if corrupt else "created")
                 return None
             if kind == "engine":
                 return None  # engine goldens are optional: recorded by --update-golden on an engine machine
@@ -213,8 +218,8 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
         if changed_inputs:
             shown = _shown(golden_paths(folder, stem)[0], ctx.rootdir)
             if ctx.update_golden:
-                write()
-                record("updated")
+                if write():
+                    record("updated")
             else:
                 record("failed", f"{kind} golden {shown} was recorded for different inputs ({changed_inputs}); "
                                  f"if that change is intended, regenerate it with: {hint}")
@@ -223,8 +228,8 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
         if report.passed:
             record("unchanged")
         elif ctx.update_golden:
-            write()
-            record("updated")
+            if write():
+                record("updated")
         else:
             producer = golden.meta.get("producer") or {}
             recorded = ", ".join(f"{k} {v}" for k, v in producer.items() if isinstance(v, (str, int, float)))

@@ -87,6 +87,9 @@ def read_golden(folder: Path, stem: str, regenerate_hint: str) -> Golden | None:
         if not npz.exists():
             return None
         text = None
+    except OSError as exc:
+        raise GoldenError(f"golden {str(sidecar)!r} cannot be read ({exc.strerror or type(exc).__name__}); "
+                          "check that the golden directory (--golden-dir) is a readable directory") from None
     if text is None or not npz.exists():
         missing = sidecar if text is None else npz
         raise GoldenError(f"golden {str(missing)!r} is missing while its partner file exists; "
@@ -123,7 +126,20 @@ def _dtype_name(dtype: np.dtype) -> str:
 
 
 def write_golden(folder: Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
-    """Write arrays then sidecar, each atomically (temporary file, fsync, rename)."""
+    """Write arrays then sidecar, each atomically (temporary file, fsync, rename).
+
+    Raises GoldenError naming the file and the cause when the filesystem refuses (read-only, full,
+    not a directory); a failed write leaves the previous golden in place.
+    """
+    try:
+        _write_golden(folder, stem, arrays, meta)
+    except OSError as exc:
+        raise GoldenError(f"cannot write golden {str(golden_paths(folder, stem)[0])!r} "
+                          f"({exc.strerror or type(exc).__name__}); make the golden directory writable, "
+                          "free space, or choose another with --golden-dir") from None
+
+
+def _write_golden(folder: Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     npz, sidecar = golden_paths(folder, stem)
     _remove_stale_temporaries(folder, (npz.name, sidecar.name))

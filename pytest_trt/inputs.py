@@ -156,10 +156,16 @@ def load_npz_inputs(path) -> dict[str, np.ndarray]:
     """Inputs from an ``.npz`` file (never unpickled)."""
     path = Path(path)
     try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":   # else np.load guesses "pickled data", which misleads
+                raise InputError(f"inputs file {str(path)!r} is not an .npz file (no zip header); "
+                                 "save one with np.savez") from None
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
     except FileNotFoundError:
         raise InputError(f"inputs file {str(path)!r} does not exist; save one with np.savez") from None
+    except InputError:
+        raise
     except (ValueError, OSError) as exc:
         raise InputError(f"inputs file {str(path)!r} is not a readable .npz without pickle ({exc}); "
                          "save it with np.savez from plain arrays") from None

@@ -82,7 +82,7 @@ def check_value(field: str, value, where: str):
                             "use e.g. percentile=(99, 1e-2)")
         return (float(value[0]), float(value[1]))
     if field == "convention":
-        if value not in CONVENTIONS:
+        if not isinstance(value, str) or value not in CONVENTIONS:
             raise SpecError(f"{where} convention={value!r} is unknown; use one of: {', '.join(CONVENTIONS)}")
         return value
     if field in ("equal_nan", "elementwise"):
