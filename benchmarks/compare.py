@@ -112,7 +112,6 @@ def ours_golden(actual, folder):
 
 
 REGRESSIONS_TEST = """
-import time, tracemalloc, gc
 import pytest
 
 @pytest.mark.parametrize("case", CASES)
@@ -125,18 +124,7 @@ def test_check(ndarrays_regression, bench, case):
             return True
         except AssertionError:
             return False
-    best = float("inf")
-    for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    gc.collect()
-    tracemalloc.start()
-    call()
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    bench["results"][case] = (best, peak / (1 << 20))
+    bench["results"][case] = bench["measure"](call, repeats)
 """
 
 
@@ -144,7 +132,7 @@ class _RegressionsBench:
     """A pytest plugin object handing the arrays to the generated test and collecting its timings."""
 
     def __init__(self, arrays):
-        self.state = {"arrays": arrays, "results": {}}
+        self.state = {"arrays": arrays, "results": {}, "measure": measure}
 
     @pytest.fixture
     def bench(self):
