@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import pytest_trt
 from pytest_trt import compare
-from pytest_trt.errors import GoldenError, InputError, ModelError, SpecError
+from pytest_trt.errors import BackendError, GoldenError, InputError, ModelError, SpecError
 from pytest_trt.golden import write_golden
 from pytest_trt.inputs import make_inputs, prepare_user_inputs
 from pytest_trt.model import load_model_info
@@ -99,7 +99,7 @@ def test_marker_argument(model, kwargs, sentence):
 
 
 def _error(call) -> str:
-    with pytest.raises((InputError, ModelError, GoldenError, SpecError)) as info:
+    with pytest.raises((InputError, ModelError, GoldenError, SpecError, BackendError)) as info:
         call()
     return str(info.value)
 
@@ -142,7 +142,53 @@ def test_invalid_graph_names_the_problem(tmp_path):
     onnx.save(m, str(tmp_path / "bad.onnx"))
     text = _error(lambda: pytest_trt.run_onnxruntime(tmp_path / "bad.onnx", {"x": np.zeros(2, np.float32)}))
     assert text.startswith(f"onnxruntime cannot load model {str(tmp_path / 'bad.onnx')!r}: ")
-    assert "nope" in text and text.endswith("; check it with onnx.checker.check_model(path, full_check=True)")
+    assert text == (f"onnxruntime cannot load model {str(tmp_path / 'bad.onnx')!r}: Invalid model. Node input 'nope' is "
+                    "not a graph input, initializer, or output of a previous node.; "
+                    "check it with onnx.checker.check_model(path, full_check=True)")
+
+
+def test_unregistered_operator_is_named_without_onnxruntime_internals(tmp_path):
+    graph = helper.make_graph([helper.make_node("Nope", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "nope.onnx"))
+    text = _error(lambda: pytest_trt.run_onnxruntime(tmp_path / "nope.onnx", {"x": np.zeros(2, np.float32)}))
+    assert "Error No Op registered for Nope with domain_version of 17" in text
+    assert "[ONNXRuntimeError]" not in text and "Load model from" not in text
+
+
+def test_ir_version_newer_than_onnxruntime_reads_says_how_to_save_it(tmp_path):
+    import onnxruntime
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 99
+    onnx.save(m, str(tmp_path / "new.onnx"))
+    text = _error(lambda: pytest_trt.run_onnxruntime(tmp_path / "new.onnx", {"x": np.zeros(2, np.float32)}))
+    assert text.startswith(f"onnxruntime cannot load model {str(tmp_path / 'new.onnx')!r}: "
+                           "Unsupported model IR version: 99, max supported IR version: "), onnxruntime.__version__
+    assert text.endswith("; save it with an IR version this onnxruntime reads (set model.ir_version before onnx.save) "
+                         "or upgrade onnxruntime")
+    assert ".cc:" not in text and "onnxruntime::" not in text
+
+
+def test_onnxruntime_run_failure_is_one_sentence_without_source_locations(tmp_path):
+    graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["y"])], "g",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n"]),
+                               helper.make_tensor_value_info("b", TensorProto.FLOAT, ["m"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["k"])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "add.onnx"))
+    text = _error(lambda: pytest_trt.run_onnxruntime(
+        tmp_path / "add.onnx", {"a": np.zeros(3, np.float32), "b": np.zeros(4, np.float32)}))
+    assert text.startswith("onnxruntime failed to run add.onnx: Non-zero status code returned while running Add node.")
+    assert "Attempting to broadcast an axis by a dimension other than 1. 3 by 4" in text
+    assert "onnxruntime_src" not in text and "onnxruntime::" not in text and "\n" not in text
 
 
 @pytest.mark.parametrize("shapes, sentence", [

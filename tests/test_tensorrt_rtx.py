@@ -129,3 +129,28 @@ def test_parallel_processes_build_a_key_once(tmp_path):
              for _ in range(4)]
     statuses = sorted(p.communicate()[0].strip() for p in procs)
     assert statuses == ["built", "loaded", "loaded", "loaded"]
+
+
+def test_engine_dir_shared_by_two_tensorrt_versions_keeps_both(tmp_path, monkeypatch):
+    """Two CI jobs on different TensorRT versions share one engine dir: each keeps and reuses its own plan.
+    Only one TensorRT-RTX is installable here, so the second version is this one reporting another
+    version string (a stand-in for a second install); the builds, files, locks and index are real."""
+    import tensorrt_rtx
+
+    model = scale_model(tmp_path / "m.onnx", dims=(2, 4))
+    cache = tmp_path / "cache"
+    real = tensorrt_rtx.__version__
+    before = len(events())
+    first = build(model, cache)
+    monkeypatch.setattr(tensorrt_rtx, "__version__", real + ".other")
+    build(model, cache)
+    build(model, cache)
+    monkeypatch.setattr(tensorrt_rtx, "__version__", real)
+    assert build(model, cache) == first
+    assert [e["status"] for e in events()[before:]] == ["built", "built", "loaded", "loaded"]
+    index = json.loads((cache / "index.json").read_text())
+    assert sorted(line.split(" | ")[2] for line in index.values()) == [f"tensorrt_rtx {real}",
+                                                                       f"tensorrt_rtx {real}.other"]
+    assert len(list((cache / "plans").glob("*.plan"))) == 2
+    versions = {json.loads(p.read_text())["tensorrt"]["version"] for p in (cache / "plans").glob("*.json")}
+    assert versions == {real, real + ".other"}

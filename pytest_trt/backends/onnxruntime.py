@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
+import re
+
 import numpy as np
 
 from ..errors import BackendError, ModelError, first_line
@@ -29,12 +31,27 @@ def session_for(model, providers: Sequence[str] = ("CPUExecutionProvider",)):
     try:
         session = ort.InferenceSession(str(model.path), sess_options=options, providers=list(providers))
     except Exception as exc:  # onnxruntime raises its own exception types for invalid graphs
-        raise ModelError(f"onnxruntime cannot load model {str(model.path)!r}: {first_line(exc)}; "
-                         "check it with onnx.checker.check_model(path, full_check=True)") from None
+        text = ort_error_text(exc)
+        fix = ("save it with an IR version this onnxruntime reads (set model.ir_version before onnx.save) "
+               "or upgrade onnxruntime" if "IR version" in text
+               else "check it with onnx.checker.check_model(path, full_check=True)")
+        raise ModelError(f"onnxruntime cannot load model {str(model.path)!r}: {text}; {fix}") from None
     _sessions[key] = session
     if len(_sessions) > _MAX_SESSIONS:
         _sessions.popitem(last=False)
     return session
+
+
+# "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Load model from /x.onnx failed:" and
+# "/onnxruntime_src/onnxruntime/core/graph/model.cc:256 onnxruntime::Model::Model(...) " say nothing to users.
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*(?:Load model from .*? failed:\s*)?")
+_ORT_SOURCE = re.compile(r"\S+\.(?:cc|cpp|cxx|h|hpp):\d+\s+(?:(?:[\w:<>*&]+\s+)?[^\s(]+\([^()]*\)\s+)?")
+
+
+def ort_error_text(exc: BaseException) -> str:
+    """onnxruntime's message without its error-code prefix, the model path it repeats, and C++ source locations."""
+    text = _ORT_SOURCE.sub("", _ORT_PREFIX.sub("", first_line(exc))).strip()
+    return text or first_line(exc)
 
 
 class OnnxRuntimeBackend:
@@ -69,5 +86,5 @@ class OnnxRuntimeBackend:
         try:
             values = session.run(names, dict(inputs))
         except Exception as exc:
-            raise BackendError(f"onnxruntime failed to run {model.path.name}: {first_line(exc)}") from None
+            raise BackendError(f"onnxruntime failed to run {model.path.name}: {ort_error_text(exc)}") from None
         return {name: np.asarray(v) for name, v in zip(names, values)}
