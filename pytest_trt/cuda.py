@@ -80,6 +80,11 @@ def set_device(index: int) -> None:
     check(runtime().cudaSetDevice(index), f"cudaSetDevice({index})")
 
 
+def current_device() -> int:
+    """The GPU index this thread's CUDA calls go to (``cudaGetDevice``)."""
+    return int(check(runtime().cudaGetDevice(), "cudaGetDevice"))
+
+
 class _Resource:
     """Context-manager protocol shared by the CUDA resources: ``close`` on exit, errors propagate."""
 

@@ -323,6 +323,8 @@ class TrtCompare:
             item.user_properties.append(("trt_engine_skipped", result.engine_skipped))
         else:
             summary.engine_runs[f"{result.backend.get('backend')} {self.precision}"] += 1
+            if state.gpu is not None:
+                item.user_properties.append(("trt_gpu", state.gpu))
         if not result.passed:
             raise AssertionError(result.message)
         return result

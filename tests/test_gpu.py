@@ -114,3 +114,68 @@ def test_wrong_input_dtype_is_one_sentence(backend_name, build, tmp_path):
     plan = pytest_trt.build_engine(model, backend=backend_name, build=build)
     with pytest.raises(InputError, match="input 'x' is int32 but the engine takes float32"):
         pytest_trt.run_engine(plan, {"x": np.zeros((2, 4), np.int32)}, backend=backend_name)
+
+
+def test_set_device_moves_this_process(backend_name):
+    visible = cuda.device_count()
+    last = visible - 1
+    cuda.set_device(last)
+    try:
+        assert cuda.current_device() == last
+    finally:
+        cuda.set_device(0)
+    with pytest.raises(cuda.CudaError, match=rf"cudaSetDevice\({visible}\) failed"):
+        cuda.set_device(visible)
+
+
+@pytest.mark.parametrize("devices", [None, "0"])
+def test_xdist_workers_run_engines_on_their_assigned_gpu(backend_name, build, tmp_path, devices):
+    """The example suite on 2 xdist workers: every engine check records the GPU its worker was put on."""
+    import os
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+
+    pytest.importorskip("xdist")
+    visible = cuda.device_count()
+    command = [sys.executable, "-m", "pytest", "-p", "pytest_trt.plugin", "-q", "-n", "2", "--trt-require",
+               "--trt-engine-dir", str(tmp_path / "engines"), "--junitxml", str(tmp_path / "junit.xml"),
+               "-p", "no:cacheprovider", f"{EXAMPLES}/test_models.py"]
+    if devices:
+        command += ["--trt-devices", devices]
+    if build:
+        command += ["--trt-build-options", build]
+    done = subprocess.run(command, cwd=EXAMPLES.rsplit("/", 1)[0], capture_output=True, text=True, timeout=900,
+                          env=_with_project_on_path())
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    gpus = {}
+    for case in ET.parse(tmp_path / "junit.xml").iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        gpus[case.get("name")] = props.get("trt_gpu")
+    assert len(gpus) == 9 and None not in gpus.values(), gpus
+    allowed = {"0"} if devices == "0" else {str(i) for i in range(min(visible, 2))}
+    assert set(gpus.values()) <= allowed, gpus
+    if visible >= 2 and devices is None:
+        assert set(gpus.values()) == {"0", "1"}, gpus  # two workers, two GPUs
+
+
+def test_trt_devices_beyond_the_visible_gpus_is_one_sentence(backend_name, tmp_path):
+    import subprocess
+    import sys
+
+    visible = cuda.device_count()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "pytest_trt.plugin", "-q", "--trt-require",
+                           "--trt-devices", str(visible), "-p", "no:cacheprovider", "-k", "test_mlp and fp32",
+                           f"{EXAMPLES}/test_models.py"], cwd=EXAMPLES.rsplit("/", 1)[0],
+                          capture_output=True, text=True, timeout=600, env=_with_project_on_path())
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert (f"--trt-devices names GPU {visible} but this machine shows {visible} "
+            f"(indices 0-{visible - 1}); list only those") in done.stdout, done.stdout[-3000:]
+
+
+def _with_project_on_path() -> dict:
+    """The environment for a child pytest that loads the plugin with -p (it may not be pip-installed)."""
+    import os
+
+    root = EXAMPLES.rsplit("/", 1)[0]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
