@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .check_record import errors_by_output
 from .comparison import ComparisonReport, compare_outputs
 from .errors import BackendError, GoldenError, InputError
 from .golden import array_digest, golden_paths, read_golden, stem_for, write_golden
@@ -48,10 +49,25 @@ class CheckResult:
     engine_vs_golden: ComparisonReport | None = None
     golden_actions: list[GoldenAction] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
+    tolerance_problems: list[str] = dataclasses.field(default_factory=list)  # those a looser tolerance would fix
+    goldens: dict[str, Mapping] = dataclasses.field(default_factory=dict)    # kind -> golden arrays compared
+    engine_baseline: dict | None = None  # engine-vs-reference errors recorded in the engine golden (drift)
 
     @property
     def passed(self) -> bool:
         return not self.problems
+
+    @property
+    def only_tolerance_failed(self) -> bool:
+        """Every problem is values outside their tolerance (what --trt-suggest-tolerances tolerates)."""
+        return bool(self.problems) and all(p in self.tolerance_problems for p in self.problems)
+
+    def add_comparison_problem(self, report: ComparisonReport, text: str | None = None) -> None:
+        text = text or report.message
+        self.problems.append(text)
+        if all(o.problem in ("values", "statistics") and not o.exact and not o.nan_mismatches
+               and not o.inf_mismatches for o in report.failed):
+            self.tolerance_problems.append(text)
 
     @property
     def message(self) -> str:
@@ -71,6 +87,7 @@ class CheckContext:
     rootdir: Path | None = None
     golden_test_id: str | None = None  # the test's id without the precision parameter (goldens are shared)
     engine_options: Mapping | None = None  # passed to the engine backend's run(): engine_dir, build options
+    detail: bool = False               # also compute smallest passing tolerances for passing outputs
 
 
 def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None, engine_skip_reason: str | None = None,
@@ -107,10 +124,10 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
                 options["build"] = merge_build_options(parse_build_options(options.get("build")), spec.build)
             result.engine = _select(engine.run(info, inputs, precision=precision, options=options), spec)
             result.engine_vs_reference = ComparisonReport(
-                compare_outputs(result.engine, reference, tolerance_for(precision)),
+                compare_outputs(result.engine, reference, tolerance_for(precision), detail=ctx.detail),
                 f"engine ({engine.name}, {precision})", "reference (onnxruntime)")
             if not result.engine_vs_reference.passed:
-                result.problems.append(result.engine_vs_reference.message)
+                result.add_comparison_problem(result.engine_vs_reference)
         else:
             engine_skip_reason = f"backend {engine.name!r} skips {precision}: {reason}"
     if result.engine is None:
@@ -122,8 +139,9 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
     if ctx.golden_dir is not None:
         identity = _input_identity(inputs)
 
-        def meta_for(kind, p, producer):  # built only when a golden is written
-            return lambda: {**_golden_meta(spec, info, identity, ctx), "kind": kind, "precision": p, "producer": producer}
+        def meta_for(kind, p, producer, errors=None):  # built only when a golden is written
+            return lambda: {**_golden_meta(spec, info, identity, ctx), "kind": kind, "precision": p,
+                            "producer": producer, **({"errors_vs_reference": errors} if errors is not None else {})}
 
         result.reference_vs_golden = _check_golden(
             result, ctx, "reference", reference, tolerance_for(REFERENCE_PRECISION), identity, spec.seed,
@@ -132,7 +150,7 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
         if result.engine is not None:
             result.engine_vs_golden = _check_golden(
                 result, ctx, "engine", result.engine, tolerance_for(precision), identity, spec.seed,
-                meta_for("engine", precision, result.backend),
+                meta_for("engine", precision, result.backend, errors_by_output(result.engine_vs_reference)),
                 stem_for("engine", engine.name, precision), f"engine ({engine.name}, {precision})")
     return result
 
@@ -224,7 +242,12 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
                 record("failed", f"{kind} golden {shown} was recorded for different inputs ({changed_inputs}); "
                                  f"if that change is intended, regenerate it with: {hint}")
             return None
-        report = ComparisonReport(compare_outputs(outputs, golden.arrays, tolerance_for), label, f"golden {rel}")
+        result.goldens[kind] = golden.arrays
+        if kind == "engine":
+            baseline = golden.meta.get("errors_vs_reference")
+            result.engine_baseline = baseline if isinstance(baseline, dict) else None
+        report = ComparisonReport(compare_outputs(outputs, golden.arrays, tolerance_for, detail=ctx.detail),
+                                  label, f"golden {rel}")
         if report.passed:
             record("unchanged")
         elif ctx.update_golden:
@@ -233,8 +256,9 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
         else:
             producer = golden.meta.get("producer") or {}
             recorded = ", ".join(f"{k} {v}" for k, v in producer.items() if isinstance(v, (str, int, float)))
-            record("failed", report.message + f"\n(golden recorded by {recorded}; if the change is intended, "
-                                              f"regenerate it with: {hint})")
+            text = report.message + f"\n(golden recorded by {recorded}; if the change is intended, regenerate it with: {hint})"
+            record("failed")
+            result.add_comparison_problem(report, text)
         return report
 
     if ctx.update_golden:  # writers of one golden (e.g. [fp32] and [fp16] on two xdist workers) take turns

@@ -15,6 +15,7 @@ from .errors import SpecError, TrtCompareError
 MARKER = "trt_compare"
 _STATE = pytest.StashKey["_PluginState"]()
 _LOCATION = pytest.StashKey[tuple]()  # per item: computed once at collection
+_PREVIOUS_SINK = pytest.StashKey[object]()  # the progress sink to restore at unconfigure (nested pytester runs)
 
 
 @dataclasses.dataclass
@@ -26,6 +27,12 @@ class _Options:
     engine_dir: Path | None
     build: object = None                # engine_plan.BuildOptions
     devices: tuple[int, ...] | None = None  # --trt-devices; None: every visible GPU
+    summary: str = "compact"            # --trt-summary: compact (rows that need attention) or full
+    close_share: float = 0.8            # --trt-close-share
+    drift_factor: float = 2.0           # --trt-drift-factor
+    strict_drift: bool = False          # --trt-strict-drift
+    artifacts: Path | None = None       # --trt-artifacts; None: under pytest's basetemp
+    suggest: bool = False               # --trt-suggest-tolerances
 
 
 class _PluginState:
@@ -95,6 +102,21 @@ _OPTIONS = [
     ("--trt-build-options", "trt_build_options", "string",
      "TensorRT builder options for every engine, e.g. 'workspace=2G optimization_level=3 "
      "tactic_sources=EDGE_MASK_CONVOLUTIONS,JIT_CONVOLUTIONS' (a marker's build={...} overrides per test)"),
+    ("--trt-summary", "trt_summary", "string",
+     "session summary table: compact (failed, drifted and close-to-tolerance checks; the default) or full "
+     "(one row per check; also with -v)"),
+    ("--trt-close-share", "trt_close_share", "string",
+     "share of a tolerance above which a passing check is listed as close to tolerance (default 0.8)"),
+    ("--trt-drift-factor", "trt_drift_factor", "string",
+     "flag drift when an engine's error against the reference grew more than this factor since its golden "
+     "was recorded (default 2)"),
+    ("--trt-strict-drift", "trt_strict_drift", "bool", "fail checks whose error drifted, instead of warning"),
+    ("--trt-artifacts", "trt_artifacts", "path",
+     "directory for failure artifacts (inputs, outputs, report.json, PNG plots), one folder per failed check "
+     "(default: trt-artifacts/ under pytest's basetemp)"),
+    ("--trt-suggest-tolerances", "trt_suggest_tolerances", "bool",
+     "fail no check on tolerance; print per test the tightest passing atol/rtol (x1.5, rounded up) as "
+     "tolerances={...} to paste into its marker"),
 ]
 
 
@@ -106,7 +128,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(flag, action="store_true", default=None, dest=dest, help=text + f" [ini: {ini}]")
             parser.addini(ini, text, type="bool", default=False)
         else:
-            metavar = {"path": "DIR", "trt_build_options": "OPTIONS", "trt_devices": "LIST"}.get(kind if kind == "path" else ini, "NAME")
+            metavar = {"path": "DIR", "trt_build_options": "OPTIONS", "trt_devices": "LIST", "trt_summary": "STYLE",
+                       "trt_close_share": "SHARE", "trt_drift_factor": "FACTOR"}.get(kind if kind == "path" else ini, "NAME")
             group.addoption(flag, action="store", default=None, dest=dest, metavar=metavar, help=text + f" [ini: {ini}]")
             parser.addini(ini, text, type="string", default="auto" if ini == "trt_backend" else "")
 
@@ -131,6 +154,22 @@ def _read_options(config: pytest.Config) -> _Options:
     from .engine_plan import parse_build_options
     from .gpu_assignment import parse_devices
 
+    def number(ini, flag_name, default, low, high):
+        text = config.getoption(ini) or config.getini(ini)
+        if not text:
+            return default
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:
+            raise pytest.UsageError(f"{flag_name} {text!r} is not a number from {low:g} to {high:g}; "
+                                    f"use e.g. {flag_name} {default:g}")
+        return value
+
+    summary = config.getoption("trt_summary") or config.getini("trt_summary") or "compact"
+    if summary not in ("compact", "full"):
+        raise pytest.UsageError(f"--trt-summary {summary!r} is unknown; use compact or full")
     try:
         build_options = parse_build_options(build, "--trt-build-options")
         devices = parse_devices(config.getoption("trt_devices") or config.getini("trt_devices"))
@@ -139,7 +178,11 @@ def _read_options(config: pytest.Config) -> _Options:
     return _Options(golden_dir=path("trt_golden_dir", (config.rootpath / "golden").resolve()),
                     update_golden=flag("trt_update_golden"), backend=backend, require=flag("trt_require"),
                     engine_dir=path("trt_engine_dir", None), build=build_options,
-                    devices=devices)
+                    devices=devices, summary=summary,
+                    close_share=number("trt_close_share", "--trt-close-share", 0.8, 0.0, 1.0),
+                    drift_factor=number("trt_drift_factor", "--trt-drift-factor", 2.0, 1.0, 1e6),
+                    strict_drift=flag("trt_strict_drift"), artifacts=path("trt_artifacts", None),
+                    suggest=flag("trt_suggest_tolerances"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -156,6 +199,25 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--trt-backend {options.backend!r} is unknown; use auto, none, or one of: "
                                     f"{', '.join(known_backends())}")
     config.stash[_STATE] = _PluginState(config, options)
+    if not hasattr(config, "workerinput"):  # xdist workers have no terminal: their builds show in the summary
+        from . import build_progress
+
+        config.stash[_PREVIOUS_SINK] = build_progress.install(_terminal_progress(config))
+
+
+def _terminal_progress(config: pytest.Config):
+    """Progress lines through pytest's terminal writer, whole lines, with output capture suspended."""
+    def write(line: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(line)
+        else:
+            reporter.write_line(line)
+    return write
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -295,7 +357,7 @@ class TrtCompare:
         from .spec import merge_call
 
         self._calls += 1
-        state, item = self._state, self._item
+        state, item, options = self._state, self._item, self._state.options
         parts, _, golden_test_id = _golden_location(item)
         if self._calls > 1:  # later calls in one test get their own golden folder inside the test's
             parts = (*parts, f"call{self._calls}")
@@ -303,31 +365,92 @@ class TrtCompare:
         try:
             spec = merge_call(self._spec, overrides, Path(item.path).parent, item.config.rootpath)
             engine, reason = state.engine()
-            ctx = CheckContext(item.nodeid, state.options.golden_dir, parts, state.options.update_golden,
-                               state.options.require, item.config.rootpath, golden_test_id,
-                               {"engine_dir": state.options.engine_dir, "build": state.options.build})
+            ctx = CheckContext(item.nodeid, options.golden_dir, parts, options.update_golden,
+                               options.require, item.config.rootpath, golden_test_id,
+                               {"engine_dir": options.engine_dir, "build": options.build}, detail=options.suggest)
             events_before = len(getattr(engine, "events", ()))
             result = run_check(spec, self.precision, ctx, engine, reason, inputs)
-            for event in getattr(engine, "events", ())[events_before:]:
-                state.summary.record_engine(event["status"], event["seconds"])
+            events = list(getattr(engine, "events", ())[events_before:])
         except TrtCompareError as exc:
             error = f"{item.nodeid}: {exc}"
         if error is not None:  # outside the except block: one sentence, no chained traceback
             pytest.fail(error, pytrace=False)
+        record = self._record(result, events, golden_test_id + (f" (call {self._calls})" if self._calls > 1 else ""))
+        failing = not result.passed and not (options.suggest and result.only_tolerance_failed)
+        message = result.message
+        if record.drift:
+            text = "; ".join(record.drift)
+            if options.strict_drift:
+                failing, message = True, (message if not result.passed else
+                                          f"trt_compare [{self.precision}] {item.nodeid}: FAILED") + \
+                    f"\n\ndrift (--trt-strict-drift): {text}"
+            else:
+                import warnings
+
+                warnings.warn(TrtDriftWarning(f"{item.nodeid} [{self.precision}]: {text}"), stacklevel=2)
+        if failing:
+            message += self._write_artifacts(result, parts)
+            raise AssertionError(message)
+        return result
+
+    def _record(self, result, events, test):
+        """Summary row, JUnit properties and session counters for one finished check."""
+        from .check_record import (CheckRecord, close_to_tolerance, drift_sentences, junit_properties,
+                                   output_rows)
+        from .tolerance import REFERENCE_PRECISION
+
+        state, item, options = self._state, self._item, self._state.options
         summary = state.summary
         summary.checks += 1
+        for event in events:
+            summary.record_engine(event["status"], event["seconds"])
         for action in result.golden_actions:
             summary.record_golden(action.path, action.action)
         if result.engine_skipped:
             summary.engine_skips[result.engine_skipped] += 1
-            item.user_properties.append(("trt_engine_skipped", result.engine_skipped))
         else:
             summary.engine_runs[f"{result.backend.get('backend')} {self.precision}"] += 1
             if state.gpu is not None:
                 item.user_properties.append(("trt_gpu", state.gpu))
-        if not result.passed:
-            raise AssertionError(result.message)
-        return result
+        rows = (output_rows(result.engine_vs_reference, "engine vs reference", self.precision)
+                + output_rows(result.reference_vs_golden, "reference vs golden", REFERENCE_PRECISION)
+                + output_rows(result.engine_vs_golden, "engine vs golden", self.precision))
+        strength = {"unchanged": 0, "created": 1, "updated": 2, "missing": 3, "failed": 4}
+        golden = max((a.action for a in result.golden_actions), key=strength.__getitem__, default="-")
+        backend = (f"{result.backend.get('backend')} {result.backend.get('version')}" if result.backend else "none")
+        record = CheckRecord(test, self.precision, result.passed, backend, result.engine_skipped, golden,
+                             events[-1]["status"] if events else None, sum(e["seconds"] for e in events), rows,
+                             drift_sentences(result.engine_baseline, result.engine_vs_reference, options.drift_factor),
+                             close_to_tolerance(rows, options.close_share) and result.passed)
+        summary.records.append(record.to_json())
+        item.user_properties.extend(junit_properties(record))
+        return record
+
+    def _write_artifacts(self, result, parts) -> str:
+        """Write the failure artifacts; the message tail that names them (or why there are none)."""
+        from .failure_artifacts import write_artifacts
+
+        options, config = self._state.options, self._item.config
+        if options.artifacts is not None:
+            base = options.artifacts
+        else:
+            base = self._request.getfixturevalue("tmp_path_factory").getbasetemp() / "trt-artifacts"
+        folder = base.joinpath(*parts, self.precision)
+        try:
+            written = write_artifacts(folder, result, result.goldens)
+        except OSError as exc:
+            return f"\n\nfailure artifacts could not be written to {folder}: {exc.strerror or exc}"
+        pngs = [p.name for p in written if p.suffix == ".png"]
+        names = ", ".join(p.name for p in written if p.suffix != ".png")
+        from .failure_artifacts import have_matplotlib
+
+        plots = f"; plots: {', '.join(pngs)}" if pngs else ("" if have_matplotlib() else
+                                                           " (pip install matplotlib for error plots)")
+        return f"\n\nfailure artifacts in {folder}: {names}{plots}"
+
+
+class TrtDriftWarning(UserWarning):
+    """A check passed, but its engine's error grew markedly since its golden was recorded."""
 
 
 @pytest.fixture
@@ -348,6 +471,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     engine = state._engine[0] if state is not None and state._engine is not None else None
     if engine is not None and hasattr(engine, "close"):
         engine.close()
+    if _PREVIOUS_SINK in config.stash:
+        from . import build_progress
+
+        build_progress.install(config.stash[_PREVIOUS_SINK])
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -370,8 +497,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     state = config.stash.get(_STATE, None)
     if state is None or hasattr(config, "workerinput"):
         return
-    lines = state.summary.lines(state.options.golden_dir, verbose=config.getoption("verbose") > 0)
+    from .session import check_rows
+
+    verbose = config.getoption("verbose") > 0
+    lines = check_rows(state.summary.records, full=verbose or state.options.summary == "full")
+    lines += state.summary.lines(state.options.golden_dir, verbose=verbose)
     if lines:
         terminalreporter.section("pytest-trt")
         for line in lines:
+            terminalreporter.write_line(line)
+    if state.options.suggest and state.summary.records:
+        from .check_record import CheckRecord
+        from .tolerance_suggestion import suggestion_lines
+
+        terminalreporter.section("pytest-trt tolerance suggestions")
+        terminalreporter.write_line("tightest passing atol per precision and output (x1.5, rounded up; rtol kept); "
+                                    "paste into each test's marker, replacing its tolerances=:")
+        for line in suggestion_lines(CheckRecord.from_json(r) for r in state.summary.records):
             terminalreporter.write_line(line)

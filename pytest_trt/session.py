@@ -20,6 +20,7 @@ class SessionSummary:
     engines: Counter = dataclasses.field(default_factory=Counter)            # built/loaded/rebuilt/uncached -> count
     build_seconds: float = 0.0
     checks: int = 0
+    records: list[dict] = dataclasses.field(default_factory=list)           # CheckRecord.to_json() per check
 
     def record_engine(self, status: str, seconds: float) -> None:
         self.engines[status] += 1
@@ -33,7 +34,7 @@ class SessionSummary:
     def to_json(self) -> dict:
         return {"goldens": self.goldens, "known": sorted(self.known), "scanned": sorted(self.scanned),
                 "engine_skips": dict(self.engine_skips), "engine_runs": dict(self.engine_runs), "checks": self.checks,
-                "engines": dict(self.engines), "build_seconds": self.build_seconds}
+                "engines": dict(self.engines), "build_seconds": self.build_seconds, "records": self.records}
 
     def merge_json(self, data: dict) -> None:
         for path, action in data.get("goldens", {}).items():
@@ -45,6 +46,7 @@ class SessionSummary:
         self.checks += data.get("checks", 0)
         self.engines.update(data.get("engines", {}))
         self.build_seconds += data.get("build_seconds", 0.0)
+        self.records.extend(data.get("records", ()))
 
     def unused(self, golden_dir: Path) -> list[str]:
         """Golden folders under the collected modules' folders that no collected test uses."""
@@ -81,3 +83,36 @@ class SessionSummary:
             out.append(f"engine side skipped in {n} check{'s' if n != 1 else ''}: {reason}; "
                        "reference outputs were still checked against goldens")
         return out
+
+
+def check_rows(records: list[dict], full: bool) -> list[str]:
+    """The per-check table: every check (full) or only those that need attention (compact)."""
+    from .check_record import CheckRecord, budget_text, number
+
+    checks = sorted((CheckRecord.from_json(r) for r in records), key=lambda r: (r.test, r.precision))
+    if not checks:
+        return []
+    failed = [r for r in checks if not r.passed]
+    drifted = [r for r in checks if r.drift]
+    close = [r for r in checks if r.close]
+    head = (f"checks: {len(checks)}, {len(checks) - len(failed)} passed, {len(failed)} failed, "
+            f"{len(close)} close to tolerance, {len(drifted)} drifted")
+    shown = checks if full else [r for r in checks if not r.passed or r.drift or r.close]
+    if not shown:
+        return [head + " (--trt-summary full or -v lists every check)"]
+    table = [("test", "prec", "backend", "worst output", "max abs", "max rel", "budget", "golden", "engine", "status")]
+    for r in shown:
+        worst = r.worst
+        engine = "-" if r.cache is None else ("cache hit" if r.cache == "loaded" else f"{r.cache} {r.build_seconds:.1f} s")
+        status = "FAILED" if not r.passed else ("drift" if r.drift else ("close" if r.close else "ok"))
+        if r.passed and r.drift and r.close:
+            status = "drift, close"
+        table.append((r.test, r.precision, r.backend,
+                      f"{worst.output} ({worst.comparison})" if worst else "-",
+                      number(worst.max_abs) if worst else "-", number(worst.max_rel) if worst else "-",
+                      budget_text(worst.budget) if worst else "-", r.golden, engine, status))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = [head, *("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)]
+    for r in drifted:
+        lines.extend(f"  drift: {r.test} [{r.precision}]: {d}" for d in r.drift)
+    return lines

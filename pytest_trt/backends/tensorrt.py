@@ -29,6 +29,7 @@ from ..engine_plan import (BuildOptions, Flavor, Profile, Realization, TensorIO,
                            engine_inputs, numpy_dtype_name, parse_build_options, plan_outputs, plan_profiles,
                            realize_precision, restore_output_dtypes, shapes_for_run)
 from ..errors import BackendError, ModelError
+from ..build_progress import BuildProgress
 
 log = logging.getLogger("pytest_trt.tensorrt")
 _SEVERITY = {"INTERNAL_ERROR": logging.CRITICAL, "ERROR": logging.ERROR, "WARNING": logging.WARNING,
@@ -172,7 +173,16 @@ class TensorRTBackend:
                 if realization.convert_to:
                     source = stack.enter_context(model_convert.converted_model(model.path, realization.convert_to))
                 log.info("building %s engine for %s (%s)", self.flavor.label, model.path.name, realization.describe())
-                return build_plan(self.trt(), self.flavor, source, realization, profile, options, timing_cache)
+                progress = BuildProgress(f"{self.flavor.label} engine for {model.path.name} ({realization.describe()})")
+                progress.started()
+                try:
+                    built = build_plan(self.trt(), self.flavor, source, realization, profile, options, timing_cache,
+                                       progress)
+                except BaseException:
+                    progress.finished(ok=False)
+                    raise
+                progress.finished()
+                return built
 
         outcome = EngineCache(cache_dir).get_or_build(key, description, build, timing)
         self.events.append({"model": model.path.name, "precision": precision, "status": outcome.status,
@@ -207,17 +217,22 @@ class _Logger:
         return Logger()
 
 
-def _progress_monitor(trt):
-    """An ``IProgressMonitor`` (TensorRT 10+, RTX) logging build phases at INFO level."""
+def _progress_monitor(trt, progress: BuildProgress):
+    """An ``IProgressMonitor`` (TensorRT 10+, RTX): build phases to the log and, throttled, to ``progress``."""
 
     class Monitor(trt.IProgressMonitor):
         def __init__(self):
             trt.IProgressMonitor.__init__(self)
+            self.steps: dict[str, int] = {}
 
         def phase_start(self, phase_name, parent_phase, num_steps):
+            self.steps[phase_name] = num_steps
             log.info("build phase %s started (%d steps)", phase_name, num_steps)
+            if not parent_phase:
+                progress.phase(phase_name)
 
         def step_complete(self, phase_name, step):
+            progress.phase(phase_name, step + 1, self.steps.get(phase_name))
             return True  # keep building
 
         def phase_finish(self, phase_name):
@@ -227,8 +242,11 @@ def _progress_monitor(trt):
 
 
 def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, profile: Profile | None,
-               options: BuildOptions, timing_cache: bytes | None) -> tuple[bytes, bytes | None]:
-    """Parse ``model_path`` and build a serialized plan; returns (plan, serialized timing cache or None)."""
+               options: BuildOptions, timing_cache: bytes | None,
+               progress: BuildProgress | None = None) -> tuple[bytes, bytes | None]:
+    """Parse ``model_path`` and build a serialized plan; returns (plan, serialized timing cache or None).
+
+    TensorRT 10+ and RTX report build phases to ``progress``; 8.6 has no progress monitor (start and end only)."""
     logger = _Logger(trt)
     builder = trt.Builder(logger)
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH) if flavor.needs_explicit_batch_flag else 0
@@ -271,7 +289,7 @@ def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, 
         cache = config.create_timing_cache(timing_cache or b"")
         config.set_timing_cache(cache, False)
     if flavor.has_progress_monitor:
-        config.progress_monitor = _progress_monitor(trt)
+        config.progress_monitor = _progress_monitor(trt, progress or BuildProgress(Path(model_path).name))
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         detail = "; ".join(logger.errors[-3:]) or "no error was logged"

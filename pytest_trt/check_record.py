@@ -1,0 +1,172 @@
+"""One row per check: the facts the session summary, JUnit properties and tolerance suggestions read.
+
+Pure functions over a ``CheckResult``: how much of its tolerance a check used (the accuracy budget),
+whether its error drifted since its golden was recorded, and what tolerances would have passed.
+Rows are plain JSON so xdist workers can hand them to the controller.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+from .comparison import ComparisonReport, OutputReport
+
+CLOSE_SHARE = 0.8      # a passing check that used more of its tolerance than this is "close to tolerance"
+DRIFT_FACTOR = 2.0     # an error that grew by more than this since its golden was recorded is "drift"
+DRIFT_FLOOR = 0.05     # errors below this share of the tolerance never count as drift (noise around zero)
+SUGGEST_MARGIN = 1.5   # suggested tolerances are the tightest passing ones times this, rounded up
+
+
+@dataclasses.dataclass
+class OutputRow:
+    """One output of one comparison, as numbers."""
+
+    comparison: str        # "engine vs reference", "reference vs golden", "engine vs golden"
+    output: str
+    precision: str         # the precision whose tolerances applied (goldens of the reference use fp32)
+    passed: bool
+    exact: bool
+    max_abs: float | None
+    max_rel: float | None
+    budget: float | None   # greatest |a-b| / allowed bound; > 1 fails; None where not numeric
+    atol: float | None
+    rtol: float | None
+    min_atol: float | None
+    min_rtol: float | None
+    tolerance_only: bool   # failed only because values exceed the tolerance (a looser one would pass)
+
+
+@dataclasses.dataclass
+class CheckRecord:
+    """What one check did, for humans and dashboards."""
+
+    test: str                       # node id without the precision parameter
+    precision: str
+    passed: bool
+    backend: str                    # "tensorrt 8.6.1", or "none" when the engine side was skipped
+    engine_skipped: str | None
+    golden: str                     # strongest golden action: unchanged, created, updated, missing, failed, -
+    cache: str | None               # built / loaded / rebuilt / uncached (None: no engine built)
+    build_seconds: float
+    outputs: list[OutputRow]
+    drift: list[str] = dataclasses.field(default_factory=list)   # one sentence per drifted output
+    close: bool = False             # passed but used more than CLOSE_SHARE of some tolerance
+
+    @property
+    def worst(self) -> OutputRow | None:
+        """The output row that used the largest share of its tolerance."""
+        numeric = [r for r in self.outputs if r.budget is not None]
+        return max(numeric, key=lambda r: r.budget) if numeric else None
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "CheckRecord":
+        rows = [OutputRow(**r) for r in data.get("outputs", ())]
+        return cls(**{**data, "outputs": rows})
+
+
+def output_rows(report: ComparisonReport | None, comparison: str, precision: str) -> list[OutputRow]:
+    if report is None:
+        return []
+    return [_row(o, comparison, precision) for o in report.outputs]
+
+
+def _row(o: OutputReport, comparison: str, precision: str) -> OutputRow:
+    numeric = o.problem in (None, "values", "statistics")
+    tol = o.tolerance
+    budget = None
+    if numeric:
+        budget = (0.0 if o.passed else math.inf) if o.exact else float(o.budget)
+    tolerance_only = (not o.passed and not o.exact and o.problem in ("values", "statistics")
+                      and not o.nan_mismatches and not o.inf_mismatches)
+    return OutputRow(comparison, o.name, precision, o.passed, o.exact,
+                     o.max_abs.value if o.max_abs else None, o.max_rel.value if o.max_rel else None, budget,
+                     tol.atol if tol and not o.exact else None, tol.rtol if tol and not o.exact else None,
+                     o.min_atol, o.min_rtol, tolerance_only)
+
+
+def errors_by_output(report: ComparisonReport | None) -> dict[str, dict]:
+    """What a golden sidecar records about the error at the time it was written (the drift baseline)."""
+    if report is None:
+        return {}
+    return {o.name: {"max_abs": o.max_abs.value if o.max_abs else 0.0, "budget": float(o.budget)}
+            for o in report.outputs if not o.exact and o.problem in (None, "values", "statistics")}
+
+
+def drift_sentences(baseline: Mapping | None, report: ComparisonReport | None, factor: float = DRIFT_FACTOR) -> list[str]:
+    """Outputs whose error against the reference grew more than ``factor``x since the golden was recorded."""
+    if not baseline or report is None:
+        return []
+    found = []
+    for name, now in errors_by_output(report).items():
+        before = baseline.get(name)
+        if not isinstance(before, Mapping) or not isinstance(before.get("max_abs"), (int, float)):
+            continue
+        b_abs, n_abs = float(before["max_abs"]), now["max_abs"]
+        if now["budget"] < DRIFT_FLOOR or n_abs <= factor * b_abs:
+            continue
+        growth = f"{n_abs / b_abs:.1f}x" if b_abs > 0 else "from exact"
+        found.append(f"output {name!r} error against the reference grew {growth} since its golden was recorded "
+                     f"(max abs {b_abs:.3g} -> {n_abs:.3g}; {_percent(before.get('budget'))} -> "
+                     f"{_percent(now['budget'])} of its tolerance)")
+    return found
+
+
+def close_to_tolerance(rows: list[OutputRow], share: float = CLOSE_SHARE) -> bool:
+    return any(r.passed and r.budget is not None and r.budget > share for r in rows)
+
+
+def _percent(budget) -> str:
+    if not isinstance(budget, (int, float)):
+        return "?"
+    if math.isinf(budget):
+        return "inf"
+    return f"{budget * 100:.0f}%"
+
+
+# --------------------------------------------------------------------------------- presentation
+
+def budget_text(budget: float | None) -> str:
+    return "-" if budget is None else _percent(budget)
+
+
+def number(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x == 0:
+        return "0"
+    return f"{x:.2e}"
+
+
+def junit_properties(record: CheckRecord) -> list[tuple[str, object]]:
+    """Per test properties for JUnit XML (``record_property`` style) that CI dashboards can chart."""
+    props: list[tuple[str, object]] = [("trt_precision", record.precision), ("trt_backend", record.backend),
+                                       ("trt_golden", record.golden)]
+    worst = record.worst
+    if worst is not None:
+        props += [("trt_worst_output", worst.output), ("trt_comparison", worst.comparison),
+                  ("trt_max_abs", _plain(worst.max_abs)), ("trt_max_rel", _plain(worst.max_rel)),
+                  ("trt_budget", _plain(worst.budget)), ("trt_atol", _plain(worst.atol)), ("trt_rtol", _plain(worst.rtol))]
+    if record.cache is not None:
+        props += [("trt_engine_cache", "hit" if record.cache == "loaded" else "miss"),
+                  ("trt_build_seconds", round(record.build_seconds, 3))]
+    if record.engine_skipped:
+        props.append(("trt_engine_skipped", record.engine_skipped))
+    if record.drift:
+        props.append(("trt_drift", "; ".join(record.drift)))
+    for row in record.outputs:
+        if row.budget is not None:
+            key = f"trt[{row.comparison}][{row.output}]"
+            props += [(f"{key}.max_abs", _plain(row.max_abs)), (f"{key}.max_rel", _plain(row.max_rel)),
+                      (f"{key}.budget", _plain(row.budget))]
+    return props
+
+
+def _plain(x):
+    """Numbers as JUnit text: plain floats, 'inf' spelled out, '-' for none."""
+    if x is None:
+        return "-"
+    return f"{x:.6g}" if isinstance(x, float) else x
