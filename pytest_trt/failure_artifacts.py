@@ -175,11 +175,23 @@ def heatmap_grid(d: np.ndarray, limit: int = HEATMAP_MAX) -> np.ndarray:
 
 
 def plot_heatmap(path: Path, a: np.ndarray, b: np.ndarray, out, report: ComparisonReport) -> Path:
-    grid = heatmap_grid(_abs_diff(a, b))
+    from matplotlib.colors import LogNorm
+
+    d = _abs_diff(a, b)
+    grid = heatmap_grid(d)
+    rows, cols = (1, 1) if d.ndim == 0 else ((grid.shape[0], grid.shape[1]) if d.ndim == 1 else
+                                             (d.size // max(d.shape[-1], 1), d.shape[-1]))
+    positive = grid[np.isfinite(grid) & (grid > 0)]
+    norm = None
+    if positive.size:  # a log scale: small errors stay visible next to large ones
+        top = float(positive.max())
+        norm = LogNorm(vmin=max(float(positive.min()), top * 1e-6), vmax=top, clip=True)
+        grid = np.where(grid > 0, grid, norm.vmin)
     figure = _figure()
     ax = figure.add_subplot()
-    image = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="magma")
-    figure.colorbar(image, ax=ax, label="|actual - expected|")
+    image = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="magma", norm=norm,
+                      extent=(0, cols, rows, 0))  # axes in element indices even when downsampled
+    figure.colorbar(image, ax=ax, label="|actual - expected| (log scale)" if norm else "|actual - expected|")
     shape = "x".join(map(str, a.shape)) or "scalar"
     ax.set_title(f"{out.name} ({shape}): |{report.actual_label} - {report.expected_label}|"
                  f"{' (block maxima)' if grid.size < a.size else ''}", fontsize=9)
