@@ -1,6 +1,9 @@
 """Generate the example suite's ONNX models with onnx.helper (deterministic: same bytes every run).
 
-    python examples/make_models.py          # writes examples/models/*.onnx
+    python examples/make_models.py                 # writes examples/models/*.onnx
+    python examples/make_models.py --nudge 1e-3    # the same, with the MLP's second layer weights 0.1% larger
+                                                   # (a "retrained" model: the example suite then fails; rerun
+                                                   # without --nudge to restore the committed models)
 
 - mlp.onnx        x float32[batch, 16] -> y float32[batch, 8]           (dynamic batch)
 - two_heads.onnx  image float32[1, 3, 8, 8], bias float32[10]
@@ -31,9 +34,10 @@ def _model(graph: onnx.GraphProto) -> onnx.ModelProto:
     return model
 
 
-def mlp() -> onnx.ModelProto:
+def mlp(nudge: float = 0.0) -> onnx.ModelProto:
+    w2 = _weights(3, 32, 8) * np.float32(1 + nudge)
     inits = [numpy_helper.from_array(_weights(1, 16, 32), "w1"), numpy_helper.from_array(_weights(2, 32), "b1"),
-             numpy_helper.from_array(_weights(3, 32, 8), "w2"), numpy_helper.from_array(_weights(4, 8), "b2")]
+             numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(_weights(4, 8), "b2")]
     nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]),
              helper.make_node("Relu", ["h"], ["hr"]),
              helper.make_node("Gemm", ["hr", "w2", "b2"], ["y"])]
@@ -90,12 +94,20 @@ def attention(dim: int = 32) -> onnx.ModelProto:
 MODELS = {"mlp.onnx": mlp, "two_heads.onnx": two_heads, "attention.onnx": attention}
 
 
-def main(out_dir: Path = HERE / "models") -> None:
+def main(out_dir: Path = HERE / "models", nudge: float = 0.0) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, build in MODELS.items():
-        (out_dir / name).write_bytes(build().SerializeToString())
+        model = build(nudge) if name == "mlp.onnx" else build()
+        (out_dir / name).write_bytes(model.SerializeToString())
         print(f"wrote {out_dir / name}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "models")
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write the example suite's ONNX models.")
+    parser.add_argument("out_dir", nargs="?", type=Path, default=HERE / "models")
+    parser.add_argument("--nudge", type=float, default=0.0,
+                        help="scale the MLP's second-layer weights by 1 + NUDGE (simulates a changed model)")
+    args = parser.parse_args()
+    main(args.out_dir, args.nudge)

@@ -195,6 +195,10 @@ def plot_heatmap(path: Path, a: np.ndarray, b: np.ndarray, out, report: Comparis
     shape = "x".join(map(str, a.shape)) or "scalar"
     ax.set_title(f"{out.name} ({shape}): |{report.actual_label} - {report.expected_label}|"
                  f"{' (block maxima)' if grid.size < a.size else ''}", fontsize=9)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("last dim")
     ax.set_ylabel("leading dims (flattened)")
     figure.savefig(path, dpi=100)

@@ -512,6 +512,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
 
         terminalreporter.section("pytest-trt tolerance suggestions")
         terminalreporter.write_line("tightest passing atol per precision and output (x1.5, rounded up; rtol kept); "
-                                    "paste into each test's marker, replacing its tolerances=:")
+                                    "merge into each test's tolerances= (precisions that did not run here are not "
+                                    "covered):")
         for line in suggestion_lines(CheckRecord.from_json(r) for r in state.summary.records):
             terminalreporter.write_line(line)
