@@ -207,16 +207,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _terminal_progress(config: pytest.Config):
     """Progress lines through pytest's terminal writer, whole lines, with output capture suspended."""
+    import contextlib
+
     def write(line: str) -> None:
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None:
+        if config.pluginmanager.get_plugin("terminalreporter") is None:
             return
         capture = config.pluginmanager.get_plugin("capturemanager")
-        if capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.write_line(line)
-        else:
-            reporter.write_line(line)
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            writer = config.get_terminal_writer()
+            if writer.width_of_current_line:  # after -q's progress dots: a line of our own
+                writer.line()
+            writer.line(line)
     return write
 
 

@@ -315,6 +315,9 @@ def test_suggestion_mode_still_fails_what_no_tolerance_fixes(pytester):
 BUILD_TEST = """
     import pytest_trt
 
+    def test_before():  # its progress mark is on the line when the build starts
+        pass
+
     def test_build(tmp_path):
         print("user output")
         plan = pytest_trt.build_engine("{model}", backend="tensorrt_rtx", cache_dir=tmp_path)
@@ -322,21 +325,21 @@ BUILD_TEST = """
 """
 
 
-@pytest.mark.parametrize("args", [(), ("-s",)])
+@pytest.mark.parametrize("args", [(), ("-s",), ("-q",), ("-v",)])
 def test_build_progress_lines_are_whole_lines(pytester, args):
     pytest.importorskip("tensorrt_rtx")
     model = scale_model(pytester.path / "m.onnx", dims=(2, 4))
     pytester.makeini(INI)
     pytester.makepyfile(test_a=BUILD_TEST.format(model=model), test_b="def test_other():\n    pass\n")
     result = pytester.runpytest_subprocess(*args)
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     lines = result.stdout.lines
     start = [i for i, line in enumerate(lines) if line.startswith("pytest-trt: building TensorRT-RTX ")]
     end = [i for i, line in enumerate(lines) if re.fullmatch(
         r"pytest-trt: built TensorRT-RTX [\d.]+ engine for m\.onnx \(no precision flags, TF32 off\) in \d+\.\d s", line)]
     assert len(start) == 1 and len(end) == 1 and start[0] < end[0], lines
     assert all("pytest-trt:" not in line or line.startswith("pytest-trt:") for line in lines), lines
-    if args:
+    if args == ("-s",):
         assert "user output" in result.stdout.str()
 
 
@@ -348,5 +351,5 @@ def test_no_progress_lines_from_xdist_workers(pytester):
     pytester.makepyfile(test_a=BUILD_TEST.format(model=model),
                         test_b=BUILD_TEST.format(model=model).replace("test_build", "test_build_b"))
     result = pytester.runpytest_subprocess("-n", "2")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
     assert "pytest-trt: build" not in result.stdout.str() + result.stderr.str()
