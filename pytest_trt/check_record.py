@@ -60,7 +60,9 @@ class CheckRecord:
         return max(numeric, key=lambda r: r.budget) if numeric else None
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dict(self.__dict__)
+        data["outputs"] = [dict(r.__dict__) for r in self.outputs]
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping) -> "CheckRecord":

@@ -423,7 +423,7 @@ class TrtCompare:
                              events[-1]["status"] if events else None, sum(e["seconds"] for e in events), rows,
                              drift_sentences(result.engine_baseline, result.engine_vs_reference, options.drift_factor),
                              close_to_tolerance(rows, options.close_share) and result.passed)
-        summary.records.append(record.to_json())
+        summary.records.append(record)
         item.user_properties.extend(junit_properties(record))
         return record
 
@@ -508,12 +508,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         for line in lines:
             terminalreporter.write_line(line)
     if state.options.suggest and state.summary.records:
-        from .check_record import CheckRecord
         from .tolerance_suggestion import suggestion_lines
 
         terminalreporter.section("pytest-trt tolerance suggestions")
         terminalreporter.write_line("tightest passing atol per precision and output (x1.5, rounded up; rtol kept); "
                                     "merge into each test's tolerances= (precisions that did not run here are not "
                                     "covered):")
-        for line in suggestion_lines(CheckRecord.from_json(r) for r in state.summary.records):
+        for line in suggestion_lines(state.summary.records):
             terminalreporter.write_line(line)

@@ -20,7 +20,7 @@ class SessionSummary:
     engines: Counter = dataclasses.field(default_factory=Counter)            # built/loaded/rebuilt/uncached -> count
     build_seconds: float = 0.0
     checks: int = 0
-    records: list[dict] = dataclasses.field(default_factory=list)           # CheckRecord.to_json() per check
+    records: list = dataclasses.field(default_factory=list)                 # CheckRecord per check
 
     def record_engine(self, status: str, seconds: float) -> None:
         self.engines[status] += 1
@@ -34,7 +34,8 @@ class SessionSummary:
     def to_json(self) -> dict:
         return {"goldens": self.goldens, "known": sorted(self.known), "scanned": sorted(self.scanned),
                 "engine_skips": dict(self.engine_skips), "engine_runs": dict(self.engine_runs), "checks": self.checks,
-                "engines": dict(self.engines), "build_seconds": self.build_seconds, "records": self.records}
+                "engines": dict(self.engines), "build_seconds": self.build_seconds,
+                "records": [r.to_json() for r in self.records]}
 
     def merge_json(self, data: dict) -> None:
         for path, action in data.get("goldens", {}).items():
@@ -46,7 +47,9 @@ class SessionSummary:
         self.checks += data.get("checks", 0)
         self.engines.update(data.get("engines", {}))
         self.build_seconds += data.get("build_seconds", 0.0)
-        self.records.extend(data.get("records", ()))
+        from .check_record import CheckRecord
+
+        self.records.extend(CheckRecord.from_json(r) for r in data.get("records", ()))
 
     def unused(self, golden_dir: Path) -> list[str]:
         """Golden folders under the collected modules' folders that no collected test uses."""
@@ -85,11 +88,11 @@ class SessionSummary:
         return out
 
 
-def check_rows(records: list[dict], full: bool) -> list[str]:
+def check_rows(records: list, full: bool) -> list[str]:
     """The per-check table: every check (full) or only those that need attention (compact)."""
-    from .check_record import CheckRecord, budget_text, number
+    from .check_record import budget_text, number
 
-    checks = sorted((CheckRecord.from_json(r) for r in records), key=lambda r: (r.test, r.precision))
+    checks = sorted(records, key=lambda r: (r.test, r.precision))
     if not checks:
         return []
     failed = [r for r in checks if not r.passed]

@@ -74,17 +74,20 @@ class TensorRTBackend:
         return None
 
     def unavailable_reason(self) -> str | None:
-        reason = self.build_reason()
-        if reason:
-            return reason
+        if importlib.util.find_spec(self.module) is None:
+            return f"{self.module} is not installed"
         from .. import cuda
 
+        # CUDA first: on CPU-only machines this answers without importing TensorRT (tens of milliseconds).
         try:
             cuda.runtime()
         except BackendError as exc:
             return f"{self.module} is installed but {exc}"
         if cuda.device_count() == 0:
             return f"{self.module} is installed but no CUDA GPU is visible"
+        reason = self.build_reason()
+        if reason:
+            return reason
         if self.flavor.is_rtx:
             cc = cuda.device_info()["compute_capability"]
             if cc not in RTX_RUNTIME_CAPABILITIES:
