@@ -53,12 +53,14 @@ class SessionSummary:
 
     def unused(self, golden_dir: Path) -> list[str]:
         """Golden folders under the collected modules' folders that no collected test uses."""
+        import os
+
         found = set()
-        for module in self.scanned:
-            base = golden_dir / module
-            if base.is_dir():
-                for sidecar in base.rglob("*.json"):
-                    found.add(sidecar.parent.relative_to(golden_dir).as_posix())
+        root = str(golden_dir)
+        for module in self.scanned:  # os.walk: several times faster than Path.rglob on thousands of goldens
+            for folder, _, files in os.walk(os.path.join(root, module)):
+                if any(f.endswith(".json") for f in files):
+                    found.add(os.path.relpath(folder, root).replace(os.sep, "/"))
         def used(folder: str) -> bool:
             parts = folder.split("/")
             return any("/".join(parts[:i]) in self.known for i in range(1, len(parts) + 1))
