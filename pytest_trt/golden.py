@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .comparison import dtype_name
 from .errors import GoldenError
 
 FORMAT = "pytest-trt golden"
@@ -110,7 +111,7 @@ def read_golden(folder: Path, stem: str, regenerate_hint: str) -> Golden | None:
 
             if array.dtype.kind == "V":
                 array = arrays[name] = array.view(numpy_dtype(info["dtype"]))
-        if list(array.shape) != list(info.get("shape", [])) or _dtype_name(array.dtype) != info.get("dtype"):
+        if list(array.shape) != list(info.get("shape", [])) or dtype_name(array.dtype) != info.get("dtype"):
             raise GoldenError(f"golden {str(npz)!r} output {name!r} is {array.dtype.name}{list(array.shape)} but its "
                               f"sidecar says {info.get('dtype')}{info.get('shape')}; regenerate it with: {regenerate_hint}")
     extra = set(arrays) - set(declared)
@@ -118,11 +119,6 @@ def read_golden(folder: Path, stem: str, regenerate_hint: str) -> Golden | None:
         raise GoldenError(f"golden {str(npz)!r} holds outputs its sidecar does not list ({', '.join(sorted(extra))}); "
                           f"regenerate it with: {regenerate_hint}")
     return Golden(arrays, meta, npz)
-
-
-@functools.lru_cache(maxsize=64)
-def _dtype_name(dtype: np.dtype) -> str:
-    return dtype.name  # numpy computes this string on every access
 
 
 def write_golden(folder: Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict) -> None:

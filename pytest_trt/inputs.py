@@ -9,7 +9,9 @@ floats uniform in [-1, 1); integers uniform in [0, 10); bools 50/50.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,20 +27,22 @@ DEFAULT_INT_RANGE = (0, 10)
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
+_S11, _S27, _S30, _S31, _S63 = (np.uint64(k) for k in (11, 27, 30, 31, 63))
 
 
 def random_bits(seed: int, name: str, count: int) -> np.ndarray:
     """``count`` pseudo-random uint64 values that depend only on (seed, name, index)."""
     key = int.from_bytes(hashlib.sha256(f"{int(seed)}\0{name}".encode()).digest()[:8], "little")
     x = np.arange(count, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        x *= _GAMMA
-        x += np.uint64(key)
-        x ^= x >> np.uint64(30)
-        x *= _MIX1
-        x ^= x >> np.uint64(27)
-        x *= _MIX2
-        x ^= x >> np.uint64(31)
+    t = np.empty_like(x)
+    # uint64 arithmetic wraps silently (no overflow warnings for integer arrays), as splitmix64 wants.
+    np.multiply(x, _GAMMA, out=x)
+    np.add(x, np.uint64(key), out=x)
+    np.bitwise_xor(x, np.right_shift(x, _S30, out=t), out=x)
+    np.multiply(x, _MIX1, out=x)
+    np.bitwise_xor(x, np.right_shift(x, _S27, out=t), out=x)
+    np.multiply(x, _MIX2, out=x)
+    np.bitwise_xor(x, np.right_shift(x, _S31, out=t), out=x)
     return x
 
 
@@ -46,10 +50,10 @@ def generate(spec_name: str, dtype: str, shape: tuple[int, ...], seed: int,
              value_range: tuple[float, float] | None = None) -> np.ndarray:
     """One deterministic array for input ``spec_name``."""
     np_dtype = numpy_dtype(dtype)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(int(d) for d in shape)
     bits = random_bits(seed, spec_name, count)
     if np_dtype == np.bool_:
-        values = (bits >> np.uint64(63)).astype(np.bool_)
+        values = (bits >> _S63).astype(np.bool_)
     elif np_dtype.kind in "iu":
         low, high = value_range if value_range is not None else DEFAULT_INT_RANGE
         low, high = int(low), int(high)
@@ -66,11 +70,14 @@ def generate(spec_name: str, dtype: str, shape: tuple[int, ...], seed: int,
         low, high = value_range if value_range is not None else DEFAULT_FLOAT_RANGE
         if not float(low) < float(high):
             raise InputError(f"input_range for {spec_name!r} is empty ({low}, {high}); give (low, high) with low < high")
-        unit = (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
-        values = (float(low) + (float(high) - float(low)) * unit).astype(np_dtype)
+        unit = np.right_shift(bits, _S11, out=bits).astype(np.float64)
+        unit *= (float(high) - float(low)) / (1 << 53)   # one multiply: (high-low) * k/2**53, same rounding
+        unit += float(low)
+        values = unit.astype(np_dtype)
     return values.reshape(shape)
 
 
+@functools.lru_cache(maxsize=64)
 def numpy_dtype(name: str) -> np.dtype:
     """numpy dtype for a name, including ml_dtypes' bfloat16 and float8 types."""
     try:
