@@ -9,7 +9,6 @@ Arrays are stored uncompressed and loaded without pickle; large arrays are memor
 from __future__ import annotations
 
 import dataclasses
-import functools
 import glob
 import hashlib
 import io

@@ -115,8 +115,8 @@ _OPTIONS = [
      "directory for failure artifacts (inputs, outputs, report.json, PNG plots), one folder per failed check "
      "(default: trt-artifacts/ under pytest's basetemp)"),
     ("--trt-suggest-tolerances", "trt_suggest_tolerances", "bool",
-     "fail no check on tolerance; print per test the tightest passing atol/rtol (x1.5, rounded up) as "
-     "tolerances={...} to paste into its marker"),
+     "fail no check on tolerance; print per test the tightest passing atol per precision and output "
+     "(x1.5, rounded up; rtol kept) as tolerances={...} to paste into its marker"),
 ]
 
 

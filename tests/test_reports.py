@@ -205,6 +205,18 @@ def test_failure_artifacts_with_plots(repo):
     assert match and "/trt-artifacts/test_a/test_scale/fp32" in match.group(1) and os.path.isdir(match.group(1))
 
 
+def test_unwritable_artifacts_dir_is_named_and_the_failure_still_reported(repo):
+    repo.makepyfile(test_a=ONES_TEST)
+    repo.runpytest("--update-golden").assert_outcomes(passed=1)
+    _rescale(repo, 2.01)
+    (repo.path / "blocker").write_text("a file, not a directory")
+    result = repo.runpytest("--trt-artifacts", "blocker")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*output 'y': values differ*",
+                                 f"*failure artifacts could not be written to {repo.path / 'blocker'}/test_a/test_scale/fp32: *"])
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_failure_artifacts_of_an_engine_comparison(pytester, shifted):
     scale_model(pytester.path / "models" / "scale.onnx", dims=(2, 4))
     pytester.makeini(INI)
