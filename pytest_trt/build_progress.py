@@ -7,6 +7,7 @@ controller's; their builds appear in the session summary instead. Scripts may in
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -28,28 +29,34 @@ def report(line: str) -> None:
 
 
 class BuildProgress:
-    """One build's lines: 'building ...', throttled phase lines with elapsed seconds, 'built ... in N s'."""
+    """One build's lines: 'building ...', throttled phase lines with elapsed seconds, 'built ... in N s'.
+
+    Thread-safe: TensorRT calls its progress monitor from several internal threads (IProgressMonitor docs).
+    """
 
     def __init__(self, what: str, clock: Callable[[], float] = time.monotonic):
         self.what = what
         self._clock = clock
         self._start = clock()
         self._last = self._start
+        self._lock = threading.Lock()
         self.lines: list[str] = []
 
     def _emit(self, text: str) -> None:
         line = f"pytest-trt: {text}"
-        self.lines.append(line)
-        report(line)
+        with self._lock:
+            self.lines.append(line)
+            report(line)
 
     def started(self) -> None:
         self._emit(f"building {self.what} ...")
 
     def phase(self, name: str, step: int | None = None, steps: int | None = None) -> None:
         now = self._clock()
-        if now - self._last < THROTTLE_S:
-            return
-        self._last = now
+        with self._lock:
+            if now - self._last < THROTTLE_S:
+                return
+            self._last = now
         where = f" (step {step}/{steps})" if step is not None and steps else ""
         self._emit(f"building {self.what}: {name}{where}, {now - self._start:.0f} s so far")
 

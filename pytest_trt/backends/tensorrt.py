@@ -232,11 +232,18 @@ def _progress_monitor(trt, progress: BuildProgress):
             self.steps[phase_name] = num_steps
             log.info("build phase %s started (%d steps)", phase_name, num_steps)
             if not parent_phase:
-                progress.phase(phase_name)
+                self._report(phase_name)
 
         def step_complete(self, phase_name, step):
-            progress.phase(phase_name, step + 1, self.steps.get(phase_name))
-            return True  # keep building
+            self._report(phase_name, step + 1, self.steps.get(phase_name))
+            return True  # keep building (False would cancel it)
+
+        @staticmethod
+        def _report(*args):
+            try:  # called from TensorRT's threads: a failed terminal write must never reach the builder
+                progress.phase(*args)
+            except Exception:  # noqa: BLE001
+                log.debug("progress line failed", exc_info=True)
 
         def phase_finish(self, phase_name):
             log.info("build phase %s finished", phase_name)
