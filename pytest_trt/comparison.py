@@ -17,10 +17,11 @@ import numpy as np
 
 from .tolerance import CONVENTIONS, Tolerance, resolve
 
-CHUNK = 1 << 17                 # float32 elements per chunk: 512 KiB buffers (fewer elements for wider dtypes);
-                                # large enough that two threads seldom wait for each other's GIL hand-over
+CHUNK = 1 << 18                 # float32 elements per chunk at most: 1 MiB buffers (fewer for wider dtypes);
+                                # large, so that threads seldom wait for each other's GIL hand-over
+CHUNK_MEMORY = 14 << 20         # all threads' chunk buffers together (7 per thread) stay under this
 PARALLEL_MIN = 1 << 21          # outputs at least this large are split across threads
-MAX_THREADS = 4                 # each holds <= 7 chunk buffers (3.5 MiB): peak extra memory stays < 16 MiB
+MAX_THREADS = 4                 # 2 threads get 1 MiB buffers, 4 threads 512 KiB: peak extra memory < 16 MiB
 HISTOGRAM_SAMPLE = 1_000_000    # the error histogram looks at most at this many elements
 HISTOGRAM_BLOCK = 16384         # in contiguous blocks of this many, spread evenly over larger outputs
 MARGIN = 1e-5                   # chunks this close to the bound are decided by the exact formula
@@ -342,7 +343,9 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
 
 
 def _chunk_size(work: np.dtype) -> int:
-    return max(1, CHUNK * 4 // work.itemsize)     # CHUNK float32 elements' worth of bytes
+    """Elements per chunk: CHUNK float32s' worth of bytes, less when many threads share CHUNK_MEMORY."""
+    per_buffer = min(CHUNK * 4, CHUNK_MEMORY // (7 * _threads()))
+    return max(1, per_buffer // work.itemsize)
 
 
 def _track_max(part: _Partial, field: str, w: np.ndarray, offset: int, scale: float) -> float:

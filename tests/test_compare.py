@@ -277,3 +277,11 @@ def test_failure_report_of_many_outputs_stays_readable():
     text = cmp.format_report(compare(actual, expected), limit=5)
     assert "... and 15 more failing outputs: out11, out13" in text
     assert "outputs that match: out0, out2" in text
+
+
+@pytest.mark.parametrize("threads, float32_elements", [(1, 1 << 18), (2, 1 << 18), (4, (14 << 20) // 28 // 4)])
+def test_chunk_buffers_of_all_threads_stay_within_the_memory_bound(monkeypatch, threads, float32_elements):
+    monkeypatch.setattr(cmp, "_threads", lambda: threads)
+    assert cmp._chunk_size(np.dtype(np.float32)) == float32_elements
+    assert cmp._chunk_size(np.dtype(np.float64)) == float32_elements // 2
+    assert 7 * threads * float32_elements * 4 <= 14 << 20   # 7 buffers per thread, under 16 MiB with headroom
