@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .check_record import errors_by_output
-from .comparison import ComparisonReport, compare_outputs
+from .comparison import ComparisonReport, compare_outputs, dtype_name
 from .errors import BackendError, GoldenError, InputError
 from .golden import array_digest, golden_paths, read_golden, stem_for, write_golden
 from .inputs import make_inputs, prepare_user_inputs
@@ -172,7 +172,7 @@ def _select(outputs: Mapping, spec: CompareSpec) -> dict:
 
 def _input_identity(inputs: Mapping) -> dict:
     """What a golden records about its inputs, to tell 'other inputs' from 'other outputs' later."""
-    return {k: {"dtype": v.dtype.name, "shape": list(v.shape), "sha256": array_digest(v)} for k, v in inputs.items()}
+    return {k: {"dtype": dtype_name(v.dtype), "shape": list(v.shape), "sha256": array_digest(v)} for k, v in inputs.items()}
 
 
 def _golden_meta(spec: CompareSpec, info: ModelInfo, identity: dict, ctx: CheckContext) -> dict:

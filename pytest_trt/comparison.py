@@ -294,11 +294,10 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
     a_buf = np.empty(size, work) if fa.dtype != work else None
     b_buf = np.empty(size, work) if fb.dtype != work else None
     atol, rtol, either = work.type(tol.atol), work.type(tol.rtol), tol.convention == "either"
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        shift = work.type(atol / rtol) if rtol > 0 else None
-    fast = shift is not None and math.isfinite(shift) and rtol >= np.finfo(work).tiny
     lo, hi = float(rtol) * (1 - MARGIN), float(rtol) * (1 + MARGIN)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        shift = work.type(atol / rtol) if rtol > 0 else None
+        fast = shift is not None and math.isfinite(shift) and rtol >= _tiny(work)
         for s in range(start, stop, chunk):
             e = min(s + chunk, stop)
             k = e - s
@@ -340,6 +339,11 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
             if tol.elementwise and (fails or detail):
                 _needed(part, d, m, t, w, atol, either)
     return part
+
+
+@functools.lru_cache(maxsize=8)
+def _tiny(work: np.dtype) -> float:
+    return float(np.finfo(work).tiny)
 
 
 def _chunk_size(work: np.dtype) -> int:

@@ -352,7 +352,7 @@ def _npy_array(data, start: int, length: int) -> np.ndarray:
 def array_digest(array: np.ndarray) -> str:
     """sha256 over dtype, shape and bytes: identifies an input exactly."""
     array = np.ascontiguousarray(array)
-    digest = hashlib.sha256(f"{array.dtype.name}{list(array.shape)}".encode())
+    digest = hashlib.sha256(f"{dtype_name(array.dtype)}{list(array.shape)}".encode())
     digest.update(array.reshape(-1).view(np.uint8))
     return digest.hexdigest()
 
