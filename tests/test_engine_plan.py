@@ -108,3 +108,17 @@ def test_output_plan_and_dtype_restore():
     assert [(b.name, b.shape, b.nbytes) for b in buffers] == [("y", (3, 8), 48)] and dynamic == ["n"]
     restored = restore_output_dtypes({"label": np.array([1], np.int32)}, [TensorSpec("label", "int64", (1,))])
     assert restored["label"].dtype == np.int64
+
+
+def test_build_option_missing_in_this_tensorrt_is_one_sentence():
+    from pytest_trt.backends.tensorrt import _require
+    from pytest_trt.engine_plan import Flavor
+    from pytest_trt.errors import BackendError
+
+    class ConfigWithoutTacticSources:  # stands in for a TensorRT whose builder config lacks the setter
+        pass
+
+    with pytest.raises(BackendError) as info:
+        _require(ConfigWithoutTacticSources(), "set_tactic_sources", Flavor.parse("tensorrt", "11.0.0"), "tactic_sources")
+    assert str(info.value) == ("TensorRT 11.0.0 has no set_tactic_sources, so the build option tactic_sources cannot be "
+                               "used with it; remove tactic_sources from --trt-build-options or the marker's build=")

@@ -272,6 +272,7 @@ def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, 
     if options.optimization_level is not None:
         config.builder_optimization_level = options.optimization_level
     if options.tactic_sources is not None:
+        _require(config, "set_tactic_sources", flavor, "tactic_sources")
         mask = 0
         for source in options.tactic_sources:
             if not hasattr(trt.TacticSource, source):
@@ -280,8 +281,10 @@ def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, 
             mask |= 1 << int(getattr(trt.TacticSource, source))
         config.set_tactic_sources(mask)
     if options.hardware_compatibility != "none":
+        _require(trt, "HardwareCompatibilityLevel", flavor, "hardware_compatibility")
         config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, options.hardware_compatibility.upper())
     if options.version_compatible:
+        _require(trt.BuilderFlag, "VERSION_COMPATIBLE", flavor, "version_compatible")
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
     if realization.tf32:
         config.set_flag(trt.BuilderFlag.TF32)
@@ -305,6 +308,13 @@ def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, 
         detail = "; ".join(logger.errors[-3:]) or "no error was logged"
         raise BackendError(f"{flavor.label} failed to build {Path(model_path).name} ({realization.describe()}): {detail}")
     return bytes(plan), (bytes(cache.serialize()) if cache is not None else None)
+
+
+def _require(obj, attribute: str, flavor: Flavor, option: str) -> None:
+    """Builder options differ between TensorRT versions: a missing one is a sentence, not an AttributeError."""
+    if not hasattr(obj, attribute):
+        raise BackendError(f"{flavor.label} has no {attribute}, so the build option {option} cannot be used with it; "
+                           f"remove {option} from --trt-build-options or the marker's build=")
 
 
 def _parser_error(error) -> str:
