@@ -22,6 +22,7 @@ from .comparison import ComparisonReport
 
 PNG_SIZE = (800, 450)           # pixels, width x height
 HEATMAP_MAX = 256               # heatmaps show at most this many rows and columns (block maxima beyond)
+HISTOGRAM_SAMPLE = 4_000_000    # histograms of larger outputs use an evenly strided sample of this many
 
 
 def write_artifacts(directory: Path, result, goldens: Mapping[str, Mapping] | None = None) -> list[Path]:
@@ -128,10 +129,12 @@ def _abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def plot_histogram(path: Path, a: np.ndarray, b: np.ndarray, out, report: ComparisonReport) -> Path:
     """Histogram of log10 |a-b| over finite elements, with the atol marked."""
-    d = _abs_diff(a, b).reshape(-1)
+    fa, fb = np.asarray(a).reshape(-1), np.asarray(b).reshape(-1)
+    if fa.size > HISTOGRAM_SAMPLE:  # a strided sample keeps the plot fast and small for huge outputs
+        stride = fa.size // HISTOGRAM_SAMPLE + 1
+        fa, fb = fa[::stride], fb[::stride]
+    d = _abs_diff(fa, fb)
     d = d[np.isfinite(d)]
-    if d.size > 4_000_000:  # a strided sample keeps the plot fast for huge outputs
-        d = d[:: d.size // 4_000_000 + 1]
     figure = _figure()
     ax = figure.add_subplot()
     positive = d[d > 0]
@@ -150,37 +153,67 @@ def plot_histogram(path: Path, a: np.ndarray, b: np.ndarray, out, report: Compar
     return path
 
 
-def heatmap_grid(d: np.ndarray, limit: int = HEATMAP_MAX) -> np.ndarray:
-    """|a-b| as a 2-D grid of at most ``limit`` x ``limit`` cells (block maxima, so no spike is lost).
+PIECE = 1 << 18                 # elements of |a-b| held at once while building a heatmap
 
-    N-d arrays fold their leading dims into rows; 1-d arrays wrap into a near-square grid.
+
+def grid_shape(shape: tuple[int, ...]) -> tuple[int, int]:
+    """How an output is laid out as a 2-D picture: leading dims fold into rows, 1-d wraps near-square."""
+    size = math.prod(shape)
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        width = max(1, math.ceil(math.sqrt(size)))
+        return max(1, math.ceil(size / width)), width
+    return size // max(shape[-1], 1) if shape[-1] else 0, shape[-1]
+
+
+def heatmap_grid(a: np.ndarray, b: np.ndarray, limit: int = HEATMAP_MAX) -> np.ndarray:
+    """|a-b| as a 2-D grid of at most ``limit`` x ``limit`` cells: block maxima, so no spike is lost.
+
+    Computed piece by piece (at most PIECE elements in float64 at a time), so a 1e8-element output
+    costs megabytes, not gigabytes. Cells of only NaN/Inf differences are NaN (drawn blank).
     """
-    d = np.asarray(d, dtype=np.float64)
-    if d.ndim == 0:
-        d = d.reshape(1, 1)
-    elif d.ndim == 1:
-        width = max(1, math.ceil(math.sqrt(d.size)))
-        d = np.pad(d, (0, width * math.ceil(d.size / width) - d.size)).reshape(-1, width)
-    else:
-        d = d.reshape(-1, d.shape[-1])
-    d = np.where(np.isfinite(d), d, np.nan)
-    rows, cols = d.shape
+    fa, fb = np.asarray(a).reshape(-1), np.asarray(b).reshape(-1)
+    n = fa.size
+    rows, cols = grid_shape(np.shape(a))
+    if n == 0:
+        return np.full((1, 1), np.nan)
     fr, fc = math.ceil(rows / limit), math.ceil(cols / limit)
-    if fr > 1 or fc > 1:
-        padded = np.pad(d, ((0, fr * math.ceil(rows / fr) - rows), (0, fc * math.ceil(cols / fc) - cols)))
-        with warnings.catch_warnings():  # blocks of only NaN/Inf stay NaN (drawn blank), silently
-            warnings.simplefilter("ignore", RuntimeWarning)
-            d = np.nanmax(padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc), axis=(1, 3))
-    return d
+    grid = np.full((math.ceil(rows / fr), math.ceil(cols / fc)), np.nan)
+    step = max(1, PIECE // (fr * fc)) * fc            # columns per piece, whole cells only
+    full = n // cols                                  # rows present in full (a wrapped 1-d output may end short)
+
+    def block(x, r0, r1, c0, c1):
+        parts = []
+        if r0 < full:
+            parts.append(x[r0 * cols:min(r1, full) * cols].reshape(-1, cols)[:, c0:c1].astype(np.float64))
+        if r1 > full:                                 # the short last row, padded with NaN
+            row = np.full(cols, np.nan)
+            row[:n - full * cols] = x[full * cols:]
+            parts.append(row[None, c0:c1])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells
+        for i, r0 in enumerate(range(0, rows, fr)):
+            r1 = min(r0 + fr, rows)
+            for c0 in range(0, cols, step):
+                c1 = min(c0 + step, cols)
+                d = np.abs(block(fa, r0, r1, c0, c1) - block(fb, r0, r1, c0, c1))
+                d[~np.isfinite(d)] = np.nan
+                pad_r, pad_c = fr - d.shape[0], (-d.shape[1]) % fc
+                if pad_r or pad_c:
+                    d = np.pad(d, ((0, pad_r), (0, pad_c)), constant_values=np.nan)
+                cells = np.nanmax(d.reshape(fr, -1, fc), axis=(0, 2))
+                grid[i, c0 // fc:c0 // fc + cells.size] = cells
+    return grid
 
 
 def plot_heatmap(path: Path, a: np.ndarray, b: np.ndarray, out, report: ComparisonReport) -> Path:
     from matplotlib.colors import LogNorm
 
-    d = _abs_diff(a, b)
-    grid = heatmap_grid(d)
-    rows, cols = (1, 1) if d.ndim == 0 else ((grid.shape[0], grid.shape[1]) if d.ndim == 1 else
-                                             (d.size // max(d.shape[-1], 1), d.shape[-1]))
+    grid = heatmap_grid(a, b)
+    rows, cols = grid_shape(np.shape(a))
     positive = grid[np.isfinite(grid) & (grid > 0)]
     norm = None
     if positive.size:  # a log scale: small errors stay visible next to large ones

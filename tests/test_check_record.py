@@ -105,15 +105,25 @@ def test_suggestion_per_precision_and_output_and_what_it_cannot_fix():
 
 
 def test_heatmap_grid_keeps_spikes_and_bounds_size():
+    def grid(d):
+        return heatmap_grid(np.asarray(d, np.float64), np.zeros(np.shape(d)))
+
     d = np.zeros((1000, 3000))
     d[517, 2999] = 7.0
-    grid = heatmap_grid(d)
-    assert grid.shape[0] <= 256 and grid.shape[1] <= 256 and grid.max() == 7.0
-    assert heatmap_grid(np.arange(10.0)).shape == (3, 4)        # 1-d wraps near-square (padded)
-    assert heatmap_grid(np.float64(3)).shape == (1, 1)
-    assert heatmap_grid(np.ones((2, 3, 5))).shape == (6, 5)      # leading dims fold into rows
-    nan = heatmap_grid(np.full((600, 600), np.inf))               # non-finite blocks are blank, no warning
-    assert np.isnan(nan).all()
+    g = grid(d)
+    assert g.shape[0] <= 256 and g.shape[1] <= 256 and np.nanmax(g) == 7.0
+    assert np.argwhere(g == 7.0).tolist() == [[517 // 4, 2999 // 12]]
+    ten = grid(np.arange(10.0))                                   # 1-d wraps near-square; the short row is padded
+    assert ten.shape == (3, 4) and np.isnan(ten[2, 2:]).all()
+    assert ten[:2].tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]] and ten[2, :2].tolist() == [8, 9]
+    assert grid(np.float64(3)).tolist() == [[3.0]]
+    assert grid(np.ones((2, 3, 5))).shape == (6, 5)              # leading dims fold into rows
+    assert np.isnan(grid(np.full((600, 600), np.inf))).all()     # non-finite blocks are blank, no warning
+    line = np.zeros(3_000_001)
+    line[2_999_999] = 5.0                                         # a long 1-d output, in pieces
+    g = grid(line)
+    assert g.shape[0] <= 256 and g.shape[1] <= 256 and np.nanmax(g) == 5.0
+    assert np.nansum(g == 5.0) == 1
 
 
 def test_build_progress_lines_are_throttled():
