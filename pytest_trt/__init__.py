@@ -30,6 +30,7 @@ _LAZY = {
     "get_backend": ("backends", "get_backend"),
     "known_backends": ("backends", "known_backends"),
     "TrtCompareError": ("errors", "TrtCompareError"),
+    "TrtDriftWarning": ("errors", "TrtDriftWarning"),
     "build_engine": ("engine", "build_engine"),
     "run_engine": ("engine", "run_engine"),
 }

@@ -25,6 +25,12 @@ class BackendError(TrtCompareError):
     """A backend is unknown, cannot run here, or failed."""
 
 
+class TrtDriftWarning(UserWarning):
+    """A check passed, but its engine's error against the reference grew markedly since its golden was
+    recorded (``--trt-drift-factor``); ``--trt-strict-drift`` or ``filterwarnings = error::pytest_trt.TrtDriftWarning``
+    turns it into a failure."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's text (third-party errors can be pages long)."""
     text = str(exc).strip().splitlines()

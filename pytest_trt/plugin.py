@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .errors import SpecError, TrtCompareError
+from .errors import SpecError, TrtCompareError, TrtDriftWarning
 
 MARKER = "trt_compare"
 _STATE = pytest.StashKey["_PluginState"]()
@@ -448,10 +448,6 @@ class TrtCompare:
         plots = f"; plots: {', '.join(pngs)}" if pngs else ("" if have_matplotlib() else
                                                            " (pip install matplotlib for error plots)")
         return f"\n\nfailure artifacts in {folder}: {names}{plots}"
-
-
-class TrtDriftWarning(UserWarning):
-    """A check passed, but its engine's error grew markedly since its golden was recorded."""
 
 
 @pytest.fixture

@@ -159,6 +159,8 @@ def test_drift_warns_and_strict_drift_fails(repo, shifted):
     assert "TrtDriftWarning" in grown.stdout
 
     assert "0 drifted" in shifted(4 * base, "--trt-drift-factor", "5").stdout
+    as_error = shifted(4 * base, "-W", "error::pytest_trt.TrtDriftWarning")  # the documented filter works
+    assert as_error.returncode == 1 and "TrtDriftWarning: test_a.py::test_scale [fp32]: output 'y'" in as_error.stdout
     strict = shifted(4 * base, "--trt-strict-drift")
     assert strict.returncode == 1, strict.stdout
     assert "drift (--trt-strict-drift): output 'y' error against the reference grew 4.0x" in strict.stdout
