@@ -64,3 +64,11 @@ class BuildProgress:
         seconds = self._clock() - self._start
         self._emit(f"{'built' if ok else 'failed to build'} {self.what} in {seconds:.1f} s")
         return seconds
+
+    def __enter__(self) -> "BuildProgress":
+        self.started()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.finished(ok=exc_type is None)
+        return False

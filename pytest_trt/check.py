@@ -57,6 +57,16 @@ class CheckResult:
     def passed(self) -> bool:
         return not self.problems
 
+    def comparisons(self) -> list[tuple[str, ComparisonReport, str, str, str]]:
+        """(name, report, precision whose tolerances applied, actual side, expected side) of each comparison made.
+
+        Sides name arrays: ``reference``, ``engine``, ``golden-reference``, ``golden-engine``.
+        """
+        made = [("engine vs reference", self.engine_vs_reference, self.precision, "engine", "reference"),
+                ("reference vs golden", self.reference_vs_golden, REFERENCE_PRECISION, "reference", "golden-reference"),
+                ("engine vs golden", self.engine_vs_golden, self.precision, "engine", "golden-engine")]
+        return [m for m in made if m[1] is not None]
+
     @property
     def only_tolerance_failed(self) -> bool:
         """Every problem is values outside their tolerance (what --trt-suggest-tolerances tolerates)."""
@@ -65,8 +75,7 @@ class CheckResult:
     def add_comparison_problem(self, report: ComparisonReport, text: str | None = None) -> None:
         text = text or report.message
         self.problems.append(text)
-        if all(o.problem in ("values", "statistics") and not o.exact and not o.nan_mismatches
-               and not o.inf_mismatches for o in report.failed):
+        if all(o.tolerance_only for o in report.failed):
             self.tolerance_problems.append(text)
 
     @property
@@ -139,9 +148,12 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
     if ctx.golden_dir is not None:
         identity = _input_identity(inputs)
 
-        def meta_for(kind, p, producer, errors=None):  # built only when a golden is written
-            return lambda: {**_golden_meta(spec, info, identity, ctx), "kind": kind, "precision": p,
-                            "producer": producer, **({"errors_vs_reference": errors} if errors is not None else {})}
+        def meta_for(kind, p, producer):  # built only when a golden is written
+            def meta():
+                extra = {"errors_vs_reference": errors_by_output(result.engine_vs_reference)} if kind == "engine" else {}
+                return {**_golden_meta(spec, info, identity, ctx), "kind": kind, "precision": p, "producer": producer,
+                        **extra}
+            return meta
 
         result.reference_vs_golden = _check_golden(
             result, ctx, "reference", reference, tolerance_for(REFERENCE_PRECISION), identity, spec.seed,
@@ -150,7 +162,7 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
         if result.engine is not None:
             result.engine_vs_golden = _check_golden(
                 result, ctx, "engine", result.engine, tolerance_for(precision), identity, spec.seed,
-                meta_for("engine", precision, result.backend, errors_by_output(result.engine_vs_reference)),
+                meta_for("engine", precision, result.backend),
                 stem_for("engine", engine.name, precision), f"engine ({engine.name}, {precision})")
     return result
 

@@ -70,6 +70,21 @@ class CheckRecord:
         return cls(**{**data, "outputs": rows})
 
 
+def record_check(result, test: str, events: list[dict], drift_factor: float = DRIFT_FACTOR,
+                 close_share: float = CLOSE_SHARE) -> CheckRecord:
+    """The row of one finished check (a ``CheckResult``); ``events`` are the engine builds/loads it caused."""
+    from .session import strongest_action
+
+    rows = [row for name, report, precision, _, _ in result.comparisons()
+            for row in output_rows(report, name, precision)]
+    backend = f"{result.backend.get('backend')} {result.backend.get('version')}" if result.backend else "none"
+    return CheckRecord(test, result.precision, result.passed, backend, result.engine_skipped,
+                       strongest_action(a.action for a in result.golden_actions),
+                       events[-1]["status"] if events else None, sum(e["seconds"] for e in events), rows,
+                       drift_sentences(result.engine_baseline, result.engine_vs_reference, drift_factor),
+                       result.passed and close_to_tolerance(rows, close_share))
+
+
 def output_rows(report: ComparisonReport | None, comparison: str, precision: str) -> list[OutputRow]:
     if report is None:
         return []
@@ -77,17 +92,14 @@ def output_rows(report: ComparisonReport | None, comparison: str, precision: str
 
 
 def _row(o: OutputReport, comparison: str, precision: str) -> OutputRow:
-    numeric = o.problem in (None, "values", "statistics")
     tol = o.tolerance
     budget = None
-    if numeric:
+    if o.values_compared:
         budget = (0.0 if o.passed else math.inf) if o.exact else float(o.budget)
-    tolerance_only = (not o.passed and not o.exact and o.problem in ("values", "statistics")
-                      and not o.nan_mismatches and not o.inf_mismatches)
     return OutputRow(comparison, o.name, precision, o.passed, o.exact,
                      o.max_abs.value if o.max_abs else None, o.max_rel.value if o.max_rel else None, budget,
                      tol.atol if tol and not o.exact else None, tol.rtol if tol and not o.exact else None,
-                     o.min_atol, o.min_rtol, tolerance_only)
+                     o.min_atol, o.min_rtol, o.tolerance_only)
 
 
 def errors_by_output(report: ComparisonReport | None) -> dict[str, dict]:
@@ -95,7 +107,7 @@ def errors_by_output(report: ComparisonReport | None) -> dict[str, dict]:
     if report is None:
         return {}
     return {o.name: {"max_abs": o.max_abs.value if o.max_abs else 0.0, "budget": float(o.budget)}
-            for o in report.outputs if not o.exact and o.problem in (None, "values", "statistics")}
+            for o in report.outputs if not o.exact and o.values_compared}
 
 
 def drift_sentences(baseline: Mapping | None, report: ComparisonReport | None, factor: float = DRIFT_FACTOR) -> list[str]:

@@ -69,6 +69,17 @@ class OutputReport:
     def message(self) -> str:
         return format_output(self)
 
+    @property
+    def values_compared(self) -> bool:
+        """Shapes and dtypes matched, so the values were compared (and the statistics mean something)."""
+        return self.problem in (None, "values", "statistics")
+
+    @property
+    def tolerance_only(self) -> bool:
+        """Failed only because float values exceed their tolerance: a looser tolerance would pass."""
+        return (not self.passed and not self.exact and self.problem in ("values", "statistics")
+                and not self.nan_mismatches and not self.inf_mismatches)
+
 
 @dataclasses.dataclass
 class ComparisonReport:

@@ -25,8 +25,9 @@ HEATMAP_MAX = 256               # heatmaps show at most this many rows and colum
 HISTOGRAM_SAMPLE = 4_000_000    # histograms of larger outputs use an evenly strided sample of this many
 
 
-def write_artifacts(directory: Path, result, goldens: Mapping[str, Mapping] | None = None) -> list[Path]:
-    """Write the artifacts of ``result`` (a failed CheckResult) into ``directory`` (emptied first)."""
+def write_artifacts(directory: Path, result) -> list[Path]:
+    """Write the artifacts of ``result`` (a failed CheckResult, with the goldens it read) into ``directory``
+    (emptied first)."""
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
@@ -34,19 +35,18 @@ def write_artifacts(directory: Path, result, goldens: Mapping[str, Mapping] | No
     if result.engine is not None:
         written.append(_npz(directory / "engine.npz", result.engine))
     sides = {"reference": result.reference, "engine": result.engine}
-    for kind, arrays in (goldens or {}).items():
+    for kind, arrays in result.goldens.items():
         sides[f"golden-{kind}"] = arrays
         written.append(_npz(directory / f"golden-{kind}.npz", arrays))
-    comparisons = _comparisons(result)
+    comparisons = result.comparisons()
     report = {"test": result.test, "precision": result.precision, "passed": result.passed,
               "backend": result.backend, "engine_skipped": result.engine_skipped, "problems": result.problems,
-              "comparisons": {name: _report_json(r) for name, r in comparisons.items()}}
+              "comparisons": {_slug(name): _report_json(r) for name, r, *_ in comparisons}}
     path = directory / "report.json"
     path.write_text(json.dumps(_jsonable(report), indent=1) + "\n", encoding="utf-8")
     written.append(path)
     if have_matplotlib():
-        for name, rep in comparisons.items():
-            actual_side, expected_side = _SIDES[name]
+        for name, rep, _, actual_side, expected_side in comparisons:
             actual, expected = sides.get(actual_side), sides.get(expected_side)
             if actual is None or expected is None:
                 continue
@@ -54,21 +54,14 @@ def write_artifacts(directory: Path, result, goldens: Mapping[str, Mapping] | No
                 if out.problem != "values" or out.exact:
                     continue
                 a, b = np.asarray(actual[out.name]), np.asarray(expected[out.name])
-                stem = f"{name}--{_safe(out.name)}"
+                stem = f"{_slug(name)}--{_safe(out.name)}"
                 written.append(plot_histogram(directory / f"{stem}--histogram.png", a, b, out, rep))
                 written.append(plot_heatmap(directory / f"{stem}--heatmap.png", a, b, out, rep))
     return written
 
 
-_SIDES = {"engine-vs-reference": ("engine", "reference"),
-          "reference-vs-golden": ("reference", "golden-reference"),
-          "engine-vs-golden": ("engine", "golden-engine")}
-
-
-def _comparisons(result) -> dict[str, ComparisonReport]:
-    found = {"engine-vs-reference": result.engine_vs_reference, "reference-vs-golden": result.reference_vs_golden,
-             "engine-vs-golden": result.engine_vs_golden}
-    return {k: v for k, v in found.items() if v is not None}
+def _slug(comparison: str) -> str:
+    return comparison.replace(" ", "-")   # "engine vs reference" -> "engine-vs-reference" (file names, JSON keys)
 
 
 def _safe(name: str) -> str:

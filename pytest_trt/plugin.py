@@ -49,11 +49,11 @@ class _PluginState:
     def engine(self):
         """(backend or None, reason) for the engine under test; decided once per session."""
         if self._engine is None:
-            from .backends import select_engine_backend
+            from .backends import AUTO_ORDER, select_engine_backend
 
             problem = self._assign_gpu()
             self._engine = select_engine_backend(self.options.backend)
-            if problem and self._engine[0] is not None and self._engine[0].name in ("tensorrt", "tensorrt_rtx"):
+            if problem and self._engine[0] is not None and self._engine[0].name in AUTO_ORDER:
                 self._engine = (None, problem)
         return self._engine
 
@@ -63,9 +63,11 @@ class _PluginState:
         import importlib.util
         import os
 
-        if self.options.backend not in ("auto", "tensorrt", "tensorrt_rtx"):
+        from .backends import AUTO_ORDER
+
+        if self.options.backend not in ("auto", *AUTO_ORDER):
             return None
-        if not any(importlib.util.find_spec(m) for m in ("tensorrt", "tensorrt_rtx")):
+        if not any(importlib.util.find_spec(m) for m in AUTO_ORDER):  # the TensorRT backends import modules of their names
             return None
 
         from . import cuda
@@ -396,9 +398,7 @@ class TrtCompare:
 
     def _record(self, result, events, test):
         """Summary row, JUnit properties and session counters for one finished check."""
-        from .check_record import (CheckRecord, close_to_tolerance, drift_sentences, junit_properties,
-                                   output_rows)
-        from .tolerance import REFERENCE_PRECISION
+        from .check_record import junit_properties, record_check
 
         state, item, options = self._state, self._item, self._state.options
         summary = state.summary
@@ -413,38 +413,27 @@ class TrtCompare:
             summary.engine_runs[f"{result.backend.get('backend')} {self.precision}"] += 1
             if state.gpu is not None:
                 item.user_properties.append(("trt_gpu", state.gpu))
-        rows = (output_rows(result.engine_vs_reference, "engine vs reference", self.precision)
-                + output_rows(result.reference_vs_golden, "reference vs golden", REFERENCE_PRECISION)
-                + output_rows(result.engine_vs_golden, "engine vs golden", self.precision))
-        strength = {"unchanged": 0, "created": 1, "updated": 2, "missing": 3, "failed": 4}
-        golden = max((a.action for a in result.golden_actions), key=strength.__getitem__, default="-")
-        backend = (f"{result.backend.get('backend')} {result.backend.get('version')}" if result.backend else "none")
-        record = CheckRecord(test, self.precision, result.passed, backend, result.engine_skipped, golden,
-                             events[-1]["status"] if events else None, sum(e["seconds"] for e in events), rows,
-                             drift_sentences(result.engine_baseline, result.engine_vs_reference, options.drift_factor),
-                             close_to_tolerance(rows, options.close_share) and result.passed)
+        record = record_check(result, test, events, options.drift_factor, options.close_share)
         summary.records.append(record)
         item.user_properties.extend(junit_properties(record))
         return record
 
     def _write_artifacts(self, result, parts) -> str:
         """Write the failure artifacts; the message tail that names them (or why there are none)."""
-        from .failure_artifacts import write_artifacts
+        from .failure_artifacts import have_matplotlib, write_artifacts
 
-        options, config = self._state.options, self._item.config
+        options = self._state.options
         if options.artifacts is not None:
             base = options.artifacts
         else:
             base = self._request.getfixturevalue("tmp_path_factory").getbasetemp() / "trt-artifacts"
         folder = base.joinpath(*parts, self.precision)
         try:
-            written = write_artifacts(folder, result, result.goldens)
+            written = write_artifacts(folder, result)
         except OSError as exc:
             return f"\n\nfailure artifacts could not be written to {folder}: {exc.strerror or exc}"
         pngs = [p.name for p in written if p.suffix == ".png"]
         names = ", ".join(p.name for p in written if p.suffix != ".png")
-        from .failure_artifacts import have_matplotlib
-
         plots = f"; plots: {', '.join(pngs)}" if pngs else ("" if have_matplotlib() else
                                                            " (pip install matplotlib for error plots)")
         return f"\n\nfailure artifacts in {folder}: {names}{plots}"
@@ -507,8 +496,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         from .tolerance_suggestion import suggestion_lines
 
         terminalreporter.section("pytest-trt tolerance suggestions")
-        terminalreporter.write_line("tightest passing atol per precision and output (x1.5, rounded up; rtol kept); "
-                                    "merge into each test's tolerances= (precisions that did not run here are not "
-                                    "covered):")
         for line in suggestion_lines(state.summary.records):
             terminalreporter.write_line(line)

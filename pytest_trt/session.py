@@ -10,6 +10,11 @@ from pathlib import Path
 _STRENGTH = {"unchanged": 0, "created": 1, "updated": 2, "missing": 3, "failed": 4}
 
 
+def strongest_action(actions) -> str:
+    """What happened to a check's goldens, in one word ("-" when it touched none)."""
+    return max(actions, key=_STRENGTH.__getitem__, default="-")
+
+
 @dataclasses.dataclass
 class SessionSummary:
     goldens: dict[str, str] = dataclasses.field(default_factory=dict)       # npz path -> action

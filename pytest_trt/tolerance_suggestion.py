@@ -57,11 +57,12 @@ def marker_text(suggestion: dict) -> str:
 
 
 def suggestion_lines(records: Iterable[CheckRecord], margin: float = SUGGEST_MARGIN) -> list[str]:
-    """The terminal section: per test, the marker argument and what no tolerance can fix."""
+    """The terminal section: a header, then per test the marker argument and what no tolerance can fix."""
     by_test: dict[str, list[CheckRecord]] = {}
     for record in records:
         by_test.setdefault(record.test, []).append(record)
-    lines = []
+    lines = [f"tightest passing atol per precision and output (x{margin:g}, rounded up; rtol kept); merge into each "
+             "test's tolerances= (precisions that did not run here are not covered):"]
     for test in sorted(by_test):
         suggestion, unfixable = suggest(by_test[test], margin)
         lines.append(test)

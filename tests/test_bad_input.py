@@ -119,14 +119,22 @@ def test_model_files(tmp_path):
         f"{str(tmp_path / 'nope.onnx')!r}); give a path relative to the test file or the rootdir, or an absolute path")
 
 
+def _one_node_model(path, node, inputs, outputs, *, initializers=(), ir_version=8, **save):
+    """A float32 model of one node, saved as written: no onnx.checker, since these models are meant to be wrong."""
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, d) for n, d in inputs.items()],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, d) for n, d in outputs.items()],
+                              list(initializers))
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = ir_version
+    onnx.save(m, str(path), **save)
+    return path
+
+
 def test_external_data_missing(tmp_path):
     weight = numpy_helper.from_array(np.ones((64, 64), np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 64])], [weight])
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.save(m, str(tmp_path / "ext.onnx"), save_as_external_data=True, location="ext.bin", size_threshold=0)
+    _one_node_model(tmp_path / "ext.onnx", helper.make_node("MatMul", ["x", "w"], ["y"]), {"x": [2, 64]},
+                    {"y": [2, 64]}, initializers=[weight],
+                    save_as_external_data=True, location="ext.bin", size_threshold=0)
     (tmp_path / "ext.bin").unlink()
     assert _error(lambda: load_model_info(tmp_path / "ext.onnx")) == (
         f"model {str(tmp_path / 'ext.onnx')!r} references external data 'ext.bin', which is missing at "
@@ -134,12 +142,7 @@ def test_external_data_missing(tmp_path):
 
 
 def test_invalid_graph_names_the_problem(tmp_path):
-    graph = helper.make_graph([helper.make_node("Relu", ["nope"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.save(m, str(tmp_path / "bad.onnx"))
+    _one_node_model(tmp_path / "bad.onnx", helper.make_node("Relu", ["nope"], ["y"]), {"x": [2]}, {"y": [2]})
     text = _error(lambda: pytest_trt.run_onnxruntime(tmp_path / "bad.onnx", {"x": np.zeros(2, np.float32)}))
     assert text.startswith(f"onnxruntime cannot load model {str(tmp_path / 'bad.onnx')!r}: ")
     assert text == (f"onnxruntime cannot load model {str(tmp_path / 'bad.onnx')!r}: Invalid model. Node input 'nope' is "
@@ -148,12 +151,7 @@ def test_invalid_graph_names_the_problem(tmp_path):
 
 
 def test_unregistered_operator_is_named_without_onnxruntime_internals(tmp_path):
-    graph = helper.make_graph([helper.make_node("Nope", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.save(m, str(tmp_path / "nope.onnx"))
+    _one_node_model(tmp_path / "nope.onnx", helper.make_node("Nope", ["x"], ["y"]), {"x": [2]}, {"y": [2]})
     text = _error(lambda: pytest_trt.run_onnxruntime(tmp_path / "nope.onnx", {"x": np.zeros(2, np.float32)}))
     assert "Error No Op registered for Nope with domain_version of 17" in text
     assert "[ONNXRuntimeError]" not in text and "Load model from" not in text
@@ -162,12 +160,8 @@ def test_unregistered_operator_is_named_without_onnxruntime_internals(tmp_path):
 def test_ir_version_newer_than_onnxruntime_reads_says_how_to_save_it(tmp_path):
     import onnxruntime
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 99
-    onnx.save(m, str(tmp_path / "new.onnx"))
+    _one_node_model(tmp_path / "new.onnx", helper.make_node("Relu", ["x"], ["y"]), {"x": [2]}, {"y": [2]},
+                    ir_version=99)
     text = _error(lambda: pytest_trt.run_onnxruntime(tmp_path / "new.onnx", {"x": np.zeros(2, np.float32)}))
     assert text.startswith(f"onnxruntime cannot load model {str(tmp_path / 'new.onnx')!r}: "
                            "Unsupported model IR version: 99, max supported IR version: "), onnxruntime.__version__
@@ -177,13 +171,8 @@ def test_ir_version_newer_than_onnxruntime_reads_says_how_to_save_it(tmp_path):
 
 
 def test_onnxruntime_run_failure_is_one_sentence_without_source_locations(tmp_path):
-    graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["y"])], "g",
-                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n"]),
-                               helper.make_tensor_value_info("b", TensorProto.FLOAT, ["m"])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["k"])])
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.save(m, str(tmp_path / "add.onnx"))
+    _one_node_model(tmp_path / "add.onnx", helper.make_node("Add", ["a", "b"], ["y"]), {"a": ["n"], "b": ["m"]},
+                    {"y": ["k"]})
     text = _error(lambda: pytest_trt.run_onnxruntime(
         tmp_path / "add.onnx", {"a": np.zeros(3, np.float32), "b": np.zeros(4, np.float32)}))
     assert text.startswith("onnxruntime failed to run add.onnx: Non-zero status code returned while running Add node.")

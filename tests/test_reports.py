@@ -219,13 +219,11 @@ def test_unwritable_artifacts_dir_is_named_and_the_failure_still_reported(repo):
     assert "Traceback" not in result.stdout.str()
 
 
-def test_failure_artifacts_of_an_engine_comparison(pytester, shifted):
-    scale_model(pytester.path / "models" / "scale.onnx", dims=(2, 4))
-    pytester.makeini(INI)
-    pytester.makepyfile(test_a=ONES_TEST)
+def test_failure_artifacts_of_an_engine_comparison(repo, shifted):
+    repo.makepyfile(test_a=ONES_TEST)
     done = shifted(5e-3, "--update-golden", "--trt-artifacts", "art")
     assert done.returncode == 1, done.stdout
-    folder = pytester.path / "art" / "test_a" / "test_scale" / "fp32"
+    folder = repo.path / "art" / "test_a" / "test_scale" / "fp32"
     assert sorted(p.name for p in folder.iterdir() if p.suffix != ".png") == [
         "engine.npz", "inputs.npz", "reference.npz", "report.json"]
     report = json.loads((folder / "report.json").read_text())
@@ -252,13 +250,11 @@ def test_junit_properties_per_test(repo):
     assert float(props["trt[reference vs golden][y].max_abs"]) == pytest.approx(5e-4, rel=1e-3)
 
 
-def test_junit_engine_cache_properties(pytester, shifted):
-    scale_model(pytester.path / "models" / "scale.onnx", dims=(2, 4))
-    pytester.makeini(INI)
-    pytester.makepyfile(test_a=ONES_TEST)
+def test_junit_engine_cache_properties(repo, shifted):
+    repo.makepyfile(test_a=ONES_TEST)
     done = shifted(1e-6, "--update-golden", "--junitxml", "j.xml")
     assert done.returncode == 0, done.stdout
-    props = {p.get("name"): p.get("value") for p in ET.parse(pytester.path / "j.xml").iter("property")}
+    props = {p.get("name"): p.get("value") for p in ET.parse(repo.path / "j.xml").iter("property")}
     assert props["trt_backend"] == "shifted 1e-06" and props["trt_golden"] == "created"
     assert "trt_engine_cache" not in props  # this backend builds nothing; TensorRT ones report hit/miss
 

@@ -4,10 +4,9 @@ Sessions are created once per (model, providers) and reused across tests in the 
 """
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-
-import re
 
 import numpy as np
 

@@ -25,11 +25,11 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..build_progress import BuildProgress
 from ..engine_plan import (BuildOptions, Flavor, Profile, Realization, TensorIO, check_within_profile,
                            engine_inputs, numpy_dtype_name, parse_build_options, plan_outputs, plan_profiles,
                            realize_precision, restore_output_dtypes, shapes_for_run)
 from ..errors import BackendError, ModelError
-from ..build_progress import BuildProgress
 
 log = logging.getLogger("pytest_trt.tensorrt")
 _SEVERITY = {"INTERNAL_ERROR": logging.CRITICAL, "ERROR": logging.ERROR, "WARNING": logging.WARNING,
@@ -176,16 +176,10 @@ class TensorRTBackend:
                 if realization.convert_to:
                     source = stack.enter_context(model_convert.converted_model(model.path, realization.convert_to))
                 log.info("building %s engine for %s (%s)", self.flavor.label, model.path.name, realization.describe())
-                progress = BuildProgress(f"{self.flavor.label} engine for {model.path.name} ({realization.describe()})")
-                progress.started()
-                try:
-                    built = build_plan(self.trt(), self.flavor, source, realization, profile, options, timing_cache,
-                                       progress)
-                except BaseException:
-                    progress.finished(ok=False)
-                    raise
-                progress.finished()
-                return built
+                what = f"{self.flavor.label} engine for {model.path.name} ({realization.describe()})"
+                with BuildProgress(what) as progress:
+                    return build_plan(self.trt(), self.flavor, source, realization, profile, options, timing_cache,
+                                      progress)
 
         outcome = EngineCache(cache_dir).get_or_build(key, description, build, timing)
         self.events.append({"model": model.path.name, "precision": precision, "status": outcome.status,
