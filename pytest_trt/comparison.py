@@ -295,7 +295,7 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
     ``(d / rtol) / (|e| + atol/rtol)`` (``max(|e|, atol/rtol)`` for "either"), one operation fewer
     than ``d / (atol + rtol*|e|)``. That rescaled share only clears chunks far from the bound; any
     other chunk is decided again with the exact formula, so verdicts and mismatch counts agree with
-    ``np.isclose`` bit for bit.
+    ``np.isclose`` bit for bit. Tolerances whose bound may be subnormal (atol = 0) take the exact path.
     """
     part = _Partial()
     chunk = _chunk_size(work)
@@ -308,7 +308,9 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
     lo, hi = float(rtol) * (1 - MARGIN), float(rtol) * (1 + MARGIN)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         shift = work.type(atol / rtol) if rtol > 0 else None
-        fast = shift is not None and math.isfinite(shift) and rtol >= _tiny(work)
+        # The rescaled share equals the exact one only while every bound atol + rtol*|e| is a normal number:
+        # with atol below the smallest normal, rtol*|e| can be subnormal and lose digits (budget 0.95 for 1.0).
+        fast = shift is not None and math.isfinite(shift) and rtol >= _tiny(work) and atol >= _tiny(work)
         for s in range(start, stop, chunk):
             e = min(s + chunk, stop)
             k = e - s

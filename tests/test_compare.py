@@ -285,3 +285,16 @@ def test_chunk_buffers_of_all_threads_stay_within_the_memory_bound(monkeypatch, 
     assert cmp._chunk_size(np.dtype(np.float32)) == float32_elements
     assert cmp._chunk_size(np.dtype(np.float64)) == float32_elements // 2
     assert 7 * threads * float32_elements * 4 <= 14 << 20   # 7 buffers per thread, under 16 MiB with headroom
+
+
+@pytest.mark.parametrize("convention", ["allclose", "either"])
+def test_share_of_a_subnormal_bound_is_exact(convention):
+    """Found by hypothesis: atol=0 at |expected| = the smallest normal float32 makes rtol*|e| subnormal; the
+    reported share must be that of the bound np.isclose uses (1.0 here), not the rescaled estimate (0.95)."""
+    expected = np.array([np.finfo(np.float32).tiny], np.float32)
+    bound = np.float32(1e-6) * expected
+    actual = (expected - bound).astype(np.float32)
+    r = compare(actual, expected, atol=0.0, rtol=1e-6, convention=convention)["output"]
+    mismatches, _, _, share = _reference_stats(actual, expected, np.float32(0.0), np.float32(1e-6), convention)
+    assert r.mismatches == mismatches == 0 and share == 1.0
+    assert r.budget == pytest.approx(share, rel=1e-6)
