@@ -7,7 +7,8 @@
 For float32 outputs of each size, passing (every element within tolerance) and failing (every
 element off by 1), it times and measures the peak extra memory of:
 
-- compare:   ``pytest_trt.compare`` (full report) | ``np.allclose`` | ``np.testing.assert_allclose``
+- compare:   ``pytest_trt.compare`` (full report; C kernel, and its numpy path for reference)
+             | ``np.allclose`` | ``np.testing.assert_allclose``
              | Polygraphy's ``Comparator.compare_accuracy`` (in memory)
 - golden check (golden read from disk + compare, nothing written on pass):
              pytest-trt's ``read_golden`` + compare | pytest-regressions ``ndarrays_regression.check``
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pytest_trt import compare  # noqa: E402
+from pytest_trt import comparison  # noqa: E402
 from pytest_trt.comparison import compare_outputs  # noqa: E402
 from pytest_trt.golden import read_golden, write_golden  # noqa: E402
 from pytest_trt.tolerance import Tolerance  # noqa: E402
@@ -69,6 +71,15 @@ def ours_compare(actual, expected):
     report = compare(actual, expected, atol=ATOL, rtol=RTOL)
     report.message  # the failure text is part of the work on failure
     return report.passed
+
+
+def ours_compare_numpy_path(actual, expected):
+    """The same call with the C kernel switched off (what runs where it was not built)."""
+    kernel, comparison._kernel = comparison._kernel, None
+    try:
+        return ours_compare(actual, expected)
+    finally:
+        comparison._kernel = kernel
 
 
 def np_allclose(actual, expected):
@@ -179,6 +190,8 @@ def run_size(n: int, tmp: Path, skip_slow: bool) -> list[tuple[str, str, float, 
         assert ours_compare(actual, expected) == (outcome == "pass")
         assert np_allclose(actual, expected) == (outcome == "pass")
         add("compare", "pytest-trt compare", outcome, lambda: ours_compare(actual, expected))
+        if comparison.comparator_path() == "C kernel":
+            add("compare", "pytest-trt compare, numpy path", outcome, lambda: ours_compare_numpy_path(actual, expected))
         add("compare", "np.allclose", outcome, lambda: np_allclose(actual, expected))
         add("compare", "np.testing.assert_allclose", outcome, lambda: np_assert_allclose(actual, expected))
         if not skip_slow:
@@ -236,7 +249,8 @@ def main(argv=None) -> int:
     from importlib.metadata import version
 
     print(f"numpy {np.__version__}, polygraphy {polygraphy.__version__}, pytest-regressions "
-          f"{version('pytest-regressions')}, {os.cpu_count()} CPUs; atol = rtol = {ATOL:g}")
+          f"{version('pytest-regressions')}, {os.cpu_count()} CPUs; atol = rtol = {ATOL:g}; "
+          f"pytest-trt comparator: {comparison.comparator_path()}")
     summary = []
     with tempfile.TemporaryDirectory(prefix="pytest-trt-bench-") as tmp:
         for n in sizes:

@@ -1,9 +1,11 @@
 """Comparison of output pairs: one chunked, fused pass per output, and reports that explain failures.
 
 Each output is scanned in fixed-size chunks with reused buffers (no full-size temporaries); chunks
-produce partial statistics that merge, so large outputs are split across threads (numpy releases
-the GIL). Shape and dtype problems are reported as such, never as numeric failures. Integers and
-bools compare exactly; float16/bfloat16/float8 compare in float32.
+produce partial statistics that merge, so large outputs are split across threads. Each chunk goes
+through the C kernel (``_scan.c``: one read of both arrays, GIL released) when it was built at
+install, else through nine numpy operations; both give the same reports. ``PYTEST_TRT_COMPARE=numpy``
+forces the numpy path. Shape and dtype problems are reported as such, never as numeric failures.
+Integers and bools compare exactly; float16/bfloat16/float8 compare in float32.
 """
 from __future__ import annotations
 
@@ -16,6 +18,13 @@ from collections.abc import Mapping
 import numpy as np
 
 from .tolerance import CONVENTIONS, Tolerance, resolve
+
+try:
+    from . import _scan as _kernel      # built from _scan.c by `pip install` when a C compiler is present
+except ImportError:                     # pragma: no cover - exercised where no compiler was available
+    _kernel = None
+if os.environ.get("PYTEST_TRT_COMPARE", "").strip().lower() == "numpy":
+    _kernel = None
 
 CHUNK = 1 << 18                 # float32 elements per chunk at most: 1 MiB buffers (fewer for wider dtypes);
                                 # large, so that threads seldom wait for each other's GIL hand-over
@@ -78,7 +87,8 @@ class OutputReport:
     def tolerance_only(self) -> bool:
         """Failed only because float values exceed their tolerance: a looser tolerance would pass."""
         return (not self.passed and not self.exact and self.problem in ("values", "statistics")
-                and not self.nan_mismatches and not self.inf_mismatches)
+                and not self.nan_mismatches and not self.inf_mismatches
+                and not (self.min_atol is not None and math.isinf(self.min_atol)))
 
 
 @dataclasses.dataclass
@@ -180,6 +190,12 @@ def compare_arrays(name: str, actual, expected, tolerance: Tolerance, detail: bo
         report.exact = True
         _compare_exact(report, a, b)
     return report
+
+
+def comparator_path() -> str:
+    """Which inner loop compares floats here: "C kernel" or "numpy" (the kernel was not built, or
+    PYTEST_TRT_COMPARE=numpy). Shown in pytest's header and by the benchmark."""
+    return "C kernel" if _kernel is not None else "numpy"
 
 
 @functools.lru_cache(maxsize=64)
@@ -300,10 +316,13 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
     part = _Partial()
     chunk = _chunk_size(work)
     size = min(chunk, stop - start)
-    d_buf, m_buf, w_buf, t_buf = (np.empty(size, work) for _ in range(4))
-    f_buf = np.empty(size, np.bool_)
-    a_buf = np.empty(size, work) if fa.dtype != work else None
-    b_buf = np.empty(size, work) if fb.dtype != work else None
+    kernel = _kernel
+    # The kernel reads contiguous arrays of the work dtype; anything else is converted chunk by chunk.
+    a_buf = np.empty(size, work) if fa.dtype != work or (kernel and not fa.flags.c_contiguous) else None
+    b_buf = np.empty(size, work) if fb.dtype != work or (kernel and not fb.flags.c_contiguous) else None
+    if kernel is None:
+        d_buf, m_buf, w_buf, t_buf = (np.empty(size, work) for _ in range(4))
+        f_buf = np.empty(size, np.bool_)
     atol, rtol, either = work.type(tol.atol), work.type(tol.rtol), tol.convention == "either"
     lo, hi = float(rtol) * (1 - MARGIN), float(rtol) * (1 + MARGIN)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -321,6 +340,13 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
             if b_buf is not None:
                 B = b_buf[:k]
                 np.copyto(B, fb[s:e], casting="unsafe")
+            if kernel is not None:
+                stats = kernel.scan(A, B, float(atol), float(rtol), either, detail)
+                if stats is None:
+                    _scan_nonfinite(part, A, B, s, tol, detail)
+                else:
+                    _merge_kernel(part, stats, s, k)
+                continue
             d, m, w, t = d_buf[:k], m_buf[:k], w_buf[:k], t_buf[:k]
             np.subtract(A, B, out=d)
             np.abs(d, out=d)
@@ -352,6 +378,23 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
             if tol.elementwise and (fails or detail):
                 _needed(part, d, m, t, w, atol, either)
     return part
+
+
+def _merge_kernel(part: _Partial, stats: tuple, offset: int, size: int) -> None:
+    """Fold one chunk's kernel result into ``part`` exactly as the numpy path would."""
+    max_abs, i_abs, max_rel, i_rel, budget, i_budget, fails, min_atol, min_rtol = stats
+    part.finite += size
+    if max_abs > part.max_abs[0]:
+        part.max_abs = (max_abs, offset + i_abs)
+    for field, value, index in (("max_rel", max_rel, i_rel), ("budget", budget, i_budget)):
+        if index < 0:                         # every element was 0/0 (equal zeros): 0 there, as _track_max
+            if getattr(part, field)[0] < 0:
+                setattr(part, field, (0.0, offset))
+        elif value > getattr(part, field)[0]:
+            setattr(part, field, (value, offset + index))
+    part.mismatches += fails
+    part.min_atol = max(part.min_atol, min_atol)
+    part.min_rtol = max(part.min_rtol, min_rtol)
 
 
 @functools.lru_cache(maxsize=8)
@@ -410,6 +453,22 @@ def _scan_nonfinite(part: _Partial, A, B, offset: int, tol: Tolerance, detail: b
     inf_any = (np.isinf(A) | np.isinf(B)) & ~(nan_a | nan_b)
     part.inf_mismatches += int(np.count_nonzero(inf_any & (A != B)))
     finite = np.flatnonzero(np.isfinite(A) & np.isfinite(B))
+    with np.errstate(over="ignore", invalid="ignore"):
+        overflow = ~np.isfinite(A[finite] - B[finite])
+    if overflow.any():
+        # Finite values whose difference exceeds the dtype's range (3e38 - -3e38 in float32): |a-b| is
+        # inf, as in np.isclose, which fails it unless the bound is inf too. Then the rest, as usual.
+        where, finite = finite[overflow], finite[~overflow]
+        bound = np.abs(B[where]) * A.dtype.type(tol.rtol)
+        bound = np.maximum(bound, A.dtype.type(tol.atol)) if tol.convention == "either" else bound + A.dtype.type(tol.atol)
+        fails = int(np.count_nonzero(bound < np.inf))
+        part.mismatches += fails
+        if fails:
+            part.min_atol = part.min_rtol = math.inf
+        first = (math.inf, offset + int(where[0]))
+        part.max_abs = max(part.max_abs, first, key=lambda t: t[0])
+        part.max_rel = max(part.max_rel, first, key=lambda t: t[0])
+        part.budget = max(part.budget, first, key=lambda t: t[0])
     if finite.size:
         sub = _scan(A[finite], B[finite], 0, finite.size, tol, A.dtype, detail)
         for field in ("max_abs", "max_rel", "budget"):
@@ -612,9 +671,12 @@ def format_output(r: OutputReport) -> str:
     t = r.tolerance
     if t is not None and not r.exact:
         if not r.passed and r.min_atol is not None and t.elementwise:
-            rtol_text = "no rtol (an expected value is 0)" if math.isinf(r.min_rtol) else f"rtol >= {_fmt(r.min_rtol)}"
-            lines.append(f"  would pass with atol >= {_fmt(r.min_atol)} (at rtol {t.rtol:g}) "
-                         f"or {rtol_text} (at atol {t.atol:g})")
+            if math.isinf(r.min_atol):
+                lines.append("  no finite tolerance passes: |a-b| overflows the dtype's range")
+            else:
+                rtol_text = "no rtol (an expected value is 0)" if math.isinf(r.min_rtol) else f"rtol >= {_fmt(r.min_rtol)}"
+                lines.append(f"  would pass with atol >= {_fmt(r.min_atol)} (at rtol {t.rtol:g}) "
+                             f"or {rtol_text} (at atol {t.atol:g})")
         lines.append(f"  tolerance: {t.describe()}; convention {t.convention}: {CONVENTIONS[t.convention]}")
     elif r.problem == "values":
         lines.append("  integers and bools compare exactly")

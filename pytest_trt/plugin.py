@@ -232,7 +232,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     backend, reason = state.engine()
     engine = backend.name if backend is not None else f"none ({reason})"
     update = " (updating)" if state.options.update_golden else ""
-    return [f"pytest-trt {__version__}: goldens in {state.options.golden_dir}{update}; engine under test: {engine}"]
+    return [f"pytest-trt {__version__}: goldens in {state.options.golden_dir}{update}; engine under test: {engine}; "
+            f"comparator: {_comparator_path()}"]
+
+
+def _comparator_path() -> str:
+    """comparison.comparator_path() without importing numpy (this header shows in every pytest session)."""
+    import os
+    from importlib.util import find_spec
+
+    if os.environ.get("PYTEST_TRT_COMPARE", "").strip().lower() == "numpy":
+        return "numpy (PYTEST_TRT_COMPARE=numpy)"
+    return "C kernel" if find_spec("pytest_trt._scan") is not None else "numpy (C kernel not built)"
 
 
 # ------------------------------------------------------------------------------- collection

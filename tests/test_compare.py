@@ -9,6 +9,16 @@ import pytest_trt.comparison as cmp
 from pytest_trt import assert_close, compare
 
 
+@pytest.fixture(autouse=True, params=["kernel", "numpy"])
+def comparator_path(request, monkeypatch):
+    """Every test here runs on both inner loops: the C kernel and the numpy path must agree."""
+    if request.param == "kernel" and cmp._kernel is None:
+        pytest.skip("the C kernel (pytest_trt/_scan.c) was not built: no C compiler at install")
+    if request.param == "numpy":
+        monkeypatch.setattr(cmp, "_kernel", None)
+    return request.param
+
+
 def test_pass_and_report_as_data():
     a = np.array([1.0, 2.0, 3.0], np.float32)
     report = compare(a, a + np.float32(1e-6), atol=1e-5, rtol=0)
@@ -298,3 +308,79 @@ def test_share_of_a_subnormal_bound_is_exact(convention):
     mismatches, _, _, share = _reference_stats(actual, expected, np.float32(0.0), np.float32(1e-6), convention)
     assert r.mismatches == mismatches == 0 and share == 1.0
     assert r.budget == pytest.approx(share, rel=1e-6)
+
+
+def test_the_kernel_is_built_where_a_compiler_is(comparator_path):
+    """A packaging regression (setup.py no longer building _scan.c) would silently cost the speed."""
+    import shutil
+    import sysconfig
+
+    if comparator_path == "numpy":
+        pytest.skip("checked once, in the kernel run")
+    compiler = shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0])
+    assert compiler is None or cmp._kernel is not None
+    assert cmp.comparator_path() == "C kernel"
+
+
+def test_numpy_path_is_selectable_by_environment(tmp_path):
+    import subprocess
+    import sys
+
+    code = "import pytest_trt.comparison as c; print(c.comparator_path())"
+    env = {**__import__("os").environ, "PYTEST_TRT_COMPARE": "numpy"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "numpy"
+
+
+def test_finite_values_whose_difference_overflows():
+    """3e38 - -3e38 is inf in float32: a mismatch with an infinite difference, never a crash."""
+    a = np.array([3e38, 1.0, 2.0], np.float32)
+    b = np.array([-3e38, 1.0, 2.0], np.float32)
+    r = compare(a, b, atol=1e-3, rtol=1e-3)["output"]
+    assert r.mismatches == 1 and not r.nan_mismatches and not r.inf_mismatches
+    assert r.max_abs.value == np.inf and r.max_abs.index == (0,)
+    assert not r.tolerance_only
+    assert "no finite tolerance passes" in r.message()
+    with np.errstate(over="ignore"):
+        assert r.mismatches == np.count_nonzero(~np.isclose(a, b, atol=1e-3, rtol=1e-3))
+
+
+_FIELDS = ("passed", "mismatches", "nan_mismatches", "inf_mismatches", "max_abs", "max_rel", "min_atol",
+           "min_rtol", "histogram")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([np.float32, np.float64]), st.integers(0, 5000),
+       st.sampled_from([0.0, 1e-6, 1e-3]), st.sampled_from([0.0, 1e-6, 1e-3]),
+       st.sampled_from(["allclose", "either"]), st.booleans(), st.integers(0, 2**32 - 1))
+def test_kernel_and_numpy_paths_give_the_same_report(dtype, n, atol, rtol, convention, detail, seed):
+    """Zeros, equal zeros, values at the bound, NaN and Inf, in every mix; many small chunks."""
+    if cmp._kernel is None:
+        pytest.skip("the C kernel was not built")
+    rng = np.random.default_rng(seed)
+    e = rng.standard_normal(n).astype(dtype)
+    e[rng.random(n) < 0.05] = 0
+    bound = np.float32(atol) + np.float32(rtol) * np.abs(e) if dtype == np.float32 else atol + rtol * np.abs(e)
+    a = (e + rng.choice([-1, 1], n) * bound * rng.choice([0.5, 1.0, 1.5, 0.0], n)).astype(dtype)
+    if seed % 3 == 0 and n:
+        a[rng.integers(0, n, 3)] = rng.choice([np.nan, np.inf, -np.inf], 3)
+    reports = {}
+    for path in ("kernel", "numpy"):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(cmp, "CHUNK", 700)
+            if path == "numpy":
+                mp.setattr(cmp, "_kernel", None)
+            reports[path] = compare(a, e, atol=atol, rtol=rtol, convention=convention, detail=detail)["output"]
+    kernel, numpy_ = reports["kernel"], reports["numpy"]
+    for field in _FIELDS:
+        assert getattr(kernel, field) == getattr(numpy_, field), field
+    assert kernel.budget == pytest.approx(numpy_.budget, rel=1e-5, nan_ok=True)
+
+
+def test_either_smallest_rtol_ignores_elements_within_atol():
+    """'either' fails only where d > atol too: an expected 0 with d == atol must not demand rtol = inf."""
+    e = np.array([0.0, 1.0, 2.0], np.float32)
+    a = np.array([1e-3, 1.0, 2.5], np.float32)
+    r = compare(a, e, atol=1e-3, rtol=1e-3, convention="either")["output"]
+    assert r.mismatches == 1
+    assert r.min_atol == 0.5 and r.min_rtol == 0.25

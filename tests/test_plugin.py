@@ -176,6 +176,15 @@ def test_engine_side_skipped_with_reason_and_require(repo):
     repo.runpytest().assert_outcomes(failed=1)
 
 
+def test_header_names_the_comparator_path(repo, monkeypatch):
+    from pytest_trt.comparison import comparator_path
+
+    repo.makepyfile(test_a="def test_x():\n    pass\n")
+    repo.runpytest_subprocess().stdout.fnmatch_lines([f"*; comparator: {comparator_path()}*"])
+    monkeypatch.setenv("PYTEST_TRT_COMPARE", "numpy")
+    repo.runpytest_subprocess().stdout.fnmatch_lines(["*; comparator: numpy (PYTEST_TRT_COMPARE=numpy)"])
+
+
 def test_onnxruntime_as_engine_under_test(repo):
     repo.makepyfile(test_a="""
         import numpy as np, pytest
