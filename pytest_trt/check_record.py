@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from .comparison import ComparisonReport, OutputReport
+if TYPE_CHECKING:  # annotations only: importing comparison loads numpy, which a session without checks never needs
+    from .comparison import ComparisonReport, OutputReport
 
 CLOSE_SHARE = 0.8      # a passing check that used more of its tolerance than this is "close to tolerance"
 DRIFT_FACTOR = 2.0     # an error that grew by more than this since its golden was recorded is "drift"

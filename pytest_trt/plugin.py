@@ -25,7 +25,7 @@ class _Options:
     backend: str
     require: bool
     engine_dir: Path | None
-    build: object = None                # engine_plan.BuildOptions
+    build: object = None                # engine_plan.BuildOptions; None: TensorRT's defaults
     devices: tuple[int, ...] | None = None  # --trt-devices; None: every visible GPU
     summary: str = "compact"            # --trt-summary: compact (rows that need attention) or full
     close_share: float = 0.8            # --trt-close-share
@@ -153,7 +153,6 @@ def _read_options(config: pytest.Config) -> _Options:
 
     backend = config.getoption("trt_backend") or config.getini("trt_backend") or "auto"
     build = config.getoption("trt_build_options") or config.getini("trt_build_options") or ""
-    from .engine_plan import parse_build_options
     from .gpu_assignment import parse_devices
 
     def number(ini, flag_name, default, low, high):
@@ -173,7 +172,11 @@ def _read_options(config: pytest.Config) -> _Options:
     if summary not in ("compact", "full"):
         raise pytest.UsageError(f"--trt-summary {summary!r} is unknown; use compact or full")
     try:
-        build_options = parse_build_options(build, "--trt-build-options")
+        build_options = None   # TensorRT's defaults; engine_plan (a 5 ms import) is loaded only when options are given
+        if build:
+            from .engine_plan import parse_build_options
+
+            build_options = parse_build_options(build, "--trt-build-options")
         devices = parse_devices(config.getoption("trt_devices") or config.getini("trt_devices"))
     except TrtCompareError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -229,8 +232,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     from . import __version__
 
-    backend, reason = state.engine()
-    engine = backend.name if backend is not None else f"none ({reason})"
+    # The engine is chosen at the first check, not here: choosing imports TensorRT and CUDA, which a
+    # session without trt_compare tests must not pay for. The summary at the end says what ran.
+    engine = state.options.backend
+    if engine != "none":
+        engine += " (chosen at the first check; the pytest-trt summary says what ran)"
     update = " (updating)" if state.options.update_golden else ""
     return [f"pytest-trt {__version__}: goldens in {state.options.golden_dir}{update}; engine under test: {engine}; "
             f"comparator: {_comparator_path()}"]

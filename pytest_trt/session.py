@@ -97,11 +97,11 @@ class SessionSummary:
 
 def check_rows(records: list, full: bool) -> list[str]:
     """The per-check table: every check (full) or only those that need attention (compact)."""
-    from .check_record import budget_text, number
-
     checks = sorted(records, key=lambda r: (r.test, r.precision))
     if not checks:
         return []
+    from .check_record import budget_text, number
+
     failed = [r for r in checks if not r.passed]
     drifted = [r for r in checks if r.drift]
     close = [r for r in checks if r.close]

@@ -15,6 +15,22 @@ def test_import_loads_no_heavy_modules():
     assert out.strip() == "[]"
 
 
+def test_a_pytest_session_without_checks_loads_no_heavy_modules(pytester, monkeypatch):
+    """The plugin loads in every pytest session of the environment: projects without trt_compare
+    tests must not pay for numpy, onnxruntime or tensorrt (numpy alone is ~80 ms)."""
+    pytester.makeconftest("""
+        import sys
+        def pytest_unconfigure(config):
+            heavy = [m for m in ('numpy', 'onnx', 'onnxruntime', 'tensorrt', 'tensorrt_rtx', 'cuda', 'pytest_trt.engine_plan')
+                     if m in sys.modules]
+            open('heavy.txt', 'w').write(repr(heavy))
+    """)
+    pytester.makepyfile("def test_x():\n    pass\n")
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")   # ours alone, no other plugin's imports
+    pytester.runpytest_subprocess("-p", "pytest_trt.plugin", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert (pytester.path / "heavy.txt").read_text() == "[]"
+
+
 def test_eager_functions(tmp_path):
     model = scale_model(tmp_path / "m.onnx", dims=("batch", 4), factor=3.0)
     inputs = pytest_trt.make_inputs(model, shapes={"x": (2, 4)}, seed=1)

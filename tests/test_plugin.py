@@ -167,8 +167,8 @@ def test_engine_side_skipped_with_reason_and_require(repo):
     """)
     result = repo.runpytest("--update-golden")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*engine under test: none (no TensorRT backend can run here (tensorrt is not installed*",
-                                 "*engine side skipped in 1 check: no TensorRT backend can run here*"])
+    result.stdout.fnmatch_lines(["*engine under test: auto (chosen at the first check*",
+                                 "*engine side skipped in 1 check: no TensorRT backend can run here (tensorrt is not installed*"])
     result = repo.runpytest("--trt-require")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*the engine side is required (--trt-require) but did not run: no TensorRT backend*"])
