@@ -313,10 +313,12 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
     other chunk is decided again with the exact formula, so verdicts and mismatch counts agree with
     ``np.isclose`` bit for bit. Tolerances whose bound may be subnormal (atol = 0) take the exact path.
     """
+    kernel = _kernel
+    if kernel is not None and fa.dtype == work == fb.dtype and fa.flags.c_contiguous and fb.flags.c_contiguous:
+        return _scan_kernel(kernel, fa, fb, start, stop, tol, detail)
     part = _Partial()
     chunk = _chunk_size(work)
     size = min(chunk, stop - start)
-    kernel = _kernel
     # The kernel reads contiguous arrays of the work dtype; anything else is converted chunk by chunk.
     a_buf = np.empty(size, work) if fa.dtype != work or (kernel and not fa.flags.c_contiguous) else None
     b_buf = np.empty(size, work) if fb.dtype != work or (kernel and not fb.flags.c_contiguous) else None
@@ -377,6 +379,24 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
             part.mismatches += fails
             if tol.elementwise and (fails or detail):
                 _needed(part, d, m, t, w, atol, either)
+    return part
+
+
+def _scan_kernel(kernel, fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
+                 detail: bool) -> _Partial:
+    """``_scan`` for arrays the kernel reads in place (contiguous, of the work dtype): no buffers, no
+    conversions; CHUNK-sized calls, so that a chunk holding NaN or Inf is classified by numpy alone."""
+    part = _Partial()
+    atol, rtol, either = tol.atol, tol.rtol, tol.convention == "either"
+    for s in range(start, stop, CHUNK):
+        e = min(s + CHUNK, stop)
+        A, B = fa[s:e], fb[s:e]
+        stats = kernel.scan(A, B, atol, rtol, either, detail)
+        if stats is None:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                _scan_nonfinite(part, A, B, s, tol, detail)
+        else:
+            _merge_kernel(part, stats, s, e - s)
     return part
 
 
@@ -605,7 +625,9 @@ def _compare_exact(report: OutputReport, a: np.ndarray, b: np.ndarray) -> None:
 _pool = None
 
 
+@functools.lru_cache(maxsize=1)
 def _threads() -> int:
+    """Threads for one large output (os.cpu_count() reads /sys: ~10 us, so asked once)."""
     return min(os.cpu_count() or 1, MAX_THREADS)
 
 

@@ -79,21 +79,22 @@ def read_golden(folder: Path, stem: str, regenerate_hint: str) -> Golden | None:
     """The golden ``stem`` in ``folder``, or None when it does not exist.
 
     Raises GoldenError, naming the file and ``regenerate_hint``, when it is corrupt or inconsistent.
+    Paths are plain strings here and files are read unbuffered: this runs once per check, and
+    pathlib and buffered I/O were a third of its cost on small goldens.
     """
-    npz, sidecar = golden_paths(folder, stem)
+    base = os.path.join(folder, stem)
+    npz, sidecar = base + ".npz", base + ".json"
     try:
-        text = sidecar.read_bytes()
+        with open(sidecar, "rb", buffering=0) as f:
+            text = f.readall()
     except FileNotFoundError:
-        if not npz.exists():
+        if not os.path.exists(npz):
             return None
-        text = None
+        raise GoldenError(f"golden {sidecar!r} is missing while its partner file exists; "
+                          f"regenerate it with: {regenerate_hint}") from None
     except OSError as exc:
-        raise GoldenError(f"golden {str(sidecar)!r} cannot be read ({exc.strerror or type(exc).__name__}); "
+        raise GoldenError(f"golden {sidecar!r} cannot be read ({exc.strerror or type(exc).__name__}); "
                           "check that the golden directory (--golden-dir) is a readable directory") from None
-    if text is None or not npz.exists():
-        missing = sidecar if text is None else npz
-        raise GoldenError(f"golden {str(missing)!r} is missing while its partner file exists; "
-                          f"regenerate it with: {regenerate_hint}")
     meta = _read_sidecar(sidecar, text, regenerate_hint)
     arrays, crcs = _read_npz(npz, regenerate_hint)
     declared = meta["outputs"]
@@ -117,7 +118,7 @@ def read_golden(folder: Path, stem: str, regenerate_hint: str) -> Golden | None:
     if extra:
         raise GoldenError(f"golden {str(npz)!r} holds outputs its sidecar does not list ({', '.join(sorted(extra))}); "
                           f"regenerate it with: {regenerate_hint}")
-    return Golden(arrays, meta, npz)
+    return Golden(arrays, meta, Path(npz))
 
 
 def write_golden(folder: Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
@@ -206,7 +207,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _read_sidecar(path: Path, text: bytes, hint: str) -> dict:
+def _read_sidecar(path: str, text: bytes, hint: str) -> dict:
     try:
         meta = json.loads(text.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -219,7 +220,7 @@ def _read_sidecar(path: Path, text: bytes, hint: str) -> dict:
     return meta
 
 
-def _read_npz(path: Path, hint: str) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+def _read_npz(path: str, hint: str) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Arrays of our uncompressed npz and their CRC-32s, pickle-free; members >= MMAP_MIN_BYTES are memory-mapped.
 
     The zip directory and the ``.npy`` headers are parsed here rather than by ``zipfile`` and
@@ -228,10 +229,10 @@ def _read_npz(path: Path, hint: str) -> tuple[dict[str, np.ndarray], dict[str, i
     memory-mapped or not, is checked against its CRC-32, so a bit flip fails instead of passing silently.
     """
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb", buffering=0) as f:
             size = os.fstat(f.fileno()).st_size
             if size < MMAP_MIN_BYTES:
-                data = f.read()
+                data = f.readall()
             else:
                 import mmap
 
@@ -253,6 +254,9 @@ def _read_npz(path: Path, hint: str) -> tuple[dict[str, np.ndarray], dict[str, i
                 arrays[name[:-4]] = _npy_array(data, start, length)
             crcs[name[:-4]] = crc
         return arrays, crcs
+    except FileNotFoundError:
+        raise GoldenError(f"golden {path!r} is missing while its partner file exists; "
+                          f"regenerate it with: {hint}") from None
     except (ValueError, EOFError, OSError, KeyError, IndexError, struct.error, TypeError) as exc:
         raise GoldenError(f"golden {str(path)!r} is corrupt or truncated ({type(exc).__name__}: {exc}); "
                           f"regenerate it with: {hint}") from None

@@ -128,9 +128,28 @@ def check_tolerances(tolerances) -> dict:
     return clean
 
 
+_RESOLVED: dict = {}   # (precision, output, id(tolerances), id(test_level)) -> (Tolerance, tolerances, test_level)
+
+
 def resolve(precision: str, output: str, tolerances: Mapping | None = None,
             test_level: Mapping | None = None) -> Tolerance:
-    """The tolerance for ``output`` at ``precision`` (see module docstring for the order)."""
+    """The tolerance for ``output`` at ``precision`` (see module docstring for the order).
+
+    Memoized by the identity of the two mappings (a marker's are parsed once and shared by its checks);
+    the entry holds them, so an id cannot be reused while it lives. Callers never mutate them.
+    """
+    key = (precision, output, id(tolerances), id(test_level))
+    hit = _RESOLVED.get(key)
+    if hit is not None and hit[1] is tolerances and hit[2] is test_level:
+        return hit[0]
+    tolerance = _resolve(precision, output, tolerances, test_level)
+    if len(_RESOLVED) >= 4096:
+        _RESOLVED.clear()
+    _RESOLVED[key] = (tolerance, tolerances, test_level)
+    return tolerance
+
+
+def _resolve(precision: str, output: str, tolerances: Mapping | None, test_level: Mapping | None) -> Tolerance:
     if precision not in DEFAULT_TOLERANCES:
         raise SpecError(f"precision {precision!r} is unknown; use one of: {', '.join(PRECISIONS)}")
     tolerances = tolerances or {}
