@@ -49,7 +49,7 @@ class CheckResult:
     engine_vs_golden: ComparisonReport | None = None
     golden_actions: list[GoldenAction] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
-    tolerance_problems: list[str] = dataclasses.field(default_factory=list)  # those a looser tolerance would fix
+    tolerance_problem_count: int = 0   # how many of the problems a looser tolerance would fix
     goldens: dict[str, Mapping] = dataclasses.field(default_factory=dict)    # kind -> golden arrays compared
     engine_baseline: dict | None = None  # engine-vs-reference errors recorded in the engine golden (drift)
 
@@ -70,13 +70,13 @@ class CheckResult:
     @property
     def only_tolerance_failed(self) -> bool:
         """Every problem is values outside their tolerance (what --trt-suggest-tolerances tolerates)."""
-        return bool(self.problems) and all(p in self.tolerance_problems for p in self.problems)
+        return bool(self.problems) and len(self.problems) == self.tolerance_problem_count
 
     def add_comparison_problem(self, report: ComparisonReport, text: str | None = None) -> None:
         text = text or report.message
         self.problems.append(text)
         if all(o.tolerance_only for o in report.failed):
-            self.tolerance_problems.append(text)
+            self.tolerance_problem_count += 1
 
     @property
     def message(self) -> str:

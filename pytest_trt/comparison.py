@@ -17,14 +17,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from . import comparator_kernel
 from .tolerance import CONVENTIONS, Tolerance, resolve
 
-try:
-    from . import _scan as _kernel      # built from _scan.c by `pip install` when a C compiler is present
-except ImportError:                     # pragma: no cover - exercised where no compiler was available
-    _kernel = None
-if os.environ.get("PYTEST_TRT_COMPARE", "").strip().lower() == "numpy":
-    _kernel = None
+_kernel = comparator_kernel.load()      # the C kernel module, or None: the numpy path (see comparator_kernel)
 
 CHUNK = 1 << 18                 # float32 elements per chunk at most: 1 MiB buffers (fewer for wider dtypes);
                                 # large, so that threads seldom wait for each other's GIL hand-over
@@ -313,18 +309,15 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
     other chunk is decided again with the exact formula, so verdicts and mismatch counts agree with
     ``np.isclose`` bit for bit. Tolerances whose bound may be subnormal (atol = 0) take the exact path.
     """
-    kernel = _kernel
-    if kernel is not None and fa.dtype == work == fb.dtype and fa.flags.c_contiguous and fb.flags.c_contiguous:
-        return _scan_kernel(kernel, fa, fb, start, stop, tol, detail)
+    if _kernel is not None:
+        return _scan_kernel(_kernel, fa, fb, start, stop, tol, work, detail)
     part = _Partial()
     chunk = _chunk_size(work)
     size = min(chunk, stop - start)
-    # The kernel reads contiguous arrays of the work dtype; anything else is converted chunk by chunk.
-    a_buf = np.empty(size, work) if fa.dtype != work or (kernel and not fa.flags.c_contiguous) else None
-    b_buf = np.empty(size, work) if fb.dtype != work or (kernel and not fb.flags.c_contiguous) else None
-    if kernel is None:
-        d_buf, m_buf, w_buf, t_buf = (np.empty(size, work) for _ in range(4))
-        f_buf = np.empty(size, np.bool_)
+    a_buf = np.empty(size, work) if fa.dtype != work else None
+    b_buf = np.empty(size, work) if fb.dtype != work else None
+    d_buf, m_buf, w_buf, t_buf = (np.empty(size, work) for _ in range(4))
+    f_buf = np.empty(size, np.bool_)
     atol, rtol, either = work.type(tol.atol), work.type(tol.rtol), tol.convention == "either"
     lo, hi = float(rtol) * (1 - MARGIN), float(rtol) * (1 + MARGIN)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -342,13 +335,6 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
             if b_buf is not None:
                 B = b_buf[:k]
                 np.copyto(B, fb[s:e], casting="unsafe")
-            if kernel is not None:
-                stats = kernel.scan(A, B, float(atol), float(rtol), either, detail)
-                if stats is None:
-                    _scan_nonfinite(part, A, B, s, tol, detail)
-                else:
-                    _merge_kernel(part, stats, s, k)
-                continue
             d, m, w, t = d_buf[:k], m_buf[:k], w_buf[:k], t_buf[:k]
             np.subtract(A, B, out=d)
             np.abs(d, out=d)
@@ -382,16 +368,29 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
     return part
 
 
-def _scan_kernel(kernel, fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
+def _scan_kernel(kernel, fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance, work: np.dtype,
                  detail: bool) -> _Partial:
-    """``_scan`` for arrays the kernel reads in place (contiguous, of the work dtype): no buffers, no
-    conversions; CHUNK-sized calls, so that a chunk holding NaN or Inf is classified by numpy alone."""
+    """``_scan`` through the C kernel. It reads contiguous arrays of the work dtype in place (no buffers);
+    other dtypes, byte orders and strides are converted chunk by chunk. A chunk holding NaN or Inf is
+    classified by numpy (``_scan_nonfinite``), so those rules live in one place."""
     part = _Partial()
-    atol, rtol, either = tol.atol, tol.rtol, tol.convention == "either"
-    for s in range(start, stop, CHUNK):
-        e = min(s + CHUNK, stop)
+    in_place_a = fa.dtype == work and fa.flags.c_contiguous
+    in_place_b = fb.dtype == work and fb.flags.c_contiguous
+    chunk = CHUNK if in_place_a and in_place_b else _chunk_size(work)
+    size = min(chunk, stop - start)
+    a_buf = None if in_place_a else np.empty(size, work)
+    b_buf = None if in_place_b else np.empty(size, work)
+    either = tol.convention == "either"
+    for s in range(start, stop, chunk):
+        e = min(s + chunk, stop)
         A, B = fa[s:e], fb[s:e]
-        stats = kernel.scan(A, B, atol, rtol, either, detail)
+        if a_buf is not None:
+            A = a_buf[:e - s]
+            np.copyto(A, fa[s:e], casting="unsafe")
+        if b_buf is not None:
+            B = b_buf[:e - s]
+            np.copyto(B, fb[s:e], casting="unsafe")
+        stats = kernel.scan(A, B, tol.atol, tol.rtol, either, detail)
         if stats is None:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 _scan_nonfinite(part, A, B, s, tol, detail)
@@ -482,13 +481,9 @@ def _scan_nonfinite(part: _Partial, A, B, offset: int, tol: Tolerance, detail: b
         bound = np.abs(B[where]) * A.dtype.type(tol.rtol)
         bound = np.maximum(bound, A.dtype.type(tol.atol)) if tol.convention == "either" else bound + A.dtype.type(tol.atol)
         fails = int(np.count_nonzero(bound < np.inf))
-        part.mismatches += fails
-        if fails:
-            part.min_atol = part.min_rtol = math.inf
         first = (math.inf, offset + int(where[0]))
-        part.max_abs = max(part.max_abs, first, key=lambda t: t[0])
-        part.max_rel = max(part.max_rel, first, key=lambda t: t[0])
-        part.budget = max(part.budget, first, key=lambda t: t[0])
+        need = math.inf if fails else 0.0
+        part.merge(_Partial(max_abs=first, max_rel=first, budget=first, mismatches=fails, min_atol=need, min_rtol=need))
     if finite.size:
         sub = _scan(A[finite], B[finite], 0, finite.size, tol, A.dtype, detail)
         for field in ("max_abs", "max_rel", "budget"):

@@ -72,7 +72,19 @@ class Golden:
 
 
 def golden_paths(folder: Path, stem: str) -> tuple[Path, Path]:
-    return folder / f"{stem}.npz", folder / f"{stem}.json"
+    """(arrays .npz, sidecar .json) of the golden ``stem`` in ``folder``."""
+    npz, sidecar = _golden_files(folder, stem)
+    return Path(npz), Path(sidecar)
+
+
+def _golden_files(folder, stem: str) -> tuple[str, str]:
+    """``golden_paths`` as plain strings, for the per-check read (pathlib costs microseconds per path)."""
+    base = os.path.join(folder, stem)
+    return base + ".npz", base + ".json"
+
+
+def _missing_partner(path: str, hint: str) -> GoldenError:
+    return GoldenError(f"golden {path!r} is missing while its partner file exists; regenerate it with: {hint}")
 
 
 def read_golden(folder: Path, stem: str, regenerate_hint: str) -> Golden | None:
@@ -82,16 +94,14 @@ def read_golden(folder: Path, stem: str, regenerate_hint: str) -> Golden | None:
     Paths are plain strings here and files are read unbuffered: this runs once per check, and
     pathlib and buffered I/O were a third of its cost on small goldens.
     """
-    base = os.path.join(folder, stem)
-    npz, sidecar = base + ".npz", base + ".json"
+    npz, sidecar = _golden_files(folder, stem)
     try:
         with open(sidecar, "rb", buffering=0) as f:
             text = f.readall()
     except FileNotFoundError:
         if not os.path.exists(npz):
             return None
-        raise GoldenError(f"golden {sidecar!r} is missing while its partner file exists; "
-                          f"regenerate it with: {regenerate_hint}") from None
+        raise _missing_partner(sidecar, regenerate_hint) from None
     except OSError as exc:
         raise GoldenError(f"golden {sidecar!r} cannot be read ({exc.strerror or type(exc).__name__}); "
                           "check that the golden directory (--golden-dir) is a readable directory") from None
@@ -255,8 +265,7 @@ def _read_npz(path: str, hint: str) -> tuple[dict[str, np.ndarray], dict[str, in
             crcs[name[:-4]] = crc
         return arrays, crcs
     except FileNotFoundError:
-        raise GoldenError(f"golden {path!r} is missing while its partner file exists; "
-                          f"regenerate it with: {hint}") from None
+        raise _missing_partner(path, hint) from None
     except (ValueError, EOFError, OSError, KeyError, IndexError, struct.error, TypeError) as exc:
         raise GoldenError(f"golden {str(path)!r} is corrupt or truncated ({type(exc).__name__}: {exc}); "
                           f"regenerate it with: {hint}") from None

@@ -122,6 +122,10 @@ _OPTIONS = [
 ]
 
 
+_METAVARS = {"trt_build_options": "OPTIONS", "trt_devices": "LIST", "trt_summary": "STYLE",
+             "trt_close_share": "SHARE", "trt_drift_factor": "FACTOR"}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("trt", "pytest-trt: numerical regression tests for inference engines")
     for flag, ini, kind, text in _OPTIONS:
@@ -130,8 +134,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(flag, action="store_true", default=None, dest=dest, help=text + f" [ini: {ini}]")
             parser.addini(ini, text, type="bool", default=False)
         else:
-            metavar = {"path": "DIR", "trt_build_options": "OPTIONS", "trt_devices": "LIST", "trt_summary": "STYLE",
-                       "trt_close_share": "SHARE", "trt_drift_factor": "FACTOR"}.get(kind if kind == "path" else ini, "NAME")
+            metavar = "DIR" if kind == "path" else _METAVARS.get(ini, "NAME")
             group.addoption(flag, action="store", default=None, dest=dest, metavar=metavar, help=text + f" [ini: {ini}]")
             parser.addini(ini, text, type="string", default="auto" if ini == "trt_backend" else "")
 
@@ -230,7 +233,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     state = config.stash.get(_STATE, None)
     if state is None:
         return []
-    from . import __version__
+    from . import __version__, comparator_kernel
 
     # The engine is chosen at the first check, not here: choosing imports TensorRT and CUDA, which a
     # session without trt_compare tests must not pay for. The summary at the end says what ran.
@@ -239,17 +242,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         engine += " (chosen at the first check; the pytest-trt summary says what ran)"
     update = " (updating)" if state.options.update_golden else ""
     return [f"pytest-trt {__version__}: goldens in {state.options.golden_dir}{update}; engine under test: {engine}; "
-            f"comparator: {_comparator_path()}"]
-
-
-def _comparator_path() -> str:
-    """comparison.comparator_path() without importing numpy (this header shows in every pytest session)."""
-    import os
-    from importlib.util import find_spec
-
-    if os.environ.get("PYTEST_TRT_COMPARE", "").strip().lower() == "numpy":
-        return "numpy (PYTEST_TRT_COMPARE=numpy)"
-    return "C kernel" if find_spec("pytest_trt._scan") is not None else "numpy (C kernel not built)"
+            f"comparator: {comparator_kernel.describe()}"]
 
 
 # ------------------------------------------------------------------------------- collection

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -58,8 +59,6 @@ class SessionSummary:
 
     def unused(self, golden_dir: Path) -> list[str]:
         """Golden folders under the collected modules' folders that no collected test uses."""
-        import os
-
         found = set()
         root = str(golden_dir)
         for module in self.scanned:  # os.walk: several times faster than Path.rglob on thousands of goldens
