@@ -277,8 +277,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.Collector.CollectError(
             f"{definition.nodeid}: has @pytest.mark.{MARKER} but does not use the trt_compare fixture; "
             "add trt_compare as an argument and call it")
-    if spec.parametrized:  # indirect: the precision reaches trt_compare as request.param, with no extra fixture
-        metafunc.parametrize("trt_compare", spec.precisions, ids=list(spec.precisions), indirect=True)
+    if spec.parametrized:  # the precision is trt_compare's parameter; function scope keeps pytest's test order
+        metafunc.parametrize("trt_compare", spec.precisions, ids=list(spec.precisions), indirect=True, scope="function")
 
 
 def _golden_location(item) -> tuple[tuple[str, ...], int, str]:
@@ -337,34 +337,71 @@ def trt_model():
     return None
 
 
+_TEST_CHECK = pytest.StashKey["_TestCheck"]()  # per item: its check's spec, precision and call count
+
+
 class TrtCompare:
-    """The ``trt_compare`` fixture's value: call it to run the check (see README)."""
+    """The ``trt_compare`` fixture's value: call it to run the check of the test that is running (see README).
 
-    def __init__(self, request: pytest.FixtureRequest, precision: str | None):
-        self._request = request
-        self._item = request.node
-        self._state: _PluginState = request.config.stash[_STATE]
-        rootdir = request.config.rootpath
-        self._spec = _spec_for(self._item, rootdir)
-        if self._spec.model is None:
-            model = request.getfixturevalue("trt_model")  # looked up only when the marker names no model
-            if model is not None:
-                from .spec import resolve_model_path
+    One object for all tests: the fixture is session-scoped and takes no arguments, because setting up
+    a function-scoped fixture (or one that takes ``request``) costs pytest more than a small check does.
+    What it checks comes from the test that is running.
+    """
 
-                self._spec = dataclasses.replace(
-                    self._spec, model=resolve_model_path(model, Path(self._item.path).parent, rootdir))
-        self.precision = precision or self._spec.precisions[0]
-        self._calls = 0
+    def _check(self) -> _TestCheck:
+        if not _RUNNING:
+            raise pytest.UsageError("trt_compare was used while no test was running; call it from a test "
+                                    "or a function-scoped fixture")
+        item = _RUNNING[-1]
+        check = item.stash.get(_TEST_CHECK, None)
+        if check is None:
+            try:
+                check = item.stash[_TEST_CHECK] = _TestCheck(item)
+            except TrtCompareError as exc:
+                error = f"{item.nodeid}: {exc}"
+            else:
+                return check
+            pytest.fail(error, pytrace=False)
+        return check
 
     @property
     def spec(self):
-        return self._spec
+        """The current test's validated marker arguments (a ``CompareSpec``)."""
+        return self._check().spec
+
+    @property
+    def precision(self) -> str:
+        """The current test's precision (its parameter when the marker lists several)."""
+        return self._check().precision
 
     def __call__(self, inputs=None, **overrides):
         """Run the check: generate (or take) inputs, run the engine and the reference, compare, check goldens.
 
         Returns a ``CheckResult``; raises ``AssertionError`` with the full report when anything differs.
         """
+        __tracebackhide__ = True
+        return self._check().run(inputs, overrides)
+
+
+class _TestCheck:
+    """One test's checks: its spec, precision and golden folder, and how many times it called trt_compare."""
+
+    def __init__(self, item):
+        self._item = item
+        self._state: _PluginState = item.config.stash[_STATE]
+        rootdir = item.config.rootpath
+        self.spec = _spec_for(item, rootdir)
+        if self.spec.model is None:  # looked up only when the marker names no model
+            model = _fixture_value(item, "trt_model")
+            if model is not None:
+                from .spec import resolve_model_path
+
+                self.spec = dataclasses.replace(
+                    self.spec, model=resolve_model_path(model, Path(item.path).parent, rootdir))
+        self.precision = _precision_param(item) or self.spec.precisions[0]
+        self._calls = 0
+
+    def run(self, inputs, overrides):
         __tracebackhide__ = True
         from .check import CheckContext, run_check
         from .spec import merge_call
@@ -376,7 +413,7 @@ class TrtCompare:
             parts = (*parts, f"call{self._calls}")
         error = None
         try:
-            spec = merge_call(self._spec, overrides, Path(item.path).parent, item.config.rootpath)
+            spec = merge_call(self.spec, overrides, Path(item.path).parent, item.config.rootpath)
             engine, reason = state.engine()
             ctx = CheckContext(item.nodeid, options.golden_dir, parts, options.update_golden,
                                options.require, item.config.rootpath, golden_test_id,
@@ -400,7 +437,7 @@ class TrtCompare:
             else:
                 import warnings
 
-                warnings.warn(TrtDriftWarning(f"{item.nodeid} [{self.precision}]: {text}"), stacklevel=2)
+                warnings.warn(TrtDriftWarning(f"{item.nodeid} [{self.precision}]: {text}"), stacklevel=3)
         if failing:
             message += self._write_artifacts(result, parts)
             raise AssertionError(message)
@@ -436,7 +473,7 @@ class TrtCompare:
         if options.artifacts is not None:
             base = options.artifacts
         else:
-            base = self._request.getfixturevalue("tmp_path_factory").getbasetemp() / "trt-artifacts"
+            base = _fixture_value(self._item, "tmp_path_factory").getbasetemp() / "trt-artifacts"
         folder = base.joinpath(*parts, self.precision)
         try:
             written = write_artifacts(folder, result)
@@ -449,14 +486,29 @@ class TrtCompare:
         return f"\n\nfailure artifacts in {folder}: {names}{plots}"
 
 
-@pytest.fixture
-def trt_compare(request) -> TrtCompare:
+_RUNNING: list = []  # items whose runtest protocol is under way, innermost last (pytester nests sessions)
+_COMPARE = TrtCompare()
+
+
+@pytest.fixture(scope="session")
+def trt_compare() -> TrtCompare:
     """Callable that compares the engine under test with the ONNX Runtime reference and goldens."""
+    return _COMPARE
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    _RUNNING.append(item)
     try:
-        return TrtCompare(request, getattr(request, "param", None))
-    except TrtCompareError as exc:
-        error = f"{request.node.nodeid}: {exc}"
-    pytest.fail(error, pytrace=False)
+        yield
+    finally:
+        _RUNNING.remove(item)
+
+
+def _fixture_value(item, name: str):
+    """A fixture's value for ``item``, for the fixtures trt_compare needs only sometimes (a session-scoped
+    fixture cannot request function-scoped ones). Uses the item's own fixture request, pytest's ``_request``."""
+    return item._request.getfixturevalue(name)
 
 
 # ---------------------------------------------------------------------------------- summary

@@ -91,6 +91,47 @@ def test_precision_list_parametrizes_with_ids(repo):
     assert folders == ["test_single", "test_x[2]", "test_x[3]"]
 
 
+def test_one_fixture_object_serves_each_running_test(repo):
+    """trt_compare is session-scoped (cheap per test) but checks the running test: its precision, its goldens,
+    pytest's usual test order, also when called from a function-scoped fixture."""
+    repo.makeconftest("""
+        import pytest
+        HELD = []
+        @pytest.fixture
+        def checked(trt_compare):
+            HELD.append(trt_compare)
+            return trt_compare()
+        def pytest_sessionfinish(session):
+            try:
+                HELD[0]()
+            except pytest.UsageError as exc:
+                print("AFTER TESTS:", exc)
+    """)
+    repo.makepyfile(test_a="""
+        import pytest
+        SEEN = []
+        @pytest.mark.trt_compare(model="models/two.onnx", precision=["fp32", "fp16"])
+        def test_a(trt_compare, trt_precision):
+            SEEN.append(("a", trt_compare.precision))
+            assert trt_compare.precision == trt_precision
+            assert trt_compare().precision == trt_precision
+        def test_plain():
+            SEEN.append(("plain", None))
+        @pytest.mark.trt_compare(model="models/scale.onnx", shapes={"x": (2, 4)}, precision=["fp32", "fp16"])
+        def test_b(checked, trt_compare):
+            SEEN.append(("b", trt_compare.precision))
+            assert checked.precision == trt_compare.precision and checked.passed
+        def test_order():
+            assert SEEN == [("a", "fp32"), ("a", "fp16"), ("plain", None), ("b", "fp32"), ("b", "fp16")]
+    """)
+    result = repo.runpytest_subprocess("--update-golden", "-s")  # in-process, this test would be the running one
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*AFTER TESTS: trt_compare was used while no test was running; call it from a test "
+                                 "or a function-scoped fixture"])
+    folders = sorted(p.parent.name for p in (repo.path / "golden" / "test_a").rglob("reference.npz"))
+    assert folders == ["test_a", "test_b"]
+
+
 def test_golden_cycle_fail_update_pass_change_fail(repo):
     repo.makepyfile(test_a="""
         import pytest
