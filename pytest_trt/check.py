@@ -16,7 +16,7 @@ import numpy as np
 
 from .check_record import errors_by_output
 from .comparison import ComparisonReport, compare_outputs, dtype_name
-from .errors import BackendError, GoldenError, InputError
+from .errors import GoldenError, InputError
 from .golden import array_digest, golden_paths, read_golden, stem_for, write_golden
 from .inputs import make_inputs, prepare_user_inputs
 from .model import ModelInfo, load_model_info

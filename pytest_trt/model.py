@@ -12,7 +12,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .errors import ModelError, first_line
+from .errors import ModelError
 
 _HASH_BLOCK = 1 << 20
 

@@ -61,13 +61,18 @@ class SessionSummary:
         """Golden folders under the collected modules' folders that no collected test uses."""
         found = set()
         root = str(golden_dir)
+        known = self.known
         for module in self.scanned:  # os.walk: several times faster than Path.rglob on thousands of goldens
-            for folder, _, files in os.walk(os.path.join(root, module)):
-                if any(f.endswith(".json") for f in files):
-                    found.add(os.path.relpath(folder, root).replace(os.sep, "/"))
+            for folder, dirs, files in os.walk(os.path.join(root, module)):
+                rel = os.path.relpath(folder, root).replace(os.sep, "/")
+                # a collected test's folder and everything in it are in use: not listed, not entered
+                dirs[:] = [d for d in dirs if f"{rel}/{d}" not in known]
+                if rel not in known and any(f.endswith(".json") for f in files):
+                    found.add(rel)
+
         def used(folder: str) -> bool:
             parts = folder.split("/")
-            return any("/".join(parts[:i]) in self.known for i in range(1, len(parts) + 1))
+            return any("/".join(parts[:i]) in known for i in range(1, len(parts) + 1))
         return sorted(f for f in found if not used(f))
 
     def lines(self, golden_dir: Path | None, verbose: bool) -> list[str]:

@@ -31,6 +31,36 @@ def test_a_pytest_session_without_checks_loads_no_heavy_modules(pytester, monkey
     assert (pytester.path / "heavy.txt").read_text() == "[]"
 
 
+def test_checks_where_no_engine_can_run_load_no_tensorrt_adapter(pytester, monkeypatch):
+    """--trt-backend auto on a machine without TensorRT, cuda-python or a GPU (most CI) decides from module
+    lookups: neither the TensorRT adapter nor its planning module is imported, and the reason is still given."""
+    from pytest_trt.backends import AUTO_ORDER
+    from pytest_trt.backends.tensorrt_probe import machine_reason
+
+    reasons = [machine_reason(name) for name in AUTO_ORDER]
+    if not all(reasons):
+        pytest.skip("a TensorRT backend may run on this machine")
+    two_io_model(pytester.path / "two.onnx")
+    pytester.makeconftest("""
+        import sys
+        def pytest_unconfigure(config):
+            loaded = [m for m in ('pytest_trt.backends.tensorrt', 'pytest_trt.engine_plan', 'tensorrt', 'tensorrt_rtx')
+                      if m in sys.modules]
+            open('loaded.txt', 'w').write(repr(loaded))
+    """)
+    pytester.makepyfile("""
+        import pytest
+        @pytest.mark.trt_compare(model="two.onnx")
+        def test_x(trt_compare):
+            assert trt_compare().engine_skipped
+    """)
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = pytester.runpytest_subprocess("-p", "pytest_trt.plugin", "-p", "no:cacheprovider", "--update-golden")
+    result.assert_outcomes(passed=1)
+    assert f"engine side skipped in 1 check: no TensorRT backend can run here ({'; '.join(reasons)})" in result.stdout.str()
+    assert (pytester.path / "loaded.txt").read_text() == "[]"
+
+
 def test_eager_functions(tmp_path):
     model = scale_model(tmp_path / "m.onnx", dims=("batch", 4), factor=3.0)
     inputs = pytest_trt.make_inputs(model, shapes={"x": (2, 4)}, seed=1)

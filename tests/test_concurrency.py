@@ -1,7 +1,6 @@
 """Concurrency and crashes with real processes: xdist workers on one engine cache and one golden
 directory, writers killed with SIGKILL mid-write, locks left by dead processes."""
 import json
-import os
 import random
 import signal
 import subprocess

@@ -216,3 +216,20 @@ def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
     os.utime(stale, (old, old))
     write_golden(tmp_path, "reference", {"y": np.zeros(2)}, {})
     assert not stale.exists() and fresh.exists()
+
+
+def test_unused_golden_folders(tmp_path):
+    """Folders with goldens that no collected test uses are listed; a test's own folder and everything inside
+    it (later calls' callN/ folders) never are, nor are folders outside the scanned modules."""
+    from pytest_trt.session import SessionSummary
+
+    for folder in ["m/test_x", "m/test_x/call2", "m/test_x[1]", "m/Cls/test_y", "m/Cls/test_old", "m/deep/er/test_z",
+                   "other/test_q"]:
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "reference.json").write_text("{}")
+    (tmp_path / "m/empty").mkdir()
+    summary = SessionSummary(known={"m/test_x", "m/Cls/test_y"}, scanned={"m"})
+    assert summary.unused(tmp_path) == ["m/Cls/test_old", "m/deep/er/test_z", "m/test_x[1]"]
+    summary.known.add("m/Cls")  # a class folder known as a whole covers its tests
+    assert summary.unused(tmp_path) == ["m/deep/er/test_z", "m/test_x[1]"]
+    assert SessionSummary(known=set(), scanned={"missing"}).unused(tmp_path) == []

@@ -131,7 +131,6 @@ def test_set_device_moves_this_process(backend_name):
 @pytest.mark.parametrize("devices", [None, "0"])
 def test_xdist_workers_run_engines_on_their_assigned_gpu(backend_name, build, tmp_path, devices):
     """The example suite on 2 xdist workers: every engine check records the GPU its worker was put on."""
-    import os
     import subprocess
     import sys
     import xml.etree.ElementTree as ET

@@ -1,5 +1,4 @@
 """fp16/bf16 conversion for strongly typed TensorRT: type-consistent graphs, same I/O, close numbers."""
-import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest

@@ -1,7 +1,4 @@
 """Plugin behaviour through pytester: real pytest runs, real ONNX files, real onnxruntime."""
-import json
-import os
-import shutil
 
 import pytest
 

@@ -22,7 +22,7 @@ BUILTIN = {
     "tensorrt": "pytest_trt.backends.tensorrt:TensorRTBackend",
     "tensorrt_rtx": "pytest_trt.backends.tensorrt:TensorRTRTXBackend",
 }
-# What --trt-backend=auto tries, in order, for the engine under test.
+# What --trt-backend=auto tries, in order, for the engine under test. Each is named after the module it imports.
 AUTO_ORDER = ("tensorrt", "tensorrt_rtx")
 
 
@@ -89,8 +89,14 @@ def select_engine_backend(choice: str) -> tuple[Backend | None, str | None]:
     if choice == "none":
         return None, "engine side disabled (--trt-backend none)"
     if choice == "auto":
+        from .tensorrt_probe import machine_reason
+
         reasons = []
         for name in AUTO_ORDER:
+            reason = machine_reason(name)  # without importing the adapter where no engine can run
+            if reason:
+                reasons.append(reason)
+                continue
             backend = get_backend(name)
             reason = backend.unavailable_reason()
             if reason is None:

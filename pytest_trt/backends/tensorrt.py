@@ -30,6 +30,7 @@ from ..engine_plan import (BuildOptions, Flavor, Profile, Realization, TensorIO,
                            engine_inputs, numpy_dtype_name, parse_build_options, plan_outputs, plan_profiles,
                            realize_precision, restore_output_dtypes, shapes_for_run)
 from ..errors import BackendError, ModelError
+from .tensorrt_probe import machine_reason
 
 log = logging.getLogger("pytest_trt.tensorrt")
 _SEVERITY = {"INTERNAL_ERROR": logging.CRITICAL, "ERROR": logging.ERROR, "WARNING": logging.WARNING,
@@ -74,21 +75,15 @@ class TensorRTBackend:
         return None
 
     def unavailable_reason(self) -> str | None:
-        if importlib.util.find_spec(self.module) is None:
-            return f"{self.module} is not installed"
-        from .. import cuda
-
-        # CUDA first: on CPU-only machines this answers without importing TensorRT (tens of milliseconds).
-        try:
-            cuda.runtime()
-        except BackendError as exc:
-            return f"{self.module} is installed but {exc}"
-        if cuda.device_count() == 0:
-            return f"{self.module} is installed but no CUDA GPU is visible"
+        reason = machine_reason(self.module)
+        if reason:
+            return reason
         reason = self.build_reason()
         if reason:
             return reason
         if self.flavor.is_rtx:
+            from .. import cuda
+
             cc = cuda.device_info()["compute_capability"]
             if cc not in RTX_RUNTIME_CAPABILITIES:
                 return (f"the TensorRT-RTX runtime does not run on compute capability {cc} "
