@@ -9,6 +9,7 @@ Arrays are stored uncompressed and loaded without pickle; large arrays are memor
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import hashlib
 import io
@@ -36,6 +37,7 @@ _PLAIN = re.compile(r"[a-z0-9_.\-\[\]=,+]{1,120}")
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 
 
+@functools.lru_cache(maxsize=1024)   # module and class names repeat for every test in them
 def safe_component(name: str) -> str:
     """One path component for ``name``: itself when plainly safe, else a readable prefix + hash.
 
@@ -68,10 +70,10 @@ class Golden:
 
     arrays: dict[str, np.ndarray]
     meta: dict
-    path: Path
+    path: str            # the .npz file
 
 
-def golden_paths(folder: Path, stem: str) -> tuple[Path, Path]:
+def golden_paths(folder: str | Path, stem: str) -> tuple[Path, Path]:
     """(arrays .npz, sidecar .json) of the golden ``stem`` in ``folder``."""
     npz, sidecar = _golden_files(folder, stem)
     return Path(npz), Path(sidecar)
@@ -87,17 +89,20 @@ def _missing_partner(path: str, hint: str) -> GoldenError:
     return GoldenError(f"golden {path!r} is missing while its partner file exists; regenerate it with: {hint}")
 
 
-def read_golden(folder: Path, stem: str, regenerate_hint: str) -> Golden | None:
+def read_golden(folder: str | Path, stem: str, regenerate_hint: str) -> Golden | None:
     """The golden ``stem`` in ``folder``, or None when it does not exist.
 
     Raises GoldenError, naming the file and ``regenerate_hint``, when it is corrupt or inconsistent.
-    Paths are plain strings here and files are read unbuffered: this runs once per check, and
-    pathlib and buffered I/O were a third of its cost on small goldens.
+    Paths are plain strings here and files are read with os.read: this runs once per check, and
+    pathlib and file objects cost more than the reads themselves on small goldens.
     """
     npz, sidecar = _golden_files(folder, stem)
     try:
-        with open(sidecar, "rb", buffering=0) as f:
-            text = f.readall()
+        fd = os.open(sidecar, _O_RDONLY)
+        try:
+            text = _read_whole(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         if not os.path.exists(npz):
             return None
@@ -128,10 +133,10 @@ def read_golden(folder: Path, stem: str, regenerate_hint: str) -> Golden | None:
     if extra:
         raise GoldenError(f"golden {str(npz)!r} holds outputs its sidecar does not list ({', '.join(sorted(extra))}); "
                           f"regenerate it with: {regenerate_hint}")
-    return Golden(arrays, meta, Path(npz))
+    return Golden(arrays, meta, npz)
 
 
-def write_golden(folder: Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
+def write_golden(folder: str | Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
     """Write arrays then sidecar, each atomically (temporary file, fsync, rename).
 
     Raises GoldenError naming the file and the cause when the filesystem refuses (read-only, full,
@@ -145,7 +150,8 @@ def write_golden(folder: Path, stem: str, arrays: Mapping[str, np.ndarray], meta
                           "free space, or choose another with --golden-dir") from None
 
 
-def _write_golden(folder: Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
+def _write_golden(folder: str | Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     npz, sidecar = golden_paths(folder, stem)
     _remove_stale_temporaries(folder, (npz.name, sidecar.name))
@@ -239,14 +245,17 @@ def _read_npz(path: str, hint: str) -> tuple[dict[str, np.ndarray], dict[str, in
     memory-mapped or not, is checked against its CRC-32, so a bit flip fails instead of passing silently.
     """
     try:
-        with open(path, "rb", buffering=0) as f:
-            size = os.fstat(f.fileno()).st_size
+        fd = os.open(path, _O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
             if size < MMAP_MIN_BYTES:
-                data = f.readall()
+                data = _read_whole(fd, size)
             else:
                 import mmap
 
-                data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
         arrays, crcs = {}, {}
         for name, start, length, crc in _stored_members(data):
             if not name.endswith(".npy"):
@@ -269,6 +278,20 @@ def _read_npz(path: str, hint: str) -> tuple[dict[str, np.ndarray], dict[str, in
     except (ValueError, EOFError, OSError, KeyError, IndexError, struct.error, TypeError) as exc:
         raise GoldenError(f"golden {str(path)!r} is corrupt or truncated ({type(exc).__name__}: {exc}); "
                           f"regenerate it with: {hint}") from None
+
+
+_O_RDONLY = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+
+
+def _read_whole(fd: int, size: int) -> bytes:
+    """The rest of an open file, expected to be ``size`` bytes (os.read: a file object costs more than the read)."""
+    data = os.read(fd, size + 1)
+    if len(data) != size:  # a short read, or the file grew: read on until end of file
+        chunks = [data]
+        while chunk := os.read(fd, max(size, 1 << 16)):
+            chunks.append(chunk)
+        data = b"".join(chunks)
+    return data
 
 
 _EOCD = struct.Struct("<4s4H2LH")

@@ -6,6 +6,7 @@ heavy modules are imported when a check first runs, not when pytest loads the pl
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import pytest
@@ -288,22 +289,33 @@ def _golden_location(item) -> tuple[tuple[str, ...], int, str]:
         return cached
     from .golden import location_parts
 
-    rootdir = item.config.rootpath
-    path = Path(item.path)
-    try:
-        module = path.relative_to(rootdir)
-    except ValueError:
-        module = Path(*path.parts[1:])
-    classes = [node.name for node in item.listchain() if isinstance(node, pytest.Class)]
+    module_parts, module_id = _module_location(item.path, item.config.rootpath)
+    classes = []
+    node = item.parent
+    while isinstance(node, pytest.Class):
+        classes.insert(0, node.name)
+        node = node.parent
     ids = list(getattr(getattr(item, "callspec", None), "_idlist", []) or [])
     precision = _precision_param(item)
     if precision is not None and precision in ids:
         del ids[len(ids) - 1 - ids[::-1].index(precision)]
     name = getattr(item, "originalname", item.name) + (f"[{'-'.join(ids)}]" if ids else "")
-    module_parts = module.with_suffix("").parts
-    test_id = "::".join([module.as_posix(), *classes, name])
-    item.stash[_LOCATION] = location = (location_parts(module_parts, classes, name), len(module_parts), test_id)
+    test_id = "::".join([module_id, *classes, name])
+    location = (location_parts(module_parts, classes, name), len(module_parts), test_id)
+    item.stash[_LOCATION] = location
     return location
+
+
+@functools.lru_cache(maxsize=256)
+def _module_location(path, rootdir: Path) -> tuple[tuple[str, ...], str]:
+    """(module path parts without suffix, module path as in test ids), computed once per test file."""
+    path = Path(path)
+    try:
+        module = path.relative_to(rootdir)
+    except ValueError:
+        module = Path(*path.parts[1:])
+    parts = module.with_suffix("").parts
+    return parts, module.as_posix()
 
 
 def pytest_itemcollected(item) -> None:

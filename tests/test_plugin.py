@@ -129,6 +129,29 @@ def test_one_fixture_object_serves_each_running_test(repo):
     assert folders == ["test_a", "test_b"]
 
 
+def test_goldens_of_tests_in_nested_classes(repo):
+    """Class names are golden folders (outer first), and a failure's regenerate command names the class path."""
+    from pytest_trt.golden import location_parts
+
+    repo.makepyfile(test_a="""
+        import pytest
+        class TestOuter:
+            class TestInner:
+                @pytest.mark.parametrize("n", [2])
+                @pytest.mark.trt_compare(model="models/scale.onnx")
+                def test_x(self, trt_compare, n):
+                    trt_compare(shapes={"x": (n, 4)})
+    """)
+    repo.runpytest("--update-golden").assert_outcomes(passed=1)
+    folder = repo.path.joinpath("golden", *location_parts(["test_a"], ["TestOuter", "TestInner"], "test_x[2]"))
+    assert (folder / "reference.npz").exists()
+    (folder / "reference.npz").unlink()
+    (folder / "reference.json").unlink()
+    result = repo.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*create it with: pytest --update-golden 'test_a.py::TestOuter::TestInner::test_x[[]2]'"])
+
+
 def test_golden_cycle_fail_update_pass_change_fail(repo):
     repo.makepyfile(test_a="""
         import pytest
