@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = 200
-REPEATS = 9
+REPEATS = 15
 
 MARKED = textwrap.dedent("""
     import pytest

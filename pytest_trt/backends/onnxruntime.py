@@ -43,13 +43,15 @@ def session_for(model, providers: Sequence[str] = ("CPUExecutionProvider",)):
 
 # "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Load model from /x.onnx failed:" and
 # "/onnxruntime_src/onnxruntime/core/graph/model.cc:256 onnxruntime::Model::Model(...) " say nothing to users.
-_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*(?:Load model from .*? failed:\s*)?")
-_ORT_SOURCE = re.compile(r"\S+\.(?:cc|cpp|cxx|h|hpp):\d+\s+(?:(?:[\w:<>*&]+\s+)?[^\s(]+\([^()]*\)\s+)?")
+_ORT_PREFIX = r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*(?:Load model from .*? failed:\s*)?"
+_ORT_SOURCE = r"\S+\.(?:cc|cpp|cxx|h|hpp):\d+\s+(?:(?:[\w:<>*&]+\s+)?[^\s(]+\([^()]*\)\s+)?"
 
 
 def ort_error_text(exc: BaseException) -> str:
-    """onnxruntime's message without its error-code prefix, the model path it repeats, and C++ source locations."""
-    text = _ORT_SOURCE.sub("", _ORT_PREFIX.sub("", first_line(exc))).strip()
+    """onnxruntime's message without its error-code prefix, the model path it repeats, and C++ source locations.
+
+    The patterns are compiled on the first error (re caches them), not when every session imports this module."""
+    text = re.sub(_ORT_SOURCE, "", re.sub(_ORT_PREFIX, "", first_line(exc))).strip()
     return text or first_line(exc)
 
 
