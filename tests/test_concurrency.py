@@ -141,8 +141,11 @@ def _check_after_kill(root) -> dict:
         assert int.from_bytes(plan[-8:], "little") == meta["i"]
         seen["plan"] = "intact"
     elif problem:
-        assert "fails its checksum" in problem, problem          # plan and sidecar from different writes
-        seen["plan"] = "torn pair detected"
+        if "is incomplete (FileNotFoundError)" in problem:   # killed between the first plan and its first sidecar
+            seen["plan"] = "half pair detected"
+        else:
+            assert "fails its checksum" in problem, problem      # plan and sidecar from different writes
+            seen["plan"] = "torn pair detected"
     timing = store._read_timing("t") if (root / "cache" / "timing" / "t.cache").exists() else None
     if timing is not None:
         assert len(timing) == 500_008
