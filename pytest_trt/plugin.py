@@ -396,7 +396,8 @@ class TrtCompare:
 
 
 class _TestCheck:
-    """One test's checks: its spec, precision and golden folder, and how many times it called trt_compare."""
+    """One test's checks: its spec and precision, and how many times it called trt_compare (later calls get
+    their own golden folder)."""
 
     def __init__(self, item):
         self._item = item
