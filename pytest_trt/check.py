@@ -284,7 +284,7 @@ def _golden_lock(npz: Path):
     import hashlib
     import tempfile
 
-    from .engine_cache import file_lock
+    from .files import file_lock
 
     user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
     name = hashlib.sha256(str(_resolved(npz)).encode()).hexdigest()[:32]

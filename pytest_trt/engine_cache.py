@@ -15,7 +15,6 @@ is rebuilt with a warning, never loaded.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -26,7 +25,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .golden import atomic_writer
+from .files import atomic_writer, file_lock
 
 CACHE_FORMAT_VERSION = 1
 
@@ -183,33 +182,3 @@ def summary_line(meta: Mapping) -> str:
     return (f"{meta.get('model_file', '?')} | {meta.get('precision', '?')} | {trt.get('flavor')} {trt.get('version')} | "
             f"{device.get('name')} sm{device.get('compute_capability')} | {meta.get('plan_bytes')} bytes | "
             f"built in {meta.get('build_seconds')} s on {meta.get('created')}")
-
-
-@contextlib.contextmanager
-def file_lock(path: Path):
-    """Exclusive advisory lock held while the block runs; released by the OS if the process dies."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as f:
-        if os.name == "nt":  # pragma: no cover - Windows
-            import msvcrt
-
-            f.seek(0)
-            while True:
-                try:
-                    msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            try:
-                yield
-            finally:
-                f.seek(0)
-                msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)

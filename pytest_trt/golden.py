@@ -18,7 +18,6 @@ import math
 import os
 import re
 import struct
-import tempfile
 import time
 import zipfile
 import zlib
@@ -29,6 +28,7 @@ import numpy as np
 
 from .comparison import dtype_name
 from .errors import GoldenError
+from .files import atomic_writer
 
 FORMAT = "pytest-trt golden"
 FORMAT_VERSION = 1
@@ -182,45 +182,6 @@ def _remove_stale_temporaries(folder: Path, names) -> None:
                     tmp.unlink()
             except OSError:
                 pass
-
-
-class atomic_writer:
-    """Context manager: a binary file that appears under ``path`` only when fully written."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def __enter__(self):
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        self.file = os.fdopen(fd, "wb")
-        return self.file
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                self.file.flush()
-                os.fsync(self.file.fileno())
-            self.file.close()
-            if exc_type is None:
-                os.replace(self.tmp, self.path)
-                _fsync_dir(self.path.parent)
-        finally:
-            if os.path.exists(self.tmp):
-                os.unlink(self.tmp)
-        return False
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _read_sidecar(path: str, text: bytes, hint: str) -> dict:

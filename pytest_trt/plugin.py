@@ -60,25 +60,23 @@ class _PluginState:
 
     def _assign_gpu(self) -> str | None:
         """Put this process on its GPU (one per xdist worker) before any engine exists; the reason when
-        that fails. Skipped where no TensorRT backend can be chosen, so CUDA is not loaded for nothing."""
-        import importlib.util
+        that fails. Skipped where no TensorRT backend can run, so CUDA is not loaded for nothing."""
         import os
 
         from .backends import AUTO_ORDER
+        from .backends.tensorrt_probe import machine_reason
 
         if self.options.backend not in ("auto", *AUTO_ORDER):
             return None
-        if not any(importlib.util.find_spec(m) for m in AUTO_ORDER):  # the TensorRT backends import modules of their names
-            return None
+        if all(machine_reason(m) for m in AUTO_ORDER):  # not installed, no cuda-python, or no GPU visible
+            return None  # the backend itself says why it cannot run
 
         from . import cuda
         from .gpu_assignment import assign_device, worker_index
 
-        visible = cuda.device_count()
-        if visible == 0:
-            return None  # the backend itself says why it cannot run
         try:
-            self.gpu = assign_device(worker_index(os.environ.get("PYTEST_XDIST_WORKER")), self.options.devices, visible)
+            self.gpu = assign_device(worker_index(os.environ.get("PYTEST_XDIST_WORKER")), self.options.devices,
+                                     cuda.device_count())
             cuda.set_device(self.gpu)
         except TrtCompareError as exc:
             return str(exc)

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import pytest_trt
 from models import scale_model, two_io_model

@@ -8,7 +8,8 @@ import pytest
 
 import pytest_trt.golden as golden
 from pytest_trt.errors import GoldenError
-from pytest_trt.golden import atomic_writer, location_parts, read_golden, safe_component, write_golden
+from pytest_trt.files import atomic_writer
+from pytest_trt.golden import location_parts, read_golden, safe_component, write_golden
 
 HINT = "pytest --update-golden t.py::test_x"
 
