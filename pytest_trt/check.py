@@ -5,7 +5,6 @@ The plugin's fixture calls :func:`run_check`; everything it decides is in plain 
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import shlex
@@ -20,38 +19,45 @@ from .errors import GoldenError, InputError
 from .golden import array_digest, golden_paths, read_golden, stem_for, write_golden
 from .inputs import make_inputs, prepare_user_inputs
 from .model import ModelInfo, load_model_info
+from .records import Record
 from .spec import CompareSpec
 from .tolerance import REFERENCE_PRECISION, resolve
 
 
-@dataclasses.dataclass
-class GoldenAction:
+class GoldenAction(Record):
     """What happened to one golden file in this check."""
 
-    path: str            # the .npz path, relative to the golden directory (posix)
-    action: str          # "created", "updated", "unchanged", "failed", "missing"
-    kind: str            # "reference" or "engine"
+    __slots__ = ("path", "action", "kind")
+
+    def __init__(self, path: str, action: str, kind: str):
+        self.path = path        # the .npz path, relative to the golden directory (posix)
+        self.action = action    # "created", "updated", "unchanged", "failed", "missing"
+        self.kind = kind        # "reference" or "engine"
 
 
-@dataclasses.dataclass
-class CheckResult:
+class CheckResult(Record):
     """Everything one check computed. ``passed`` is the verdict; ``message`` explains it."""
 
-    test: str
-    precision: str
-    inputs: dict[str, np.ndarray]
-    reference: dict[str, np.ndarray]
-    engine: dict[str, np.ndarray] | None = None
-    backend: dict | None = None                       # describe() of the engine under test
-    engine_skipped: str | None = None                 # why the engine side did not run
-    engine_vs_reference: ComparisonReport | None = None
-    reference_vs_golden: ComparisonReport | None = None
-    engine_vs_golden: ComparisonReport | None = None
-    golden_actions: list[GoldenAction] = dataclasses.field(default_factory=list)
-    problems: list[str] = dataclasses.field(default_factory=list)
-    tolerance_problem_count: int = 0   # how many of the problems a looser tolerance would fix
-    goldens: dict[str, Mapping] = dataclasses.field(default_factory=dict)    # kind -> golden arrays compared
-    engine_baseline: dict | None = None  # engine-vs-reference errors recorded in the engine golden (drift)
+    __slots__ = ("test", "precision", "inputs", "reference", "engine", "backend", "engine_skipped",
+                 "engine_vs_reference", "reference_vs_golden", "engine_vs_golden", "golden_actions", "problems",
+                 "tolerance_problem_count", "goldens", "engine_baseline")
+
+    def __init__(self, test: str, precision: str, inputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]):
+        self.test = test
+        self.precision = precision
+        self.inputs = inputs
+        self.reference = reference
+        self.engine: dict[str, np.ndarray] | None = None
+        self.backend: dict | None = None                  # describe() of the engine under test
+        self.engine_skipped: str | None = None            # why the engine side did not run
+        self.engine_vs_reference: ComparisonReport | None = None
+        self.reference_vs_golden: ComparisonReport | None = None
+        self.engine_vs_golden: ComparisonReport | None = None
+        self.golden_actions: list[GoldenAction] = []
+        self.problems: list[str] = []
+        self.tolerance_problem_count = 0  # how many of the problems a looser tolerance would fix
+        self.goldens: dict[str, Mapping] = {}   # kind -> golden arrays compared
+        self.engine_baseline: dict | None = None  # engine-vs-reference errors recorded in the engine golden (drift)
 
     @property
     def passed(self) -> bool:
@@ -84,19 +90,24 @@ class CheckResult:
         return "\n\n".join([head, *self.problems])
 
 
-@dataclasses.dataclass
-class CheckContext:
+class CheckContext(Record):
     """Where a check stores goldens and how it behaves; built by the plugin from options."""
 
-    test_id: str                       # pytest node id (with parameters), for messages
-    golden_dir: Path | None            # None: no golden checks
-    golden_parts: tuple[str, ...] = ()  # test folder under golden_dir
-    update_golden: bool = False
-    require_engine: bool = False
-    rootdir: Path | None = None
-    golden_test_id: str | None = None  # the test's id without the precision parameter (goldens are shared)
-    engine_options: Mapping | None = None  # passed to the engine backend's run(): engine_dir, build options
-    detail: bool = False               # also compute smallest passing tolerances for passing outputs
+    __slots__ = ("test_id", "golden_dir", "golden_parts", "update_golden", "require_engine", "rootdir",
+                 "golden_test_id", "engine_options", "detail")
+
+    def __init__(self, test_id: str, golden_dir: str | Path | None, golden_parts: tuple[str, ...] = (),
+                 update_golden: bool = False, require_engine: bool = False, rootdir: Path | None = None,
+                 golden_test_id: str | None = None, engine_options: Mapping | None = None, detail: bool = False):
+        self.test_id = test_id                # pytest node id (with parameters), for messages
+        self.golden_dir = golden_dir          # None: no golden checks
+        self.golden_parts = golden_parts      # test folder under golden_dir
+        self.update_golden = update_golden
+        self.require_engine = require_engine
+        self.rootdir = rootdir
+        self.golden_test_id = golden_test_id  # the test's id without the precision parameter (goldens are shared)
+        self.engine_options = engine_options  # passed to the engine backend's run(): engine_dir, build options
+        self.detail = detail                  # also compute smallest passing tolerances for passing outputs
 
 
 def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None, engine_skip_reason: str | None = None,

@@ -6,10 +6,11 @@ Rows are plain JSON so xdist workers can hand them to the controller.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from .records import Record
 
 if TYPE_CHECKING:  # annotations only: importing comparison loads numpy, which a session without checks never needs
     from .comparison import ComparisonReport, OutputReport
@@ -20,40 +21,50 @@ DRIFT_FLOOR = 0.05     # errors below this share of the tolerance never count as
 SUGGEST_MARGIN = 1.5   # suggested tolerances are the tightest passing ones times this, rounded up
 
 
-@dataclasses.dataclass
-class OutputRow:
+class OutputRow(Record):
     """One output of one comparison, as numbers."""
 
-    comparison: str        # "engine vs reference", "reference vs golden", "engine vs golden"
-    output: str
-    precision: str         # the precision whose tolerances applied (goldens of the reference use fp32)
-    passed: bool
-    exact: bool
-    max_abs: float | None
-    max_rel: float | None
-    budget: float | None   # greatest |a-b| / allowed bound; > 1 fails; None where not numeric
-    atol: float | None
-    rtol: float | None
-    min_atol: float | None
-    min_rtol: float | None
-    tolerance_only: bool   # failed only because values exceed the tolerance (a looser one would pass)
+    __slots__ = ("comparison", "output", "precision", "passed", "exact", "max_abs", "max_rel", "budget", "atol",
+                 "rtol", "min_atol", "min_rtol", "tolerance_only")
+
+    def __init__(self, comparison: str, output: str, precision: str, passed: bool, exact: bool,
+                 max_abs: float | None, max_rel: float | None, budget: float | None, atol: float | None,
+                 rtol: float | None, min_atol: float | None, min_rtol: float | None, tolerance_only: bool):
+        self.comparison = comparison    # "engine vs reference", "reference vs golden", "engine vs golden"
+        self.output = output
+        self.precision = precision      # the precision whose tolerances applied (goldens of the reference use fp32)
+        self.passed = passed
+        self.exact = exact
+        self.max_abs = max_abs
+        self.max_rel = max_rel
+        self.budget = budget            # greatest |a-b| / allowed bound; > 1 fails; None where not numeric
+        self.atol = atol
+        self.rtol = rtol
+        self.min_atol = min_atol
+        self.min_rtol = min_rtol
+        self.tolerance_only = tolerance_only  # failed only because values exceed the tolerance
 
 
-@dataclasses.dataclass
-class CheckRecord:
+class CheckRecord(Record):
     """What one check did, for humans and dashboards."""
 
-    test: str                       # node id without the precision parameter
-    precision: str
-    passed: bool
-    backend: str                    # "tensorrt 8.6.1", or "none" when the engine side was skipped
-    engine_skipped: str | None
-    golden: str                     # strongest golden action: unchanged, created, updated, missing, failed, -
-    cache: str | None               # built / loaded / rebuilt / uncached (None: no engine built)
-    build_seconds: float
-    outputs: list[OutputRow]
-    drift: list[str] = dataclasses.field(default_factory=list)   # one sentence per drifted output
-    close: bool = False             # passed but used more than CLOSE_SHARE of some tolerance
+    __slots__ = ("test", "precision", "passed", "backend", "engine_skipped", "golden", "cache", "build_seconds",
+                 "outputs", "drift", "close")
+
+    def __init__(self, test: str, precision: str, passed: bool, backend: str, engine_skipped: str | None,
+                 golden: str, cache: str | None, build_seconds: float, outputs: list[OutputRow],
+                 drift: list[str] | None = None, close: bool = False):
+        self.test = test                    # node id without the precision parameter
+        self.precision = precision
+        self.passed = passed
+        self.backend = backend              # "tensorrt 8.6.1", or "none" when the engine side was skipped
+        self.engine_skipped = engine_skipped
+        self.golden = golden                # strongest golden action: unchanged, created, updated, missing, failed, -
+        self.cache = cache                  # built / loaded / rebuilt / uncached (None: no engine built)
+        self.build_seconds = build_seconds
+        self.outputs = outputs
+        self.drift = [] if drift is None else drift  # one sentence per drifted output
+        self.close = close                  # passed but used more than CLOSE_SHARE of some tolerance
 
     @property
     def worst(self) -> OutputRow | None:
@@ -62,9 +73,7 @@ class CheckRecord:
         return max(numeric, key=lambda r: r.budget) if numeric else None
 
     def to_json(self) -> dict:
-        data = dict(self.__dict__)
-        data["outputs"] = [dict(r.__dict__) for r in self.outputs]
-        return data
+        return self.as_dict()
 
     @classmethod
     def from_json(cls, data: Mapping) -> "CheckRecord":

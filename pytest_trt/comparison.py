@@ -9,7 +9,6 @@ Integers and bools compare exactly; float16/bfloat16/float8 compare in float32.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import os
@@ -18,6 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import comparator_kernel
+from .records import Record
 from .tolerance import CONVENTIONS, Tolerance, resolve
 
 _kernel = comparator_kernel.load()      # the C kernel module, or None: the numpy path (see comparator_kernel)
@@ -33,43 +33,58 @@ MARGIN = 1e-5                   # chunks this close to the bound are decided by 
 _TINY = np.finfo(np.float64).tiny
 
 
-@dataclasses.dataclass
-class Extreme:
+class Extreme(Record):
     """Where a statistic peaks: its value, the element's index, both values, and the bound there."""
 
-    value: float
-    index: tuple[int, ...]
-    actual: float
-    expected: float
-    allowed: float | None = None
+    __slots__ = ("value", "index", "actual", "expected", "allowed")
+
+    def __init__(self, value: float, index: tuple[int, ...], actual: float, expected: float,
+                 allowed: float | None = None):
+        self.value = value
+        self.index = index
+        self.actual = actual
+        self.expected = expected
+        self.allowed = allowed
 
 
-@dataclasses.dataclass
-class OutputReport:
+class OutputReport(Record):
     """The comparison of one output: verdict, kind of problem, and the statistics behind it."""
 
-    name: str
-    passed: bool
-    problem: str | None  # None, "missing", "unexpected", "shape", "dtype", "values", "statistics"
-    actual_shape: tuple | None
-    expected_shape: tuple | None
-    actual_dtype: str | None
-    expected_dtype: str | None
-    tolerance: Tolerance | None
-    size: int = 0
-    mismatches: int = 0
-    nan_mismatches: int = 0
-    inf_mismatches: int = 0
-    max_abs: Extreme | None = None
-    max_rel: Extreme | None = None
-    budget: float = 0.0           # greatest |a-b| / allowed bound over finite elements (> 1 fails)
-    min_atol: float | None = None  # smallest atol that passes at the given rtol
-    min_rtol: float | None = None  # smallest rtol that passes at the given atol
-    histogram: list[tuple[str, int]] | None = None
-    histogram_sampled: int | None = None
-    statistics: dict[str, float] = dataclasses.field(default_factory=dict)
-    statistic_failures: list[str] = dataclasses.field(default_factory=list)
-    exact: bool = False            # integers and bools: compared for equality
+    __slots__ = ("name", "passed", "problem", "actual_shape", "expected_shape", "actual_dtype", "expected_dtype",
+                 "tolerance", "size", "mismatches", "nan_mismatches", "inf_mismatches", "max_abs", "max_rel",
+                 "budget", "min_atol", "min_rtol", "histogram", "histogram_sampled", "statistics",
+                 "statistic_failures", "exact")
+
+    def __init__(self, name: str, passed: bool, problem: str | None, actual_shape: tuple | None,
+                 expected_shape: tuple | None, actual_dtype: str | None, expected_dtype: str | None,
+                 tolerance: Tolerance | None, size: int = 0, mismatches: int = 0, nan_mismatches: int = 0,
+                 inf_mismatches: int = 0, max_abs: Extreme | None = None, max_rel: Extreme | None = None,
+                 budget: float = 0.0, min_atol: float | None = None, min_rtol: float | None = None,
+                 histogram: list[tuple[str, int]] | None = None, histogram_sampled: int | None = None,
+                 statistics: dict[str, float] | None = None, statistic_failures: list[str] | None = None,
+                 exact: bool = False):
+        self.name = name
+        self.passed = passed
+        self.problem = problem              # None, "missing", "unexpected", "shape", "dtype", "values", "statistics"
+        self.actual_shape = actual_shape
+        self.expected_shape = expected_shape
+        self.actual_dtype = actual_dtype
+        self.expected_dtype = expected_dtype
+        self.tolerance = tolerance
+        self.size = size
+        self.mismatches = mismatches
+        self.nan_mismatches = nan_mismatches
+        self.inf_mismatches = inf_mismatches
+        self.max_abs = max_abs
+        self.max_rel = max_rel
+        self.budget = budget                # greatest |a-b| / allowed bound over finite elements (> 1 fails)
+        self.min_atol = min_atol            # smallest atol that passes at the given rtol
+        self.min_rtol = min_rtol            # smallest rtol that passes at the given atol
+        self.histogram = histogram
+        self.histogram_sampled = histogram_sampled
+        self.statistics = {} if statistics is None else statistics
+        self.statistic_failures = [] if statistic_failures is None else statistic_failures
+        self.exact = exact                  # integers and bools: compared for equality
 
     def message(self) -> str:
         return format_output(self)
@@ -87,13 +102,15 @@ class OutputReport:
                 and not (self.min_atol is not None and math.isinf(self.min_atol)))
 
 
-@dataclasses.dataclass
-class ComparisonReport:
+class ComparisonReport(Record):
     """All outputs of one comparison (``actual`` against ``expected``)."""
 
-    outputs: list[OutputReport]
-    actual_label: str = "actual"
-    expected_label: str = "expected"
+    __slots__ = ("outputs", "actual_label", "expected_label")
+
+    def __init__(self, outputs: list[OutputReport], actual_label: str = "actual", expected_label: str = "expected"):
+        self.outputs = outputs
+        self.actual_label = actual_label
+        self.expected_label = expected_label
 
     @property
     def passed(self) -> bool:
@@ -225,19 +242,24 @@ def _work_dtype(a: np.dtype, b: np.dtype) -> np.dtype:
     return np.dtype(np.float64) if np.float64 in (a, b) else np.dtype(np.float32)
 
 
-@dataclasses.dataclass
-class _Partial:
-    """Statistics of one run of chunks; ``merge`` combines runs."""
+class _Partial(Record):
+    """Statistics of one run of chunks; ``merge`` combines runs. Peaks are (value, flat index)."""
 
-    max_abs: tuple[float, int] = (-1.0, -1)
-    max_rel: tuple[float, int] = (-1.0, -1)
-    budget: tuple[float, int] = (-1.0, -1)
-    mismatches: int = 0
-    nan_mismatches: int = 0
-    inf_mismatches: int = 0
-    min_atol: float = 0.0
-    min_rtol: float = 0.0
-    finite: int = 0
+    __slots__ = ("max_abs", "max_rel", "budget", "mismatches", "nan_mismatches", "inf_mismatches", "min_atol",
+                 "min_rtol", "finite")
+
+    def __init__(self, max_abs: tuple[float, int] = (-1.0, -1), max_rel: tuple[float, int] = (-1.0, -1),
+                 budget: tuple[float, int] = (-1.0, -1), mismatches: int = 0, nan_mismatches: int = 0,
+                 inf_mismatches: int = 0, min_atol: float = 0.0, min_rtol: float = 0.0, finite: int = 0):
+        self.max_abs = max_abs
+        self.max_rel = max_rel
+        self.budget = budget
+        self.mismatches = mismatches
+        self.nan_mismatches = nan_mismatches
+        self.inf_mismatches = inf_mismatches
+        self.min_atol = min_atol
+        self.min_rtol = min_rtol
+        self.finite = finite
 
     def merge(self, other: "_Partial") -> None:
         self.max_abs = max(self.max_abs, other.max_abs, key=lambda t: t[0])

@@ -7,7 +7,6 @@ when matplotlib is installed, per failing float output an error histogram and a 
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
@@ -81,7 +80,7 @@ def _npz(path: Path, arrays: Mapping) -> Path:
 
 def _report_json(report: ComparisonReport) -> dict:
     return {"actual": report.actual_label, "expected": report.expected_label, "passed": report.passed,
-            "outputs": [dataclasses.asdict(o) for o in report.outputs]}
+            "outputs": [o.as_dict() for o in report.outputs]}
 
 
 def _jsonable(value):

@@ -8,7 +8,6 @@ Arrays are stored uncompressed and loaded without pickle; large arrays are memor
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import glob
 import hashlib
@@ -29,6 +28,7 @@ import numpy as np
 from .comparison import dtype_name
 from .errors import GoldenError
 from .files import atomic_writer
+from .records import Record
 
 FORMAT = "pytest-trt golden"
 FORMAT_VERSION = 1
@@ -64,13 +64,15 @@ def stem_for(kind: str, backend: str | None = None, precision: str | None = None
     return safe_component(f"engine-{backend}-{precision}")
 
 
-@dataclasses.dataclass
-class Golden:
+class Golden(Record):
     """A loaded golden: its arrays (possibly memory-mapped) and its sidecar metadata."""
 
-    arrays: dict[str, np.ndarray]
-    meta: dict
-    path: str            # the .npz file
+    __slots__ = ("arrays", "meta", "path")
+
+    def __init__(self, arrays: dict[str, np.ndarray], meta: dict, path: str):
+        self.arrays = arrays
+        self.meta = meta
+        self.path = path        # the .npz file
 
 
 def golden_paths(folder: str | Path, stem: str) -> tuple[Path, Path]:

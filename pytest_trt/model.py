@@ -6,24 +6,26 @@ suite of many tests on one model pays for this once.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import os
 from pathlib import Path
 
 from .errors import ModelError
+from .records import FrozenRecord, set_field
 
 _HASH_BLOCK = 1 << 20
 
 
-@dataclasses.dataclass(frozen=True)
-class TensorSpec:
+class TensorSpec(FrozenRecord):
     """One model input or output: name, numpy dtype name, and dims (int, symbolic name, or None)."""
 
-    name: str
-    dtype: str
-    dims: tuple[int | str | None, ...]
+    __slots__ = ("name", "dtype", "dims")
+
+    def __init__(self, name: str, dtype: str, dims: tuple[int | str | None, ...]):
+        set_field(self, "name", name)
+        set_field(self, "dtype", dtype)
+        set_field(self, "dims", dims)
 
     @property
     def is_dynamic(self) -> bool:
@@ -34,15 +36,18 @@ class TensorSpec:
         return f"{self.name} ({self.dtype}[{dims}])"
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelInfo:
+class ModelInfo(FrozenRecord):
     """What pytest-trt needs to know about an ONNX model, without its weights in memory."""
 
-    path: Path
-    sha256: str
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    external_data: tuple[str, ...]  # relative file names, sorted
+    __slots__ = ("path", "sha256", "inputs", "outputs", "external_data")
+
+    def __init__(self, path: Path, sha256: str, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
+                 external_data: tuple[str, ...]):
+        set_field(self, "path", path)
+        set_field(self, "sha256", sha256)
+        set_field(self, "inputs", inputs)
+        set_field(self, "outputs", outputs)
+        set_field(self, "external_data", external_data)  # relative file names, sorted
 
     def input(self, name: str) -> TensorSpec:
         for spec in self.inputs:

@@ -7,7 +7,7 @@ copying them. It is checked against ``onnx`` itself in the tests.
 """
 from __future__ import annotations
 
-import dataclasses
+from .records import FrozenRecord, set_field
 
 # onnx.TensorProto.DataType -> numpy dtype name (ml_dtypes names for the narrow float types)
 ELEM_TYPES = {
@@ -35,20 +35,24 @@ class WireError(ValueError):
     """The bytes are not a well-formed ONNX protobuf."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ValueInfo:
+class ValueInfo(FrozenRecord):
     """A graph input or output as written in the file."""
 
-    name: str
-    elem_type: int | None                      # None: not a tensor (sequence, map, optional, sparse)
-    dims: tuple[int | str | None, ...]
+    __slots__ = ("name", "elem_type", "dims")
+
+    def __init__(self, name: str, elem_type: int | None, dims: tuple[int | str | None, ...]):
+        set_field(self, "name", name)
+        set_field(self, "elem_type", elem_type)    # None: not a tensor (sequence, map, optional, sparse)
+        set_field(self, "dims", dims)
 
 
-@dataclasses.dataclass(frozen=True)
-class GraphSignature:
-    inputs: tuple[ValueInfo, ...]              # initializers listed as inputs are left out
-    outputs: tuple[ValueInfo, ...]
-    external_data: frozenset[str]              # file names referenced by any tensor, subgraphs included
+class GraphSignature(FrozenRecord):
+    __slots__ = ("inputs", "outputs", "external_data")
+
+    def __init__(self, inputs: tuple[ValueInfo, ...], outputs: tuple[ValueInfo, ...], external_data: frozenset[str]):
+        set_field(self, "inputs", inputs)              # initializers listed as inputs are left out
+        set_field(self, "outputs", outputs)
+        set_field(self, "external_data", external_data)  # file names referenced by any tensor, subgraphs included
 
 
 def read_signature(data) -> GraphSignature:

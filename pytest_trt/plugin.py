@@ -5,13 +5,13 @@ heavy modules are imported when a check first runs, not when pytest loads the pl
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 from pathlib import Path
 
 import pytest
 
 from .errors import SpecError, TrtCompareError, TrtDriftWarning
+from .records import Record
 
 MARKER = "trt_compare"
 _STATE = pytest.StashKey["_PluginState"]()
@@ -19,21 +19,29 @@ _LOCATION = pytest.StashKey[tuple]()  # per item: computed once at collection
 _PREVIOUS_SINK = pytest.StashKey[object]()  # the progress sink to restore at unconfigure (nested pytester runs)
 
 
-@dataclasses.dataclass
-class _Options:
-    golden_dir: Path | None
-    update_golden: bool
-    backend: str
-    require: bool
-    engine_dir: Path | None
-    build: object = None                # engine_plan.BuildOptions; None: TensorRT's defaults
-    devices: tuple[int, ...] | None = None  # --trt-devices; None: every visible GPU
-    summary: str = "compact"            # --trt-summary: compact (rows that need attention) or full
-    close_share: float = 0.8            # --trt-close-share
-    drift_factor: float = 2.0           # --trt-drift-factor
-    strict_drift: bool = False          # --trt-strict-drift
-    artifacts: Path | None = None       # --trt-artifacts; None: under pytest's basetemp
-    suggest: bool = False               # --trt-suggest-tolerances
+class _Options(Record):
+    """The session's pytest-trt options, from flags or ini keys."""
+
+    __slots__ = ("golden_dir", "update_golden", "backend", "require", "engine_dir", "build", "devices", "summary",
+                 "close_share", "drift_factor", "strict_drift", "artifacts", "suggest")
+
+    def __init__(self, golden_dir: Path | None, update_golden: bool, backend: str, require: bool,
+                 engine_dir: Path | None, build=None, devices: tuple[int, ...] | None = None, summary: str = "compact",
+                 close_share: float = 0.8, drift_factor: float = 2.0, strict_drift: bool = False,
+                 artifacts: Path | None = None, suggest: bool = False):
+        self.golden_dir = golden_dir
+        self.update_golden = update_golden
+        self.backend = backend
+        self.require = require
+        self.engine_dir = engine_dir
+        self.build = build                  # engine_plan.BuildOptions; None: TensorRT's defaults
+        self.devices = devices              # --trt-devices; None: every visible GPU
+        self.summary = summary              # --trt-summary: compact (rows that need attention) or full
+        self.close_share = close_share      # --trt-close-share
+        self.drift_factor = drift_factor    # --trt-drift-factor
+        self.strict_drift = strict_drift    # --trt-strict-drift
+        self.artifacts = artifacts          # --trt-artifacts; None: under pytest's basetemp
+        self.suggest = suggest              # --trt-suggest-tolerances
 
 
 class _PluginState:
@@ -407,8 +415,7 @@ class _TestCheck:
             if model is not None:
                 from .spec import resolve_model_path
 
-                self.spec = dataclasses.replace(
-                    self.spec, model=resolve_model_path(model, Path(item.path).parent, rootdir))
+                self.spec = self.spec.replace(model=resolve_model_path(model, Path(item.path).parent, rootdir))
         self.precision = _precision_param(item) or self.spec.precisions[0]
         self._calls = 0
 

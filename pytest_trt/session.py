@@ -1,10 +1,11 @@
 """Session-wide facts for the terminal summary, mergeable across xdist workers (plain JSON)."""
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections import Counter
 from pathlib import Path
+
+from .records import Record
 
 # When several checks touch one golden file (e.g. the reference shared by [fp32] and [fp16]),
 # the summary shows the strongest thing that happened to it.
@@ -16,17 +17,22 @@ def strongest_action(actions) -> str:
     return max(actions, key=_STRENGTH.__getitem__, default="-")
 
 
-@dataclasses.dataclass
-class SessionSummary:
-    goldens: dict[str, str] = dataclasses.field(default_factory=dict)       # npz path -> action
-    known: set[str] = dataclasses.field(default_factory=set)                 # golden folders of collected tests
-    scanned: set[str] = dataclasses.field(default_factory=set)               # module folders to look for unused ones
-    engine_skips: Counter = dataclasses.field(default_factory=Counter)       # reason -> checks
-    engine_runs: Counter = dataclasses.field(default_factory=Counter)        # "backend precision" -> checks
-    engines: Counter = dataclasses.field(default_factory=Counter)            # built/loaded/rebuilt/uncached -> count
-    build_seconds: float = 0.0
-    checks: int = 0
-    records: list = dataclasses.field(default_factory=list)                 # CheckRecord per check
+class SessionSummary(Record):
+    """What the session's checks did to goldens and engines, counted; one per process, merged over xdist."""
+
+    __slots__ = ("goldens", "known", "scanned", "engine_skips", "engine_runs", "engines", "build_seconds", "checks",
+                 "records")
+
+    def __init__(self, known: set[str] | None = None, scanned: set[str] | None = None):
+        self.goldens: dict[str, str] = {}            # npz path -> action
+        self.known = set() if known is None else known          # golden folders of collected tests
+        self.scanned = set() if scanned is None else scanned    # module folders to look for unused ones
+        self.engine_skips: Counter = Counter()       # reason -> checks
+        self.engine_runs: Counter = Counter()        # "backend precision" -> checks
+        self.engines: Counter = Counter()            # built/loaded/rebuilt/uncached -> count
+        self.build_seconds = 0.0
+        self.checks = 0
+        self.records: list = []                      # CheckRecord per check
 
     def record_engine(self, status: str, seconds: float) -> None:
         self.engines[status] += 1

@@ -1,13 +1,13 @@
 """Marker arguments -> a validated ``CompareSpec``; every error names the argument and the fix."""
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .errors import SpecError
+from .records import FrozenRecord, set_field
 from .tolerance import PRECISIONS, check_tolerances, check_value
 
 ARGUMENTS = ("model", "atol", "rtol", "precision", "tolerances", "shapes", "seed", "outputs",
@@ -15,20 +15,26 @@ ARGUMENTS = ("model", "atol", "rtol", "precision", "tolerances", "shapes", "seed
 _TEST_LEVEL = ("atol", "rtol", "convention", "equal_nan")
 
 
-@dataclasses.dataclass(frozen=True)
-class CompareSpec:
+class CompareSpec(FrozenRecord):
     """Everything a ``trt_compare`` check needs to know, validated."""
 
-    model: Path | None = None
-    precisions: tuple[str, ...] = ("fp32",)
-    parametrized: bool = False          # precision was given as a list: one test per precision
-    test_level: Mapping = dataclasses.field(default_factory=dict)  # marker atol/rtol/convention/equal_nan
-    tolerances: Mapping = dataclasses.field(default_factory=dict)
-    shapes: Mapping = dataclasses.field(default_factory=dict)
-    seed: int = 0
-    outputs: tuple[str, ...] | None = None
-    input_range: object = None
-    build: object = None                # engine_plan.BuildOptions from build={...}; None: ini/defaults
+    __slots__ = ("model", "precisions", "parametrized", "test_level", "tolerances", "shapes", "seed", "outputs",
+                 "input_range", "build")
+
+    def __init__(self, model: Path | None = None, precisions: tuple[str, ...] = ("fp32",), parametrized: bool = False,
+                 test_level: Mapping | None = None, tolerances: Mapping | None = None, shapes: Mapping | None = None,
+                 seed: int = 0, outputs: tuple[str, ...] | None = None, input_range: object = None,
+                 build: object = None):
+        set_field(self, "model", model)
+        set_field(self, "precisions", precisions)
+        set_field(self, "parametrized", parametrized)   # precision was given as a list: one test per precision
+        set_field(self, "test_level", {} if test_level is None else test_level)  # marker atol/rtol/convention/equal_nan
+        set_field(self, "tolerances", {} if tolerances is None else tolerances)
+        set_field(self, "shapes", {} if shapes is None else shapes)
+        set_field(self, "seed", seed)
+        set_field(self, "outputs", outputs)
+        set_field(self, "input_range", input_range)
+        set_field(self, "build", build)   # engine_plan.BuildOptions from build={...}; None: ini/defaults
 
 
 def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
@@ -172,4 +178,4 @@ def merge_call(spec: CompareSpec, kwargs: Mapping, test_dir: Path | None, rootdi
         changes["test_level"] = {**spec.test_level, **override.test_level}
     if "tolerances" in kwargs:
         changes["tolerances"] = override.tolerances
-    return dataclasses.replace(spec, **changes)
+    return spec.replace(**changes)

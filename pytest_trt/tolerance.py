@@ -7,11 +7,11 @@ Each resolved value remembers where it came from, so failure messages can say wh
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 
 from .errors import SpecError
+from .records import FrozenRecord, set_field
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 REFERENCE_PRECISION = "fp32"
@@ -37,21 +37,28 @@ _FIELD_DEFAULTS = {"convention": "allclose", "equal_nan": True, "cosine": None, 
                    "mean_abs": None, "median_abs": None, "percentile": None, "elementwise": True}
 
 
-@dataclasses.dataclass(frozen=True)
-class Tolerance:
+class Tolerance(FrozenRecord):
     """The resolved rules for one output at one precision, with the source of each value."""
 
-    atol: float
-    rtol: float
-    convention: str = "allclose"
-    equal_nan: bool = True
-    cosine: float | None = None          # minimum cosine similarity
-    max_abs: float | None = None         # limits on statistics of |actual - expected|
-    mean_abs: float | None = None
-    median_abs: float | None = None
-    percentile: tuple[float, float] | None = None  # (q, limit): q-th percentile of |a-b| <= limit
-    elementwise: bool = True             # False: only the statistic checks apply
-    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
+    __slots__ = ("atol", "rtol", "convention", "equal_nan", "cosine", "max_abs", "mean_abs", "median_abs",
+                 "percentile", "elementwise", "sources")
+    _compared = __slots__[:-1]   # where a value came from does not change the rules
+
+    def __init__(self, atol: float, rtol: float, convention: str = "allclose", equal_nan: bool = True,
+                 cosine: float | None = None, max_abs: float | None = None, mean_abs: float | None = None,
+                 median_abs: float | None = None, percentile: tuple[float, float] | None = None,
+                 elementwise: bool = True, sources: Mapping[str, str] | None = None):
+        set_field(self, "atol", atol)
+        set_field(self, "rtol", rtol)
+        set_field(self, "convention", convention)
+        set_field(self, "equal_nan", equal_nan)
+        set_field(self, "cosine", cosine)            # minimum cosine similarity
+        set_field(self, "max_abs", max_abs)          # limits on statistics of |actual - expected|
+        set_field(self, "mean_abs", mean_abs)
+        set_field(self, "median_abs", median_abs)
+        set_field(self, "percentile", percentile)    # (q, limit): q-th percentile of |a-b| <= limit
+        set_field(self, "elementwise", elementwise)  # False: only the statistic checks apply
+        set_field(self, "sources", {} if sources is None else sources)
 
     def describe(self) -> str:
         def src(field):
