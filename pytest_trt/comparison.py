@@ -30,7 +30,6 @@ MAX_THREADS = 4                 # 2 threads get 1 MiB buffers, 4 threads 512 KiB
 HISTOGRAM_SAMPLE = 1_000_000    # the error histogram looks at most at this many elements
 HISTOGRAM_BLOCK = 16384         # in contiguous blocks of this many, spread evenly over larger outputs
 MARGIN = 1e-5                   # chunks this close to the bound are decided by the exact formula
-_TINY = np.finfo(np.float64).tiny
 
 
 class Extreme(Record):

@@ -5,14 +5,20 @@ the price of a module lookup; the adapter (and its planning module) loads only w
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 from ..errors import BackendError
 
 
+@functools.lru_cache(maxsize=None)
 def machine_reason(module: str) -> str | None:
     """Why the backend built on ``module`` (``tensorrt`` or ``tensorrt_rtx``) cannot run here for reasons
-    outside TensorRT itself: not installed, no cuda-python, no GPU. None: TensorRT itself must be asked."""
+    outside TensorRT itself: not installed, no cuda-python, no GPU. None: TensorRT itself must be asked.
+
+    Asked once per module and process (GPU assignment, ``--trt-backend auto`` and the adapter all ask):
+    what is installed and which GPUs are visible do not change while a process runs, and a failed
+    cuda-python import would otherwise be retried on every call."""
     if importlib.util.find_spec(module) is None:
         return f"{module} is not installed"
     from .. import cuda
