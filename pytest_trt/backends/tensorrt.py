@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import importlib
 import importlib.util
 import logging
@@ -240,6 +241,26 @@ def _progress_monitor(trt, progress: BuildProgress):
     return Monitor()
 
 
+@contextlib.contextmanager
+def _python_gc_paused():
+    """Python's cyclic garbage collector paused while TensorRT may call back into Python.
+
+    TensorRT calls the logger and the progress monitor with its own locks held. A collection that starts
+    inside such a callback (any allocation can start one) and frees an older TensorRT object left in a
+    reference cycle (a Builder kept by an exception's traceback, say) waits on that same lock forever.
+    Seen with TensorRT-RTX 1.7 on CPU: createInferBuilder -> logger.log -> gc -> ~IBuilder ->
+    pthread_mutex_lock, a hung xdist worker. Garbage found meanwhile is collected after the block.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@_python_gc_paused()
 def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, profile: Profile | None,
                options: BuildOptions, timing_cache: bytes | None,
                progress: BuildProgress | None = None) -> tuple[bytes, bytes | None]:
@@ -337,8 +358,9 @@ class Engine:
     def __init__(self, trt, plan: bytes):
         self.trt = trt
         self._logger = _Logger(trt)
-        self.runtime = trt.Runtime(self._logger)
-        self.engine = self.runtime.deserialize_cuda_engine(plan)
+        with _python_gc_paused():
+            self.runtime = trt.Runtime(self._logger)
+            self.engine = self.runtime.deserialize_cuda_engine(plan)
         if self.engine is None:
             detail = "; ".join(self._logger.errors[-2:])
             raise BackendError("TensorRT could not deserialize the plan (built by another TensorRT version or for "
