@@ -192,30 +192,32 @@ class TensorRTRTXBackend(TensorRTBackend):
 
 # ---------------------------------------------------------------------------- TensorRT calls
 
-class _Logger:
-    """An ``ILogger`` that routes TensorRT messages to Python logging and keeps this build's errors."""
+@functools.lru_cache(maxsize=None)
+def _callback_classes(trt):
+    """TensorRT's Python callback interfaces, subclassed once per TensorRT module.
 
-    def __new__(cls, trt):
-        class Logger(trt.ILogger):
-            def __init__(self):
-                trt.ILogger.__init__(self)
-                self.errors: list[str] = []
+    Classes made per call would be cyclic garbage (a class refers to itself through its MRO), collected
+    by the cyclic GC at some later allocation; see ``_python_gc_paused`` for why that must stay rare."""
 
-            def log(self, severity, msg):
-                level = _SEVERITY.get(getattr(severity, "name", str(severity)).rsplit(".", 1)[-1], logging.INFO)
-                if level >= logging.ERROR:
-                    self.errors.append(msg)
-                log.log(level, "%s", msg)
+    class Logger(trt.ILogger):
+        """Routes TensorRT messages to Python logging and keeps this object's errors."""
 
-        return Logger()
-
-
-def _progress_monitor(trt, progress: BuildProgress):
-    """An ``IProgressMonitor`` (TensorRT 10+, RTX): build phases to the log and, throttled, to ``progress``."""
-
-    class Monitor(trt.IProgressMonitor):
         def __init__(self):
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, severity, msg):
+            level = _SEVERITY.get(getattr(severity, "name", str(severity)).rsplit(".", 1)[-1], logging.INFO)
+            if level >= logging.ERROR:
+                self.errors.append(msg)
+            log.log(level, "%s", msg)
+
+    class Monitor(getattr(trt, "IProgressMonitor", object)):  # TensorRT 8.6 has none
+        """Build phases to the log and, throttled, to a ``BuildProgress`` (TensorRT 10+, RTX)."""
+
+        def __init__(self, progress: BuildProgress):
             trt.IProgressMonitor.__init__(self)
+            self.progress = progress
             self.steps: dict[str, int] = {}
 
         def phase_start(self, phase_name, parent_phase, num_steps):
@@ -228,17 +230,47 @@ def _progress_monitor(trt, progress: BuildProgress):
             self._report(phase_name, step + 1, self.steps.get(phase_name))
             return True  # keep building (False would cancel it)
 
-        @staticmethod
-        def _report(*args):
+        def _report(self, *args):
             try:  # called from TensorRT's threads: a failed terminal write must never reach the builder
-                progress.phase(*args)
+                self.progress.phase(*args)
             except Exception:  # noqa: BLE001
                 log.debug("progress line failed", exc_info=True)
 
         def phase_finish(self, phase_name):
             log.info("build phase %s finished", phase_name)
 
-    return Monitor()
+    class OutputAllocator(getattr(trt, "IOutputAllocator", object)):
+        """For data-dependent output shapes: grows one device buffer, records the shape."""
+
+        def __init__(self):
+            trt.IOutputAllocator.__init__(self)
+            self.buffer = None
+            self.shape = ()
+
+        @property
+        def ptr(self) -> int:
+            return self.buffer.ptr if self.buffer is not None else 0
+
+        def reallocate_output(self, tensor_name, memory, size, alignment):
+            from .. import cuda
+
+            if self.buffer is None or self.buffer.nbytes < size:
+                self.free()
+                self.buffer = cuda.DeviceBuffer(size)
+            return self.buffer.ptr
+
+        def reallocate_output_async(self, tensor_name, memory, size, alignment, stream):
+            return self.reallocate_output(tensor_name, memory, size, alignment)
+
+        def notify_shape(self, tensor_name, shape):
+            self.shape = tuple(shape)
+
+        def free(self):
+            if self.buffer is not None:
+                self.buffer.close()
+                self.buffer = None
+
+    return Logger, Monitor, OutputAllocator
 
 
 @contextlib.contextmanager
@@ -267,57 +299,63 @@ def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, 
     """Parse ``model_path`` and build a serialized plan; returns (plan, serialized timing cache or None).
 
     TensorRT 10+ and RTX report build phases to ``progress``; 8.6 has no progress monitor (start and end only)."""
-    logger = _Logger(trt)
-    builder = trt.Builder(logger)
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH) if flavor.needs_explicit_batch_flag else 0
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(model_path)):
-        errors = [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise ModelError(f"{flavor.label} cannot parse {Path(model_path).name}: " + "; ".join(errors or logger.errors)
-                         + ". Unsupported operators need a TensorRT plugin or a model change")
-    config = builder.create_builder_config()
-    if options.workspace is not None:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace)
-    if options.optimization_level is not None:
-        config.builder_optimization_level = options.optimization_level
-    if options.tactic_sources is not None:
-        _require(config, "set_tactic_sources", flavor, "tactic_sources")
-        mask = 0
-        for source in options.tactic_sources:
-            if not hasattr(trt.TacticSource, source):
-                raise BackendError(f"{flavor.label} has no tactic source {source}; it has: "
-                                   f"{', '.join(n for n in dir(trt.TacticSource) if n.isupper())}")
-            mask |= 1 << int(getattr(trt.TacticSource, source))
-        config.set_tactic_sources(mask)
-    if options.hardware_compatibility != "none":
-        _require(trt, "HardwareCompatibilityLevel", flavor, "hardware_compatibility")
-        config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, options.hardware_compatibility.upper())
-    if options.version_compatible:
-        _require(trt.BuilderFlag, "VERSION_COMPATIBLE", flavor, "version_compatible")
-        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
-    if realization.tf32:
-        config.set_flag(trt.BuilderFlag.TF32)
-    else:
-        config.clear_flag(trt.BuilderFlag.TF32)
-    for flag in realization.flags:
-        config.set_flag(getattr(trt.BuilderFlag, flag))
-    if profile is not None:
-        optimization_profile = builder.create_optimization_profile()
-        for name, lo, opt, hi in profile.shapes:
-            optimization_profile.set_shape(name, lo, opt, hi)
-        config.add_optimization_profile(optimization_profile)
-    cache = None
-    if flavor.has_timing_cache:
-        cache = config.create_timing_cache(timing_cache or b"")
-        config.set_timing_cache(cache, False)
-    if flavor.has_progress_monitor:
-        config.progress_monitor = _progress_monitor(trt, progress or BuildProgress(Path(model_path).name))
-    plan = builder.build_serialized_network(network, config)
-    if plan is None:
-        detail = "; ".join(logger.errors[-3:]) or "no error was logged"
-        raise BackendError(f"{flavor.label} failed to build {Path(model_path).name} ({realization.describe()}): {detail}")
-    return bytes(plan), (bytes(cache.serialize()) if cache is not None else None)
+    Logger, Monitor, _ = _callback_classes(trt)
+    builder = network = parser = config = optimization_profile = cache = plan = None
+    try:
+        logger = Logger()
+        builder = trt.Builder(logger)
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH) if flavor.needs_explicit_batch_flag else 0
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse_from_file(str(model_path)):
+            errors = [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)]
+            raise ModelError(f"{flavor.label} cannot parse {Path(model_path).name}: " + "; ".join(errors or logger.errors)
+                             + ". Unsupported operators need a TensorRT plugin or a model change")
+        config = builder.create_builder_config()
+        if options.workspace is not None:
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace)
+        if options.optimization_level is not None:
+            config.builder_optimization_level = options.optimization_level
+        if options.tactic_sources is not None:
+            _require(config, "set_tactic_sources", flavor, "tactic_sources")
+            mask = 0
+            for source in options.tactic_sources:
+                if not hasattr(trt.TacticSource, source):
+                    raise BackendError(f"{flavor.label} has no tactic source {source}; it has: "
+                                       f"{', '.join(n for n in dir(trt.TacticSource) if n.isupper())}")
+                mask |= 1 << int(getattr(trt.TacticSource, source))
+            config.set_tactic_sources(mask)
+        if options.hardware_compatibility != "none":
+            _require(trt, "HardwareCompatibilityLevel", flavor, "hardware_compatibility")
+            config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, options.hardware_compatibility.upper())
+        if options.version_compatible:
+            _require(trt.BuilderFlag, "VERSION_COMPATIBLE", flavor, "version_compatible")
+            config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+        if realization.tf32:
+            config.set_flag(trt.BuilderFlag.TF32)
+        else:
+            config.clear_flag(trt.BuilderFlag.TF32)
+        for flag in realization.flags:
+            config.set_flag(getattr(trt.BuilderFlag, flag))
+        if profile is not None:
+            optimization_profile = builder.create_optimization_profile()
+            for name, lo, opt, hi in profile.shapes:
+                optimization_profile.set_shape(name, lo, opt, hi)
+            config.add_optimization_profile(optimization_profile)
+        if flavor.has_timing_cache:
+            cache = config.create_timing_cache(timing_cache or b"")
+            config.set_timing_cache(cache, False)
+        if flavor.has_progress_monitor:
+            config.progress_monitor = Monitor(progress or BuildProgress(Path(model_path).name))
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            detail = "; ".join(logger.errors[-3:]) or "no error was logged"
+            raise BackendError(f"{flavor.label} failed to build {Path(model_path).name} ({realization.describe()}): {detail}")
+        return bytes(plan), (bytes(cache.serialize()) if cache is not None else None)
+    finally:
+        # Released here, in dependency order, even when the build fails: a traceback kept by pytest would
+        # otherwise hold this frame's Builder alive until some later collection (see _python_gc_paused).
+        plan = cache = config = optimization_profile = parser = network = builder = None  # noqa: F841
 
 
 def _require(obj, attribute: str, flavor: Flavor, option: str) -> None:
@@ -357,16 +395,19 @@ class Engine:
 
     def __init__(self, trt, plan: bytes):
         self.trt = trt
-        self._logger = _Logger(trt)
+        Logger, _, self._OutputAllocator = _callback_classes(trt)
+        self._logger = Logger()
         with _python_gc_paused():
             self.runtime = trt.Runtime(self._logger)
             self.engine = self.runtime.deserialize_cuda_engine(plan)
+            self.context = self.engine.create_execution_context() if self.engine is not None else None
         if self.engine is None:
+            self.close()
             detail = "; ".join(self._logger.errors[-2:])
             raise BackendError("TensorRT could not deserialize the plan (built by another TensorRT version or for "
                                f"another GPU?){': ' + detail if detail else ''}; rebuild it (delete it from the engine cache)")
-        self.context = self.engine.create_execution_context()
         if self.context is None:
+            self.close()
             detail = "; ".join(self._logger.errors[-2:]) or "no error was logged"
             raise BackendError(f"TensorRT could not create an execution context for this engine: {detail}")
         self.io = [TensorIO(name, self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
@@ -401,11 +442,13 @@ class Engine:
                 staged.append((buf, device))
             allocators = {}
             for name in dynamic:
-                allocator = _output_allocator(self.trt)
+                allocator = self._OutputAllocator()
                 stack.callback(allocator.free)
                 self.context.set_output_allocator(name, allocator)
                 allocators[name] = allocator
-            if not self.context.execute_async_v3(stream.handle):
+            with _python_gc_paused():  # the logger and output allocators are called back from inside
+                ran = self.context.execute_async_v3(stream.handle)
+            if not ran:
                 raise BackendError("TensorRT execute_async_v3 returned false; see the TensorRT log above")
             outputs = {}
             for buf, device in staged:
@@ -441,37 +484,3 @@ def _dims(shape) -> tuple[int, ...]:
         return tuple(int(d) for d in shape)
     except ValueError:
         return (-1,)
-
-
-def _output_allocator(trt):
-    """An ``IOutputAllocator`` for data-dependent output shapes: grows one device buffer, records the shape."""
-    from .. import cuda
-
-    class OutputAllocator(trt.IOutputAllocator):
-        def __init__(self):
-            trt.IOutputAllocator.__init__(self)
-            self.buffer = None
-            self.shape = ()
-
-        @property
-        def ptr(self) -> int:
-            return self.buffer.ptr if self.buffer is not None else 0
-
-        def reallocate_output(self, tensor_name, memory, size, alignment):
-            if self.buffer is None or self.buffer.nbytes < size:
-                self.free()
-                self.buffer = cuda.DeviceBuffer(size)
-            return self.buffer.ptr
-
-        def reallocate_output_async(self, tensor_name, memory, size, alignment, stream):
-            return self.reallocate_output(tensor_name, memory, size, alignment)
-
-        def notify_shape(self, tensor_name, shape):
-            self.shape = tuple(shape)
-
-        def free(self):
-            if self.buffer is not None:
-                self.buffer.close()
-                self.buffer = None
-
-    return OutputAllocator()
