@@ -27,11 +27,11 @@ REPEATS = 15
 
 MARKED = textwrap.dedent("""
     import pytest
-    @pytest.mark.parametrize("i", range(%d))
-    @pytest.mark.trt_compare(model="mlp.onnx", shapes={"x": (4, 16)})
+    @pytest.mark.parametrize("i", range({tests}))
+    @pytest.mark.trt_compare(model="mlp.onnx", shapes={{"x": (4, 16)}})
     def test_marked(trt_compare, i):
         trt_compare(seed=i)
-""" % TESTS)
+""")
 
 BY_HAND = textwrap.dedent("""
     import numpy as np, onnxruntime as ort, pytest
@@ -40,23 +40,37 @@ BY_HAND = textwrap.dedent("""
     @pytest.fixture(scope="module")
     def session():
         return ort.InferenceSession(str(HERE / "mlp.onnx"), providers=["CPUExecutionProvider"])
-    @pytest.mark.parametrize("i", range(%d))
+    @pytest.mark.parametrize("i", range({tests}))
     def test_by_hand(session, i):
         x = np.random.default_rng(i).uniform(-1, 1, (4, 16)).astype(np.float32)
-        y = session.run(None, {"x": x})[0]
-        path = HERE / "golden_by_hand" / f"{i}.npy"
+        y = session.run(None, {{"x": x}})[0]
+        path = HERE / "golden_by_hand" / f"{{i}}.npy"
         if not path.exists():
             path.parent.mkdir(exist_ok=True)
             np.save(path, y)
         np.testing.assert_allclose(y, np.load(path), rtol=1e-5, atol=1e-5)
-""" % TESTS)
+""")
+
+
+def write_suites(work: Path, tests: int = TESTS) -> tuple[str, str]:
+    """The two suites of ``tests`` checks in ``work`` (with the example MLP); returns their file names."""
+    shutil.copy(ROOT / "examples" / "models" / "mlp.onnx", work / "mlp.onnx")
+    (work / "pytest.ini").write_text("[pytest]\n")
+    marked, by_hand = f"test_marked_{tests}.py", f"test_by_hand_{tests}.py"
+    (work / marked).write_text(MARKED.format(tests=tests))
+    (work / by_hand).write_text(BY_HAND.format(tests=tests))
+    return marked, by_hand
+
+
+def pytest_env() -> dict:
+    """The environment both suites run in: bytecode caching on, as on a user's machine."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def run(cwd: Path, test_file: str, *extra: str) -> float:
     start = time.perf_counter()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test_file, *extra],
-                          cwd=cwd, capture_output=True, text=True, env=env)
+                          cwd=cwd, capture_output=True, text=True, env=pytest_env())
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{test_file} failed:\n{proc.stdout[-2000:]}")
@@ -66,16 +80,13 @@ def run(cwd: Path, test_file: str, *extra: str) -> float:
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        shutil.copy(ROOT / "examples" / "models" / "mlp.onnx", work / "mlp.onnx")
-        (work / "pytest.ini").write_text("[pytest]\n")
-        (work / "test_marked.py").write_text(MARKED)
-        (work / "test_by_hand.py").write_text(BY_HAND)
-        run(work, "test_marked.py", "--update-golden")
-        run(work, "test_by_hand.py")
+        marked_file, by_hand_file = write_suites(work)
+        run(work, marked_file, "--update-golden")
+        run(work, by_hand_file)
         times = {"marked": [], "by hand": []}
         for _ in range(REPEATS):
-            times["marked"].append(run(work, "test_marked.py"))
-            times["by hand"].append(run(work, "test_by_hand.py"))
+            times["marked"].append(run(work, marked_file))
+            times["by hand"].append(run(work, by_hand_file))
     marked, by_hand = min(times["marked"]), min(times["by hand"])
     print(f"{TESTS} checks, {REPEATS} alternating pytest runs each (wall time, interpreter start included)")
     print(f"  {'':24s}   best   median")
