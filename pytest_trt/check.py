@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends import get_backend
 from .check_record import errors_by_output
 from .comparison import ComparisonReport, compare_outputs, dtype_name
 from .errors import GoldenError, InputError
@@ -123,8 +124,6 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
     else:
         inputs = prepare_user_inputs(inputs, info)
     if reference_backend is None:
-        from .backends import get_backend
-
         reference_backend = get_backend("onnxruntime")
     reference = _select(reference_backend.run(info, inputs, precision=REFERENCE_PRECISION), spec)
     result = CheckResult(ctx.test_id, precision, inputs, reference)
@@ -162,18 +161,18 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
         def meta_for(kind, p, producer):  # built only when a golden is written
             def meta():
                 extra = {"errors_vs_reference": errors_by_output(result.engine_vs_reference)} if kind == "engine" else {}
-                return {**_golden_meta(spec, info, identity, ctx), "kind": kind, "precision": p, "producer": producer,
+                return {**_golden_meta(spec, info, identity, ctx), "kind": kind, "precision": p, "producer": producer(),
                         **extra}
             return meta
 
         result.reference_vs_golden = _check_golden(
             result, ctx, "reference", reference, tolerance_for(REFERENCE_PRECISION), identity, spec.seed,
-            meta_for("reference", REFERENCE_PRECISION, reference_backend.describe()),
+            meta_for("reference", REFERENCE_PRECISION, reference_backend.describe),
             stem_for("reference"), "reference (onnxruntime)")
         if result.engine is not None:
             result.engine_vs_golden = _check_golden(
                 result, ctx, "engine", result.engine, tolerance_for(precision), identity, spec.seed,
-                meta_for("engine", precision, result.backend),
+                meta_for("engine", precision, lambda: result.backend),
                 stem_for("engine", engine.name, precision), f"engine ({engine.name}, {precision})")
     return result
 

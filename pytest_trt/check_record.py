@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .records import Record
+from .session import strongest_action
 
 if TYPE_CHECKING:  # annotations only: importing comparison loads numpy, which a session without checks never needs
     from .comparison import ComparisonReport, OutputReport
@@ -84,8 +85,6 @@ class CheckRecord(Record):
 def record_check(result, test: str, events: list[dict], drift_factor: float = DRIFT_FACTOR,
                  close_share: float = CLOSE_SHARE) -> CheckRecord:
     """The row of one finished check (a ``CheckResult``); ``events`` are the engine builds/loads it caused."""
-    from .session import strongest_action
-
     rows = [row for name, report, precision, _, _ in result.comparisons()
             for row in output_rows(report, name, precision)]
     backend = f"{result.backend.get('backend')} {result.backend.get('version')}" if result.backend else "none"

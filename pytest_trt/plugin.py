@@ -23,12 +23,12 @@ class _Options(Record):
     """The session's pytest-trt options, from flags or ini keys."""
 
     __slots__ = ("golden_dir", "update_golden", "backend", "require", "engine_dir", "build", "devices", "summary",
-                 "close_share", "drift_factor", "strict_drift", "artifacts", "suggest")
+                 "close_share", "drift_factor", "strict_drift", "artifacts", "suggest", "junit")
 
     def __init__(self, golden_dir: Path | None, update_golden: bool, backend: str, require: bool,
                  engine_dir: Path | None, build=None, devices: tuple[int, ...] | None = None, summary: str = "compact",
                  close_share: float = 0.8, drift_factor: float = 2.0, strict_drift: bool = False,
-                 artifacts: Path | None = None, suggest: bool = False):
+                 artifacts: Path | None = None, suggest: bool = False, junit: bool = False):
         self.golden_dir = golden_dir
         self.update_golden = update_golden
         self.backend = backend
@@ -42,6 +42,7 @@ class _Options(Record):
         self.strict_drift = strict_drift    # --trt-strict-drift
         self.artifacts = artifacts          # --trt-artifacts; None: under pytest's basetemp
         self.suggest = suggest              # --trt-suggest-tolerances
+        self.junit = junit                  # --junitxml given: checks add their JUnit properties
 
 
 class _PluginState:
@@ -197,7 +198,7 @@ def _read_options(config: pytest.Config) -> _Options:
                     close_share=number("trt_close_share", "--trt-close-share", 0.8, 0.0, 1.0),
                     drift_factor=number("trt_drift_factor", "--trt-drift-factor", 2.0, 1.0, 1e6),
                     strict_drift=flag("trt_strict_drift"), artifacts=path("trt_artifacts", None),
-                    suggest=flag("trt_suggest_tolerances"))
+                    suggest=flag("trt_suggest_tolerances"), junit=bool(config.getoption("xmlpath", None)))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -256,10 +257,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def _spec_for(node, rootdir: Path):
     """The node's validated marker arguments, parsed once per marker (not once per test)."""
-    from .spec import CompareSpec, parse_marker
-
-    marker = node.get_closest_marker(MARKER)
+    marker = _closest_marker(node)
     if marker is None:
+        from .spec import CompareSpec
+
         return CompareSpec()
     state = node.config.stash.get(_STATE, None)
     specs = state.specs if state is not None else {}
@@ -267,9 +268,20 @@ def _spec_for(node, rootdir: Path):
     cached = specs.get(key)
     if cached is not None and cached[0] is marker:
         return cached[1]
+    from .spec import parse_marker
+
     spec = parse_marker(marker.args, marker.kwargs, Path(node.path).parent, rootdir)
     specs[key] = (marker, spec)  # parametrized items share one Mark; holding it keeps its id unique
     return spec
+
+
+def _closest_marker(node):
+    """``node.get_closest_marker(MARKER)``, looking at the node's own markers first: where a test's marker
+    usually is (its decorator), found without walking the node chain, once per test."""
+    for mark in node.own_markers:
+        if mark.name == MARKER:
+            return mark
+    return node.get_closest_marker(MARKER)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -408,22 +420,20 @@ class _TestCheck:
     def __init__(self, item):
         self._item = item
         self._state: _PluginState = item.config.stash[_STATE]
-        rootdir = item.config.rootpath
+        self._rootdir = rootdir = item.config.rootpath
         self.spec = _spec_for(item, rootdir)
         if self.spec.model is None:  # looked up only when the marker names no model
             model = _fixture_value(item, "trt_model")
             if model is not None:
                 from .spec import resolve_model_path
 
-                self.spec = self.spec.replace(model=resolve_model_path(model, Path(item.path).parent, rootdir))
+                self.spec = self.spec.replace(model=resolve_model_path(model, item.path.parent, rootdir))
         self.precision = _precision_param(item) or self.spec.precisions[0]
         self._calls = 0
 
     def run(self, inputs, overrides):
         __tracebackhide__ = True
-        from .check import CheckContext, run_check
-        from .spec import merge_call
-
+        CheckContext, run_check, merge_call, _, _ = _check_functions()
         self._calls += 1
         state, item, options = self._state, self._item, self._state.options
         parts, _, golden_test_id = _golden_location(item)
@@ -431,10 +441,10 @@ class _TestCheck:
             parts = (*parts, f"call{self._calls}")
         error = None
         try:
-            spec = merge_call(self.spec, overrides, Path(item.path).parent, item.config.rootpath)
+            spec = merge_call(self.spec, overrides, item.path.parent, self._rootdir)
             engine, reason = state.engine()
             ctx = CheckContext(item.nodeid, options.golden_dir, parts, options.update_golden,
-                               options.require, item.config.rootpath, golden_test_id,
+                               options.require, self._rootdir, golden_test_id,
                                {"engine_dir": options.engine_dir, "build": options.build}, detail=options.suggest)
             events_before = len(getattr(engine, "events", ()))
             result = run_check(spec, self.precision, ctx, engine, reason, inputs)
@@ -445,11 +455,11 @@ class _TestCheck:
             pytest.fail(error, pytrace=False)
         record = self._record(result, events, golden_test_id + (f" (call {self._calls})" if self._calls > 1 else ""))
         failing = not result.passed and not (options.suggest and result.only_tolerance_failed)
-        message = result.message
+        message = None  # built only for a failure
         if record.drift:
             text = "; ".join(record.drift)
             if options.strict_drift:
-                failing, message = True, (message if not result.passed else
+                failing, message = True, (result.message if not result.passed else
                                           f"trt_compare [{self.precision}] {item.nodeid}: FAILED") + \
                     f"\n\ndrift (--trt-strict-drift): {text}"
             else:
@@ -457,14 +467,13 @@ class _TestCheck:
 
                 warnings.warn(TrtDriftWarning(f"{item.nodeid} [{self.precision}]: {text}"), stacklevel=3)
         if failing:
-            message += self._write_artifacts(result, parts)
+            message = (message or result.message) + self._write_artifacts(result, parts)
             raise AssertionError(message)
         return result
 
     def _record(self, result, events, test):
         """Summary row, JUnit properties and session counters for one finished check."""
-        from .check_record import junit_properties, record_check
-
+        *_, record_check, junit_properties = _check_functions()
         state, item, options = self._state, self._item, self._state.options
         summary = state.summary
         summary.checks += 1
@@ -476,11 +485,15 @@ class _TestCheck:
             summary.engine_skips[result.engine_skipped] += 1
         else:
             summary.engine_runs[f"{result.backend.get('backend')} {self.precision}"] += 1
-            if state.gpu is not None:
-                item.user_properties.append(("trt_gpu", state.gpu))
         record = record_check(result, test, events, options.drift_factor, options.close_share)
         summary.records.append(record)
-        item.user_properties.extend(junit_properties(record))
+        # Only for a JUnit XML report: every test report copies item.user_properties and keeps it to the end
+        # of the session, where each garbage collection walks them; for a small check that was a fifth of
+        # its cost (benchmarks/suite_instructions.py).
+        if options.junit:
+            if state.gpu is not None and not result.engine_skipped:
+                item.user_properties.append(("trt_gpu", state.gpu))
+            item.user_properties.extend(junit_properties(record))
         return record
 
     def _write_artifacts(self, result, parts) -> str:
@@ -502,6 +515,16 @@ class _TestCheck:
         plots = f"; plots: {', '.join(pngs)}" if pngs else ("" if have_matplotlib() else
                                                            " (pip install matplotlib for error plots)")
         return f"\n\nfailure artifacts in {folder}: {names}{plots}"
+
+
+@functools.lru_cache(maxsize=None)
+def _check_functions():
+    """What a check calls, imported on the first check (they load numpy), then looked up once per process."""
+    from .check import CheckContext, run_check
+    from .check_record import junit_properties, record_check
+    from .spec import merge_call
+
+    return CheckContext, run_check, merge_call, record_check, junit_properties
 
 
 _RUNNING: list = []  # items whose runtest protocol is under way, innermost last (pytester nests sessions)

@@ -63,10 +63,7 @@ def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
     if kwargs.get("shapes") is not None:
         fields["shapes"] = check_shapes(kwargs["shapes"])
     if "seed" in kwargs:
-        seed = kwargs["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise SpecError(f"trt_compare seed={seed!r} is not a non-negative integer; use e.g. seed=0")
-        fields["seed"] = seed
+        fields["seed"] = check_seed(kwargs["seed"])
     if kwargs.get("outputs") is not None:
         fields["outputs"] = _names("outputs", kwargs["outputs"])
     if kwargs.get("input_range") is not None:
@@ -79,6 +76,12 @@ def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
                             "e.g. build={'workspace': '1G', 'optimization_level': 3}")
         fields["build"] = parse_build_options(kwargs["build"])
     return CompareSpec(**fields)
+
+
+def check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SpecError(f"trt_compare seed={seed!r} is not a non-negative integer; use e.g. seed=0")
+    return seed
 
 
 def resolve_model_path(model, test_dir: Path | None, rootdir: Path | None) -> Path:
@@ -168,6 +171,8 @@ def merge_call(spec: CompareSpec, kwargs: Mapping, test_dir: Path | None, rootdi
     """The spec for one ``trt_compare(...)`` call: call arguments override the marker's."""
     if not kwargs:
         return spec
+    if len(kwargs) == 1 and "seed" in kwargs:  # the usual per-call override, once per test: no full parse
+        return spec.replace(seed=check_seed(kwargs["seed"]))
     if "precision" in kwargs:
         raise SpecError("trt_compare(precision=...) cannot be set per call; set precision in the marker")
     override = parse_marker((), kwargs, test_dir, rootdir)

@@ -250,6 +250,23 @@ def test_junit_properties_per_test(repo):
     assert float(props["trt[reference vs golden][y].max_abs"]) == pytest.approx(5e-4, rel=1e-3)
 
 
+def test_junit_properties_only_with_junitxml_and_from_xdist_workers(repo):
+    repo.makepyfile(test_a=ONES_TEST)
+    repo.makeconftest(textwrap.dedent("""
+        def pytest_runtest_logreport(report):
+            if report.when == "teardown":
+                with open("properties.txt", "a") as f:
+                    f.write(repr(sorted(name for name, _ in report.user_properties)) + "\\n")
+    """))
+    repo.runpytest("--update-golden").assert_outcomes(passed=1)
+    assert (repo.path / "properties.txt").read_text() == "[]\n"  # no --junitxml: nothing added
+    (repo.path / "properties.txt").unlink()
+    repo.runpytest("-n", "2", "--junitxml", "junit.xml").assert_outcomes(passed=1)
+    props = {p.get("name"): p.get("value") for p in ET.parse(repo.path / "junit.xml").iter("property")}
+    assert props["trt_golden"] == "unchanged" and props["trt_worst_output"] == "y"
+    assert "trt_precision" in (repo.path / "properties.txt").read_text()
+
+
 def test_junit_engine_cache_properties(repo, shifted):
     repo.makepyfile(test_a=ONES_TEST)
     done = shifted(1e-6, "--update-golden", "--junitxml", "j.xml")
