@@ -367,9 +367,6 @@ def trt_model():
     return None
 
 
-_TEST_CHECK = pytest.StashKey["_TestCheck"]()  # per item: its check's spec, precision and call count
-
-
 class TrtCompare:
     """The ``trt_compare`` fixture's value: call it to run the check of the test that is running (see README).
 
@@ -382,11 +379,12 @@ class TrtCompare:
         if not _RUNNING:
             raise pytest.UsageError("trt_compare was used while no test was running; call it from a test "
                                     "or a function-scoped fixture")
-        item = _RUNNING[-1]
-        check = item.stash.get(_TEST_CHECK, None)
+        running = _RUNNING[-1]
+        check = running[1]
         if check is None:
+            item = running[0]
             try:
-                check = item.stash[_TEST_CHECK] = _TestCheck(item)
+                check = running[1] = _TestCheck(item)
             except TrtCompareError as exc:
                 error = f"{item.nodeid}: {exc}"
             else:
@@ -527,7 +525,10 @@ def _check_functions():
     return CheckContext, run_check, merge_call, record_check, junit_properties
 
 
-_RUNNING: list = []  # items whose runtest protocol is under way, innermost last (pytester nests sessions)
+# [item, its _TestCheck once trt_compare is first called] of each test whose runtest protocol is under way,
+# innermost last (pytester nests sessions). The check lives as long as its test's run: a rerun starts afresh,
+# and nothing per test outlives it.
+_RUNNING: list = []
 _COMPARE = TrtCompare()
 
 
@@ -539,11 +540,15 @@ def trt_compare() -> TrtCompare:
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
-    _RUNNING.append(item)
+    running = [item, None]
+    _RUNNING.append(running)
     try:
         yield
     finally:
-        _RUNNING.remove(item)
+        if _RUNNING and _RUNNING[-1] is running:
+            _RUNNING.pop()
+        else:
+            _RUNNING[:] = [r for r in _RUNNING if r is not running]
 
 
 def _fixture_value(item, name: str):
