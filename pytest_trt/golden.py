@@ -100,11 +100,7 @@ def read_golden(folder: str | Path, stem: str, regenerate_hint: str) -> Golden |
     """
     npz, sidecar = _golden_files(folder, stem)
     try:
-        fd = os.open(sidecar, _O_RDONLY)
-        try:
-            text = _read_whole(fd, os.fstat(fd).st_size)
-        finally:
-            os.close(fd)
+        text = _file_bytes(sidecar)
     except FileNotFoundError:
         if not os.path.exists(npz):
             return None
@@ -208,17 +204,7 @@ def _read_npz(path: str, hint: str) -> tuple[dict[str, np.ndarray], dict[str, in
     memory-mapped or not, is checked against its CRC-32, so a bit flip fails instead of passing silently.
     """
     try:
-        fd = os.open(path, _O_RDONLY)
-        try:
-            size = os.fstat(fd).st_size
-            if size < MMAP_MIN_BYTES:
-                data = _read_whole(fd, size)
-            else:
-                import mmap
-
-                data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        finally:
-            os.close(fd)
+        data = _file_bytes(path, MMAP_MIN_BYTES)
         arrays, crcs = {}, {}
         for name, start, length, crc in _stored_members(data):
             if not name.endswith(".npy"):
@@ -246,15 +232,26 @@ def _read_npz(path: str, hint: str) -> tuple[dict[str, np.ndarray], dict[str, in
 _O_RDONLY = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 
 
-def _read_whole(fd: int, size: int) -> bytes:
-    """The rest of an open file, expected to be ``size`` bytes (os.read: a file object costs more than the read)."""
-    data = os.read(fd, size + 1)
-    if len(data) != size:  # a short read, or the file grew: read on until end of file
-        chunks = [data]
-        while chunk := os.read(fd, max(size, 1 << 16)):
-            chunks.append(chunk)
-        data = b"".join(chunks)
-    return data
+def _file_bytes(path: str, mmap_min: int | None = None):
+    """A whole file's bytes, or a read-only memory map where it holds at least ``mmap_min`` bytes.
+
+    os.open/os.read: for the small files read once per check, a file object costs more than the read."""
+    fd = os.open(path, _O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if mmap_min is not None and size >= mmap_min:
+            import mmap
+
+            return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        data = os.read(fd, size + 1)
+        if len(data) != size:  # a short read, or the file grew: read on until end of file
+            chunks = [data]
+            while chunk := os.read(fd, max(size, 1 << 16)):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        return data
+    finally:
+        os.close(fd)
 
 
 _EOCD = struct.Struct("<4s4H2LH")

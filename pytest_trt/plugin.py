@@ -431,7 +431,7 @@ class _TestCheck:
 
     def run(self, inputs, overrides):
         __tracebackhide__ = True
-        CheckContext, run_check, merge_call, _, _ = _check_functions()
+        api = _check_api()
         self._calls += 1
         state, item, options = self._state, self._item, self._state.options
         parts, _, golden_test_id = _golden_location(item)
@@ -439,13 +439,13 @@ class _TestCheck:
             parts = (*parts, f"call{self._calls}")
         error = None
         try:
-            spec = merge_call(self.spec, overrides, item.path.parent, self._rootdir)
+            spec = api.merge_call(self.spec, overrides, item.path.parent, self._rootdir)
             engine, reason = state.engine()
-            ctx = CheckContext(item.nodeid, options.golden_dir, parts, options.update_golden,
+            ctx = api.CheckContext(item.nodeid, options.golden_dir, parts, options.update_golden,
                                options.require, self._rootdir, golden_test_id,
                                {"engine_dir": options.engine_dir, "build": options.build}, detail=options.suggest)
             events_before = len(getattr(engine, "events", ()))
-            result = run_check(spec, self.precision, ctx, engine, reason, inputs)
+            result = api.run_check(spec, self.precision, ctx, engine, reason, inputs)
             events = list(getattr(engine, "events", ())[events_before:])
         except TrtCompareError as exc:
             error = f"{item.nodeid}: {exc}"
@@ -471,7 +471,7 @@ class _TestCheck:
 
     def _record(self, result, events, test):
         """Summary row, JUnit properties and session counters for one finished check."""
-        *_, record_check, junit_properties = _check_functions()
+        api = _check_api()
         state, item, options = self._state, self._item, self._state.options
         summary = state.summary
         summary.checks += 1
@@ -483,7 +483,7 @@ class _TestCheck:
             summary.engine_skips[result.engine_skipped] += 1
         else:
             summary.engine_runs[f"{result.backend.get('backend')} {self.precision}"] += 1
-        record = record_check(result, test, events, options.drift_factor, options.close_share)
+        record = api.record_check(result, test, events, options.drift_factor, options.close_share)
         summary.records.append(record)
         # Only for a JUnit XML report: every test report copies item.user_properties and keeps it to the end
         # of the session, where pytest's final garbage collections walk them: 73k instructions per check on
@@ -491,7 +491,7 @@ class _TestCheck:
         if options.junit:
             if state.gpu is not None and not result.engine_skipped:
                 item.user_properties.append(("trt_gpu", state.gpu))
-            item.user_properties.extend(junit_properties(record))
+            item.user_properties.extend(api.junit_properties(record))
         return record
 
     def _write_artifacts(self, result, parts) -> str:
@@ -516,13 +516,16 @@ class _TestCheck:
 
 
 @functools.lru_cache(maxsize=None)
-def _check_functions():
+def _check_api():
     """What a check calls, imported on the first check (they load numpy), then looked up once per process."""
+    from types import SimpleNamespace
+
     from .check import CheckContext, run_check
     from .check_record import junit_properties, record_check
     from .spec import merge_call
 
-    return CheckContext, run_check, merge_call, record_check, junit_properties
+    return SimpleNamespace(CheckContext=CheckContext, run_check=run_check, merge_call=merge_call,
+                           record_check=record_check, junit_properties=junit_properties)
 
 
 # [item, its _TestCheck once trt_compare is first called] of each test whose runtest protocol is under way,
