@@ -178,12 +178,20 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
 
 
 def check_outputs_filter(spec: CompareSpec, info: ModelInfo) -> None:
+    """Every output name in ``outputs=`` and ``tolerances=`` is one of the model's (else one sentence)."""
+    if spec.tolerances:
+        from .spec import check_names
+
+        check_names(spec, info.output_names, info.path.name)
     if spec.outputs is None:
         return
     unknown = [o for o in spec.outputs if o not in info.output_names]
     if unknown:
+        from .spec import did_you_mean
+
         raise InputError(f"trt_compare outputs names {', '.join(map(repr, unknown))}, which is not an output of "
-                         f"{info.path.name}; its outputs are: {', '.join(s.describe() for s in info.outputs)}")
+                         f"{info.path.name}{did_you_mean(unknown[0], info.output_names)}; its outputs are: "
+                         f"{', '.join(s.describe() for s in info.outputs)}")
 
 
 def _select(outputs: Mapping, spec: CompareSpec) -> dict:

@@ -6,6 +6,8 @@ heavy modules are imported when a check first runs, not when pytest loads the pl
 from __future__ import annotations
 
 import functools
+import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -17,13 +19,14 @@ MARKER = "trt_compare"
 _STATE = pytest.StashKey["_PluginState"]()
 _LOCATION = pytest.StashKey[tuple]()  # per item: computed once at collection
 _PREVIOUS_SINK = pytest.StashKey[object]()  # the progress sink to restore at unconfigure (nested pytester runs)
+_SPEC_ERROR = pytest.StashKey[str]()  # per item: why its marker cannot run (the test errors at setup)
 
 
 class _Options(Record):
     """The session's pytest-trt options, from flags or ini keys."""
 
     __slots__ = ("golden_dir", "update_golden", "backend", "require", "engine_dir", "build", "devices", "summary",
-                 "close_share", "drift_factor", "strict_drift", "artifacts", "suggest", "junit")
+                 "close_share", "drift_factor", "strict_drift", "artifacts", "suggest", "junit", "golden_guessed")
 
     def __init__(self, golden_dir: Path | None, update_golden: bool, backend: str, require: bool,
                  engine_dir: Path | None, build=None, devices: tuple[int, ...] | None = None, summary: str = "compact",
@@ -43,6 +46,7 @@ class _Options(Record):
         self.artifacts = artifacts          # --trt-artifacts; None: under pytest's basetemp
         self.suggest = suggest              # --trt-suggest-tolerances
         self.junit = junit                  # --junitxml given: checks add their JUnit properties
+        self.golden_guessed = False         # default golden dir under a rootdir pytest guessed (no ini file)
 
 
 class _PluginState:
@@ -53,6 +57,7 @@ class _PluginState:
         self.options = options
         self.summary = SessionSummary()
         self.specs: dict[tuple, tuple] = {}  # (id(Mark), test path) -> (Mark, CompareSpec)
+        self.spec_errors: dict[str, str] = {}  # test function (_definition_key) -> its marker's error sentence
         self._engine = None
         self.gpu: int | None = None         # the GPU this process uses (set when a TensorRT backend may run)
 
@@ -95,39 +100,43 @@ class _PluginState:
 # ----------------------------------------------------------------------------------- options
 
 _OPTIONS = [
-    # (flag, ini key, kind, help)
-    ("--trt-engine-dir", "trt_engine_dir", "path",
+    # (flag, ini key, kind, environment variable or None, help)
+    ("--trt-engine-dir", "trt_engine_dir", "path", "PYTEST_TRT_ENGINE_DIR",
      "directory of cached TensorRT engines, reused across runs (used by the TensorRT backends)"),
-    ("--update-golden", "trt_update_golden", "bool",
+    ("--update-golden", "trt_update_golden", "bool", None,
      "create or rewrite goldens that are missing or no longer match (atomically); matching goldens are left untouched"),
-    ("--golden-dir", "trt_golden_dir", "path", "directory holding goldens (default: golden/ under the rootdir)"),
-    ("--trt-backend", "trt_backend", "string",
+    ("--golden-dir", "trt_golden_dir", "path", "PYTEST_TRT_GOLDEN_DIR",
+     "directory holding goldens (default: golden/ under the rootdir)"),
+    ("--trt-backend", "trt_backend", "string", "PYTEST_TRT_BACKEND",
      "engine under test: auto (TensorRT if it can run here, else none), none, or a backend name "
      "(onnxruntime, tensorrt, tensorrt_rtx, or one registered under the pytest_trt.backends entry point)"),
-    ("--trt-require", "trt_require", "bool",
+    ("--trt-require", "trt_require", "bool", "PYTEST_TRT_REQUIRE",
      "fail checks whose engine side cannot run (for GPU CI), instead of skipping the engine side with a reason"),
-    ("--trt-devices", "trt_devices", "string",
+    ("--trt-devices", "trt_devices", "string", "PYTEST_TRT_DEVICES",
      "GPUs to use, e.g. 0,1: each pytest-xdist worker takes one, round robin (gw0 -> first, gw1 -> second, ...); "
      "default auto: every visible GPU"),
-    ("--trt-build-options", "trt_build_options", "string",
+    ("--trt-build-options", "trt_build_options", "string", "PYTEST_TRT_BUILD_OPTIONS",
      "TensorRT builder options for every engine, e.g. 'workspace=2G optimization_level=3 "
      "tactic_sources=EDGE_MASK_CONVOLUTIONS,JIT_CONVOLUTIONS' (a marker's build={...} overrides per test)"),
-    ("--trt-summary", "trt_summary", "string",
+    ("--trt-summary", "trt_summary", "string", None,
      "session summary table: compact (failed, drifted and close-to-tolerance checks; the default) or full "
      "(one row per check; also with -v)"),
-    ("--trt-close-share", "trt_close_share", "string",
+    ("--trt-close-share", "trt_close_share", "string", None,
      "share of a tolerance above which a passing check is listed as close to tolerance (default 0.8)"),
-    ("--trt-drift-factor", "trt_drift_factor", "string",
+    ("--trt-drift-factor", "trt_drift_factor", "string", None,
      "flag drift when an engine's error against the reference grew more than this factor since its golden "
      "was recorded (default 2)"),
-    ("--trt-strict-drift", "trt_strict_drift", "bool", "fail checks whose error drifted, instead of warning"),
-    ("--trt-artifacts", "trt_artifacts", "path",
+    ("--trt-strict-drift", "trt_strict_drift", "bool", None, "fail checks whose error drifted, instead of warning"),
+    ("--trt-artifacts", "trt_artifacts", "path", "PYTEST_TRT_ARTIFACTS",
      "directory for failure artifacts (inputs, outputs, report.json, PNG plots), one folder per failed check "
      "(default: trt-artifacts/ under pytest's basetemp)"),
-    ("--trt-suggest-tolerances", "trt_suggest_tolerances", "bool",
+    ("--trt-suggest-tolerances", "trt_suggest_tolerances", "bool", None,
      "fail no check on tolerance; print per test the tightest passing atol per precision and output "
      "(x1.5, rounded up; rtol kept) as tolerances={...} to paste into its marker"),
 ]
+_ENV = {ini: env for _, ini, _, env, _ in _OPTIONS if env}
+_PATH_FLAGS = {flag: ini for flag, ini, kind, _, _ in _OPTIONS if kind == "path"}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
 _METAVARS = {"trt_build_options": "OPTIONS", "trt_devices": "LIST", "trt_summary": "STYLE",
@@ -136,34 +145,58 @@ _METAVARS = {"trt_build_options": "OPTIONS", "trt_devices": "LIST", "trt_summary
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("trt", "pytest-trt: numerical regression tests for inference engines")
-    for flag, ini, kind, text in _OPTIONS:
+    for flag, ini, kind, env, text in _OPTIONS:
         dest = ini
+        where = f" [ini: {ini}" + (f"; env: {env}" if env else "") + "]"
         if kind == "bool":
-            group.addoption(flag, action="store_true", default=None, dest=dest, help=text + f" [ini: {ini}]")
+            group.addoption(flag, action="store_true", default=None, dest=dest, help=text + where)
             parser.addini(ini, text, type="bool", default=False)
         else:
             metavar = "DIR" if kind == "path" else _METAVARS.get(ini, "NAME")
-            group.addoption(flag, action="store", default=None, dest=dest, metavar=metavar, help=text + f" [ini: {ini}]")
+            group.addoption(flag, action="store", default=None, dest=dest, metavar=metavar, help=text + where)
             parser.addini(ini, text, type="string", default="auto" if ini == "trt_backend" else "")
 
 
+def _setting(config: pytest.Config, ini: str):
+    """(value, where it came from) of one option: the flag, else its environment variable, else the ini key.
+
+    Environment variables let CI configure paths without path arguments (see ``_check_path_arguments``)."""
+    cli = config.getoption(ini)
+    if cli is not None and cli != "":
+        return cli, "flag"
+    env = _ENV.get(ini)
+    if env and os.environ.get(env, "") != "":
+        return os.environ[env], "env"
+    return config.getini(ini), "ini"
+
+
 def _read_options(config: pytest.Config) -> _Options:
+    explicit = set()  # path options the user set (flag, environment or ini), not defaults
+
     def path(ini, default):
-        cli = config.getoption(ini)
-        if cli:
-            return (Path(config.invocation_params.dir) / cli).resolve()
-        value = config.getini(ini)
-        if value:
+        value, source = _setting(config, ini)
+        if not value:
+            return default
+        explicit.add(ini)
+        if source == "ini":
             base = config.inipath.parent if config.inipath else config.rootpath
             return (base / value).resolve()
-        return default
+        return (Path(config.invocation_params.dir) / os.path.expanduser(value)).resolve()
 
     def flag(ini):
-        cli = config.getoption(ini)
-        return bool(cli) if cli is not None else bool(config.getini(ini))
+        value, source = _setting(config, ini)
+        if source != "env":
+            return bool(value)
+        text = value.strip().lower()
+        if text not in _TRUE + _FALSE:
+            raise pytest.UsageError(f"{_ENV[ini]}={value!r} is not a boolean; use {_ENV[ini]}=1 or {_ENV[ini]}=0")
+        return text in _TRUE
 
-    backend = config.getoption("trt_backend") or config.getini("trt_backend") or "auto"
-    build = config.getoption("trt_build_options") or config.getini("trt_build_options") or ""
+    def text(ini):
+        return _setting(config, ini)[0] or ""
+
+    backend = text("trt_backend") or "auto"
+    build = text("trt_build_options")
     from .gpu_assignment import parse_devices
 
     def number(ini, flag_name, default, low, high):
@@ -176,7 +209,7 @@ def _read_options(config: pytest.Config) -> _Options:
             value = float("nan")
         if not low <= value <= high:
             raise pytest.UsageError(f"{flag_name} {text!r} is not a number from {low:g} to {high:g}; "
-                                    f"use e.g. {flag_name} {default:g}")
+                                    f"use e.g. {flag_name}={default:g}")
         return value
 
     summary = config.getoption("trt_summary") or config.getini("trt_summary") or "compact"
@@ -188,26 +221,88 @@ def _read_options(config: pytest.Config) -> _Options:
             from .engine_plan import parse_build_options
 
             build_options = parse_build_options(build, "--trt-build-options")
-        devices = parse_devices(config.getoption("trt_devices") or config.getini("trt_devices"))
+        devices = parse_devices(text("trt_devices"))
     except TrtCompareError as exc:
         raise pytest.UsageError(str(exc)) from None
-    return _Options(golden_dir=path("trt_golden_dir", (config.rootpath / "golden").resolve()),
-                    update_golden=flag("trt_update_golden"), backend=backend, require=flag("trt_require"),
-                    engine_dir=path("trt_engine_dir", None), build=build_options,
-                    devices=devices, summary=summary,
-                    close_share=number("trt_close_share", "--trt-close-share", 0.8, 0.0, 1.0),
-                    drift_factor=number("trt_drift_factor", "--trt-drift-factor", 2.0, 1.0, 1e6),
-                    strict_drift=flag("trt_strict_drift"), artifacts=path("trt_artifacts", None),
-                    suggest=flag("trt_suggest_tolerances"), junit=bool(config.getoption("xmlpath", None)))
+    options = _Options(golden_dir=path("trt_golden_dir", (config.rootpath / "golden").resolve()),
+                       update_golden=flag("trt_update_golden"), backend=backend, require=flag("trt_require"),
+                       engine_dir=path("trt_engine_dir", None), build=build_options,
+                       devices=devices, summary=summary,
+                       close_share=number("trt_close_share", "--trt-close-share", 0.8, 0.0, 1.0),
+                       drift_factor=number("trt_drift_factor", "--trt-drift-factor", 2.0, 1.0, 1e6),
+                       strict_drift=flag("trt_strict_drift"), artifacts=path("trt_artifacts", None),
+                       suggest=flag("trt_suggest_tolerances"), junit=bool(config.getoption("xmlpath", None)))
+    options.golden_guessed = "trt_golden_dir" not in explicit and config.inipath is None
+    return options
+
+
+def _check_path_arguments(config: pytest.Config) -> None:
+    """Stop when the value of one of our path options, given as a separate argument, moved pytest's rootdir or ini.
+
+    pytest chooses its rootdir and reads its ini file before plugins' options are known, so in
+    ``--trt-engine-dir /ci/cache`` the existing folder ``/ci/cache`` counts as a test path there: the
+    rootdir can move outside the repository and the repository's ini goes unread. ``--opt=value``, ini
+    keys and environment variables are not affected.
+    """
+    args = [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *config.invocation_params.args]
+    here = Path(config.invocation_params.dir)
+    given = [(a, v) for a, v in zip(args, args[1:])
+             if a in _PATH_FLAGS and not v.startswith("-") and (here / os.path.expanduser(v)).exists()]
+    if not given:
+        return
+    expected = _setup_without_option_values(config)
+    if expected is None:  # this pytest's setup cannot be recomputed: any such value may have moved it
+        moved = True
+    else:
+        moved = (Path(expected[0]), expected[1] and Path(expected[1])) != (config.rootpath, config.inipath)
+    if not moved:
+        return
+    flag, value = given[0]
+    env = _ENV[_PATH_FLAGS[flag]]
+    ini_now = config.inipath or "none"
+    instead = f" instead of {expected[0]} (ini file: {ini_now} instead of {expected[1] or 'none'})" if expected else ""
+    raise pytest.UsageError(
+        f"{flag} {value} was given as a separate argument, and because {value} exists pytest took it for a test path "
+        f"when it chose its rootdir and ini file (rootdir: {config.rootpath}{instead}), so goldens and settings "
+        f"would come from the wrong place; write {flag}={value}, set {_PATH_FLAGS[flag]} in the ini file, "
+        f"or set {env}={value}")
+
+
+def _setup_without_option_values(config: pytest.Config):
+    """(rootdir, ini path) pytest would have chosen from the same command line without our options' values."""
+    import inspect
+
+    try:
+        from _pytest.config.findpaths import determine_setup
+
+        params = inspect.signature(determine_setup).parameters
+        kwargs = {"inifile": config.option.inifilename, "args": list(config.option.file_or_dir or ()),
+                  "rootdir_cmd_arg": config.option.rootdir or None}
+        if "override_ini" in params:
+            kwargs["override_ini"] = config.option.override_ini
+        if "invocation_dir" in params:
+            kwargs["invocation_dir"] = Path(config.invocation_params.dir)
+        if "config" in params:
+            kwargs["config"] = None
+        return tuple(determine_setup(**kwargs)[:2])
+    except Exception:  # noqa: BLE001 - a private pytest function: fall back to refusing such arguments
+        return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(model=None, *, atol=None, rtol=None, precision='fp32', tolerances=None, shapes=None, seed=0, "
-        "outputs=None, input_range=None, convention='allclose', equal_nan=True): compare an engine under test "
-        "with the ONNX Runtime reference and stored goldens (pytest-trt; see its README)")
+        "outputs=None, input_range=None, convention='allclose', equal_nan=True, build=None): compare an engine "
+        "under test with the ONNX Runtime reference and stored goldens (pytest-trt; see its README)")
+    if not hasattr(config, "workerinput"):  # the controller decided; workers inherit its rootdir
+        _check_path_arguments(config)
     options = _read_options(config)
+    if options.update_golden and options.golden_guessed and not hasattr(config, "workerinput"):
+        config.issue_config_time_warning(pytest.PytestConfigWarning(
+            f"pytest-trt: goldens will be written under {options.golden_dir}, in the rootdir pytest guessed because it "
+            "found no ini file; set trt_golden_dir in your ini file (or --golden-dir=DIR, or PYTEST_TRT_GOLDEN_DIR) "
+            "to choose where they go"), stacklevel=2)
     if options.backend not in ("auto", "none"):
         from .backends import known_backends
 
@@ -288,16 +383,47 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     definition = metafunc.definition
     if definition.get_closest_marker(MARKER) is None:
         return
-    try:
-        spec = _spec_for(definition, metafunc.config.rootpath)
-    except SpecError as exc:
-        raise pytest.Collector.CollectError(f"{definition.nodeid}: {exc}") from None
-    if "trt_compare" not in metafunc.fixturenames:
-        raise pytest.Collector.CollectError(
-            f"{definition.nodeid}: has @pytest.mark.{MARKER} but does not use the trt_compare fixture; "
-            "add trt_compare as an argument and call it")
+    error = None
+    marks = list(definition.iter_markers_with_node(MARKER))
+    if len(marks) > 1:
+        where = "; ".join(f"{_mark_text(mark)} on {_node_text(node)}" for node, mark in marks)
+        error = (f"{definition.nodeid}: has {len(marks)} trt_compare markers ({where}), and a test is checked "
+                 "against one; keep one of them (merge their arguments)")
+    elif "trt_compare" not in metafunc.fixturenames:
+        error = (f"{definition.nodeid}: has @pytest.mark.{MARKER} but does not use the trt_compare fixture; "
+                 "add trt_compare as an argument and call it")
+    else:
+        try:
+            spec = _spec_for(definition, metafunc.config.rootpath)
+        except SpecError as exc:
+            error = f"{definition.nodeid}: {exc}"
+    if error is not None:  # this test errors alone at its setup; the others run
+        state = metafunc.config.stash.get(_STATE, None)
+        if state is None:
+            raise pytest.Collector.CollectError(error)
+        state.spec_errors[_definition_key(definition)] = error
+        return
     if spec.parametrized:  # the precision is trt_compare's parameter; function scope keeps pytest's test order
         metafunc.parametrize("trt_compare", spec.precisions, ids=list(spec.precisions), indirect=True, scope="function")
+
+
+def _definition_key(node) -> str:
+    """The test function a collected item (or its FunctionDefinition) comes from."""
+    return f"{node.parent.nodeid}::{getattr(node, 'originalname', node.name)}"
+
+
+def _mark_text(mark) -> str:
+    arguments = [repr(a) for a in mark.args] + [f"{k}={v!r}" for k, v in mark.kwargs.items()]
+    text = ", ".join(arguments)
+    return f"{MARKER}({text if len(text) <= 60 else text[:57] + '...'})"
+
+
+def _node_text(node) -> str:
+    if isinstance(node, pytest.Module):
+        return f"module {node.name}"
+    if isinstance(node, pytest.Class):
+        return f"class {node.name}"
+    return f"the test {node.name}"
 
 
 def _golden_location(item) -> tuple[tuple[str, ...], int, str]:
@@ -319,7 +445,12 @@ def _golden_location(item) -> tuple[tuple[str, ...], int, str]:
         del ids[len(ids) - 1 - ids[::-1].index(precision)]
     name = getattr(item, "originalname", item.name) + (f"[{'-'.join(ids)}]" if ids else "")
     test_id = "::".join([module_id, *classes, name])
-    location = (location_parts(module_parts, classes, name), len(module_parts), test_id)
+    folder = name
+    if len(ids) > 1 and any("-" in i for i in ids):
+        # pytest joins stacked parametrize ids with "-": ["a-b", "c"] and ["a", "b-c"] both read test_x[a-b-c].
+        # The folder name then keeps the ids apart (a separator no id holds makes it a hashed, injective name).
+        folder = getattr(item, "originalname", item.name) + "[" + "\x1f".join(ids) + "]"
+    location = (location_parts(module_parts, classes, folder), len(module_parts), test_id)
     item.stash[_LOCATION] = location
     return location
 
@@ -337,10 +468,15 @@ def _module_location(path, rootdir: Path) -> tuple[tuple[str, ...], str]:
 
 
 def pytest_itemcollected(item) -> None:
-    if "trt_compare" not in getattr(item, "fixturenames", ()):
-        return
     state = item.config.stash.get(_STATE, None)
     if state is None:
+        return
+    if state.spec_errors and isinstance(item, pytest.Function):
+        error = state.spec_errors.get(_definition_key(item))
+        if error is not None:
+            item.stash[_SPEC_ERROR] = error
+            return
+    if "trt_compare" not in getattr(item, "fixturenames", ()):
         return
     parts, module_depth, _ = _golden_location(item)
     state.summary.known.add("/".join(parts))
@@ -376,6 +512,11 @@ class TrtCompare:
     """
 
     def _check(self) -> _TestCheck:
+        if _FIXTURES:
+            fixturedef = _FIXTURES[-1]
+            pytest.fail(f"trt_compare was called from the {fixturedef.scope}-scoped fixture {fixturedef.argname!r}, "
+                        f"which serves many tests while a check and its goldens belong to one; call trt_compare in "
+                        "the test itself or in a function-scoped fixture", pytrace=False)
         if not _RUNNING:
             raise pytest.UsageError("trt_compare was used while no test was running; call it from a test "
                                     "or a function-scoped fixture")
@@ -552,6 +693,43 @@ def pytest_runtest_protocol(item, nextitem):
             _RUNNING.pop()
         else:
             _RUNNING[:] = [r for r in _RUNNING if r is not running]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    """Each attempt of a test starts its checks afresh (a rerun plugin runs all attempts in one protocol, and
+    later calls' golden folders count from the first call again); a test whose marker is wrong errors here, alone."""
+    if _RUNNING and _RUNNING[-1][0] is item:
+        _RUNNING[-1][1] = None
+    error = item.stash.get(_SPEC_ERROR, None)
+    if error is not None:
+        pytest.fail(error, pytrace=False)
+
+
+# Fixtures broader than a test's own whose setup or teardown is under way, innermost last: a check called
+# there would belong to no one test.
+_FIXTURES: list = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    if fixturedef.scope == "function":
+        yield
+        return
+    _FIXTURES.append(fixturedef)
+    try:
+        outcome = yield
+    finally:
+        _FIXTURES.remove(fixturedef)
+    if outcome.excinfo is None:  # finalizers run last-in first-out: this one just before the fixture's teardown
+        fixturedef.addfinalizer(functools.partial(_FIXTURES.append, fixturedef))
+
+
+def pytest_fixture_post_finalizer(fixturedef, request) -> None:
+    for i in range(len(_FIXTURES) - 1, -1, -1):
+        if _FIXTURES[i] is fixturedef:
+            del _FIXTURES[i]
+            break
 
 
 def _fixture_value(item, name: str):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .errors import SpecError
 from .records import FrozenRecord, set_field
-from .tolerance import PRECISIONS, check_tolerances, check_value
+from .tolerance import FIELDS, PRECISIONS, check_tolerances, check_value
 
 ARGUMENTS = ("model", "atol", "rtol", "precision", "tolerances", "shapes", "seed", "outputs",
              "input_range", "convention", "equal_nan", "build")
@@ -108,12 +108,47 @@ def _precisions(value) -> tuple[tuple[str, ...], bool]:
                         f"valid precisions are: {', '.join(PRECISIONS)}")
     for p in values:
         if p not in PRECISIONS:
-            close = difflib.get_close_matches(str(p), PRECISIONS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SpecError(f"trt_compare precision {p!r} is unknown{hint}; valid precisions are: {', '.join(PRECISIONS)}")
+            raise SpecError(f"trt_compare precision {p!r} is unknown{did_you_mean(p, PRECISIONS)}; "
+                            f"valid precisions are: {', '.join(PRECISIONS)}")
     if len(set(values)) != len(values):
         raise SpecError(f"trt_compare precision={value!r} lists a precision twice; list each once")
     return tuple(values), parametrized
+
+
+# Names people write for a precision: what they meant.
+_PRECISION_ALIASES = {"float32": "fp32", "float": "fp32", "single": "fp32", "f32": "fp32", "tensorfloat32": "tf32",
+                      "float16": "fp16", "half": "fp16", "f16": "fp16", "bfloat16": "bf16", "qint8": "int8",
+                      "i8": "int8", "float8": "fp8", "fp8e4m3": "fp8", "fp8_e4m3": "fp8", "e4m3": "fp8"}
+
+
+def did_you_mean(name, choices) -> str:
+    """`` (did you mean 'x'?)`` for a misspelt name, or ``""``; knows precision spellings (FP16, float16, half)."""
+    text = str(name)
+    folded = text.lower().replace("-", "").replace(" ", "")
+    if folded in _PRECISION_ALIASES and _PRECISION_ALIASES[folded] in choices:
+        return f" (did you mean {_PRECISION_ALIASES[folded]!r}?)"
+    by_case = {str(c).lower(): c for c in choices}
+    close = [by_case[text.lower()]] if text.lower() in by_case else \
+        difflib.get_close_matches(text.lower(), list(by_case), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {by_case.get(close[0], close[0])!r}?)"
+    return ""
+
+
+def check_names(spec: CompareSpec, output_names, model_name: str) -> None:
+    """Every output and precision that ``tolerances=`` and ``outputs=`` name exists: a misspelt key would
+    otherwise be ignored silently and its tolerance never applied."""
+    outputs = tuple(output_names)
+    listing = f"its outputs are: {', '.join(outputs)}; precisions are: {', '.join(PRECISIONS)}"
+    for key, section in spec.tolerances.items():
+        if key in PRECISIONS:
+            for name in section:
+                if name not in FIELDS and name not in outputs:
+                    raise SpecError(f"tolerances[{key!r}][{name!r}] names no output of {model_name}"
+                                    f"{did_you_mean(name, outputs)}; {listing}")
+        elif key not in outputs:
+            raise SpecError(f"tolerances[{key!r}] names neither a precision nor an output of {model_name}"
+                            f"{did_you_mean(key, (*PRECISIONS, *outputs))}; {listing}")
 
 
 def check_shapes(shapes) -> dict:

@@ -41,7 +41,7 @@ def test_marker_registered_under_strict_markers(repo):
     ('model="models/two.onnx", precision="fp64"', "test_a.py::test_x: trt_compare precision 'fp64' is unknown (did you mean 'fp16'?); valid precisions are: fp32, tf32, fp16, bf16, int8, fp8"),
     ('model="models/missing.onnx"', "test_a.py::test_x: trt_compare model 'models/missing.onnx' not found (looked at *"),
 ])
-def test_marker_errors_are_collection_errors(repo, marker, message):
+def test_marker_errors_are_errors_of_their_own_test(repo, marker, message):
     repo.makepyfile(test_a=f"""
         import pytest
         @pytest.mark.trt_compare({marker})
@@ -50,7 +50,7 @@ def test_marker_errors_are_collection_errors(repo, marker, message):
     """)
     result = repo.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*ERROR collecting test_a.py*", message])
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_x*", message])
     assert "Traceback" not in result.stdout.str()
 
 
