@@ -304,3 +304,23 @@ def test_help_names_the_environment_variables(pytester):
     text = " ".join(result.stdout.str().split())
     for env in ("PYTEST_TRT_ENGINE_DIR", "PYTEST_TRT_GOLDEN_DIR", "PYTEST_TRT_BACKEND", "PYTEST_TRT_REQUIRE"):
         assert f"env: {env}" in text
+
+
+def test_deselected_tests_do_not_make_their_goldens_unused(pytester):
+    """A shard (-k, pytest-split) deselects tests after collection: their goldens stay in use."""
+    two_io_model(pytester.path / "models" / "two.onnx")
+    pytester.makeini(INI)
+    pytester.makepyfile(test_s="""
+        import pytest
+        @pytest.mark.trt_compare(model="models/two.onnx")
+        def test_one(trt_compare):
+            trt_compare()
+        @pytest.mark.trt_compare(model="models/two.onnx", seed=1)
+        def test_two(trt_compare):
+            trt_compare()
+    """)
+    pytester.runpytest("--update-golden").assert_outcomes(passed=2)
+    result = pytester.runpytest("-k", "test_one")
+    result.assert_outcomes(passed=1, deselected=1)
+    assert "unused:" not in result.stdout.str() and " unused" not in result.stdout.str().split("summary")[-1]
+    result.stdout.fnmatch_lines(["*goldens in *: 1 unchanged"])
