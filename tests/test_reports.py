@@ -92,8 +92,8 @@ def test_failed_check_row_and_xdist_merge(repo):
 
 
 @pytest.mark.parametrize("value, message", [
-    ("1.5", "--trt-close-share '1.5' is not a number from 0 to 1; use e.g. --trt-close-share 0.8"),
-    ("x", "--trt-close-share 'x' is not a number from 0 to 1; use e.g. --trt-close-share 0.8"),
+    ("1.5", "--trt-close-share '1.5' is not a number from 0 to 1; use e.g. --trt-close-share=0.8"),
+    ("x", "--trt-close-share 'x' is not a number from 0 to 1; use e.g. --trt-close-share=0.8"),
 ])
 def test_bad_close_share_is_a_usage_error(repo, value, message):
     repo.makepyfile(test_a=ONES_TEST)
