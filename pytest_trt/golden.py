@@ -157,7 +157,8 @@ def _write_golden(folder: str | Path, stem: str, arrays: Mapping[str, np.ndarray
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, array in arrays.items():
                 with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+                    # not np.ascontiguousarray: it turns rank 0 into shape (1,), a golden that never matches again
+                    np.lib.format.write_array(member, np.asarray(array, order="C"), allow_pickle=False)
             crcs = {info.filename[:-4]: info.CRC for info in zf.infolist()}
     # The sidecar names each member's CRC-32: a pair torn by a crash between the two renames is detected.
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
