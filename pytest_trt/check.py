@@ -224,7 +224,7 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
     def write() -> bool:
         tolerances = {name: _tolerance_meta(tolerance_for(name), outputs[name]) for name in outputs}
         try:
-            write_golden(folder, stem, outputs, {**make_meta(), "tolerances": tolerances})
+            write_golden(folder, stem, outputs, {**make_meta(), "tolerances": tolerances}, root=ctx.golden_dir)
         except GoldenError as exc:
             record("failed", str(exc))
             return False

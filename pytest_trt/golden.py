@@ -143,18 +143,47 @@ def _ml_view(array: np.ndarray, dtype: str) -> np.ndarray:
     return array.view(wanted) if wanted.itemsize == array.dtype.itemsize else array
 
 
-def write_golden(folder: str | Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
+def write_golden(folder: str | Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict,
+                 root: str | Path | None = None) -> None:
     """Write arrays then sidecar, each atomically (temporary file, fsync, rename).
 
+    ``root`` is the golden directory: nothing is written unless ``folder``, symlinks resolved, lies in it.
     Raises GoldenError naming the file and the cause when the filesystem refuses (read-only, full,
-    not a directory); a failed write leaves the previous golden in place.
+    not a directory) or a symlinked folder leads out of ``root``; a failed write leaves the previous golden in place.
     """
     try:
+        if root is not None:
+            _check_inside(Path(folder), Path(root))
         _write_golden(folder, stem, arrays, meta)
     except OSError as exc:
         raise GoldenError(f"cannot write golden {str(golden_paths(folder, stem)[0])!r} "
                           f"({exc.strerror or type(exc).__name__}); make the golden directory writable, "
                           "free space, or choose another with --golden-dir") from None
+
+
+def _check_inside(folder: Path, root: Path) -> None:
+    """Raise GoldenError naming the symlinked folder between ``root`` and ``folder`` that leads out of ``root``.
+
+    Checked when writing only (a few lstat calls); reading through such a link harms nothing. Symlinked
+    golden *files* need no check: the atomic rename replaces the link itself."""
+    real_root = os.path.realpath(root)
+
+    def inside(path: Path) -> bool:
+        real = os.path.realpath(path)
+        return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+    if inside(folder):
+        return
+    link = root
+    for part in folder.relative_to(root).parts:
+        link = link / part
+        if link.is_symlink() and not inside(link):
+            raise GoldenError(f"golden folder {str(link)!r} is a symlink to {os.path.realpath(link)!r}, outside the "
+                              f"golden directory {str(root)!r}; --update-golden writes only inside it: replace the "
+                              "symlink with a real folder (or copy its goldens in), or choose the golden directory "
+                              "with --golden-dir")
+    raise GoldenError(f"golden folder {str(folder)!r} lies outside the golden directory {str(root)!r} once symlinks "
+                      "are resolved; --update-golden writes only inside it: replace the symlinks with real folders")
 
 
 def _write_golden(folder: str | Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
