@@ -168,12 +168,12 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
         result.reference_vs_golden = _check_golden(
             result, ctx, "reference", reference, tolerance_for(REFERENCE_PRECISION), identity, spec.seed,
             meta_for("reference", REFERENCE_PRECISION, reference_backend.describe),
-            stem_for("reference"), "reference (onnxruntime)")
+            stem_for("reference"), "reference (onnxruntime)", info.sha256)
         if result.engine is not None:
             result.engine_vs_golden = _check_golden(
                 result, ctx, "engine", result.engine, tolerance_for(precision), identity, spec.seed,
                 meta_for("engine", precision, lambda: result.backend),
-                stem_for("engine", engine.name, precision), f"engine ({engine.name}, {precision})")
+                stem_for("engine", engine.name, precision), f"engine ({engine.name}, {precision})", info.sha256)
     return result
 
 
@@ -224,7 +224,7 @@ def regenerate_command(test_id: str) -> str:
 
 
 def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Mapping, tolerance_for,
-                  identity: dict, seed, make_meta, stem: str, label: str) -> ComparisonReport | None:
+                  identity: dict, seed, make_meta, stem: str, label: str, model_sha256: str) -> ComparisonReport | None:
     folder = os.path.join(ctx.golden_dir, *ctx.golden_parts)  # a string: pathlib costs more than the read
     rel = "/".join((*ctx.golden_parts, f"{stem}.npz"))
     hint = regenerate_command(ctx.test_id)
@@ -232,7 +232,7 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
     def write() -> bool:
         tolerances = {name: _tolerance_meta(tolerance_for(name), outputs[name]) for name in outputs}
         try:
-            write_golden(folder, stem, outputs, {**make_meta(), "tolerances": tolerances})
+            write_golden(folder, stem, outputs, {**make_meta(), "tolerances": tolerances}, root=ctx.golden_dir)
         except GoldenError as exc:
             record("failed", str(exc))
             return False
@@ -269,8 +269,9 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
                 if write():
                     record("updated")
             else:
-                record("failed", f"{kind} golden {shown} was recorded for different inputs ({changed_inputs}); "
-                                 f"if that change is intended, regenerate it with: {hint}")
+                record("failed", _model_change(golden.meta, model_sha256) +
+                       f"{kind} golden {shown} was recorded for different inputs ({changed_inputs}); "
+                       f"if that change is intended, regenerate it with: {hint}")
             return None
         result.goldens[kind] = golden.arrays
         if kind == "engine":
@@ -286,7 +287,8 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
         else:
             producer = golden.meta.get("producer") or {}
             recorded = ", ".join(f"{k} {v}" for k, v in producer.items() if isinstance(v, (str, int, float)))
-            text = report.message + f"\n(golden recorded by {recorded}; if the change is intended, regenerate it with: {hint})"
+            text = (_model_change(golden.meta, model_sha256) + report.message +
+                    f"\n(golden recorded by {recorded}; if the change is intended, regenerate it with: {hint})")
             record("failed")
             result.add_comparison_problem(report, text)
         return report
@@ -295,6 +297,14 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
         with _golden_lock(golden_paths(folder, stem)[0]):
             return decide()
     return decide()
+
+
+def _model_change(meta: dict, model_sha256: str) -> str:
+    """The line that opens a golden's failure when the model is not the one it was recorded from, else ""."""
+    recorded = (meta.get("model") or {}).get("sha256")
+    if not recorded or recorded == model_sha256:
+        return ""
+    return f"the model changed since this golden was recorded: sha256 {recorded[:8]}… -> {model_sha256[:8]}…\n"
 
 
 def _golden_lock(npz: Path):

@@ -119,14 +119,11 @@ def read_golden(folder: str | Path, stem: str, regenerate_hint: str) -> Golden |
         if "crc32" in info and info["crc32"] != crcs[name]:
             raise GoldenError(f"golden {str(npz)!r} and its sidecar come from different writes (an interrupted "
                               f"--update-golden?); regenerate it with: {regenerate_hint}")
-        if info.get("dtype") in ("bfloat16",) or str(info.get("dtype", "")).startswith("float8"):
-            from .inputs import numpy_dtype
-
-            if array.dtype.kind == "V":
-                array = arrays[name] = array.view(numpy_dtype(info["dtype"]))
-        if list(array.shape) != list(info.get("shape", [])) or dtype_name(array.dtype) != info.get("dtype"):
+        if array.dtype.kind == "V" and (info["dtype"] == "bfloat16" or info["dtype"].startswith("float8")):
+            array = arrays[name] = _ml_view(array, info["dtype"])
+        if list(array.shape) != info["shape"] or dtype_name(array.dtype) != info["dtype"]:
             raise GoldenError(f"golden {str(npz)!r} output {name!r} is {array.dtype.name}{list(array.shape)} but its "
-                              f"sidecar says {info.get('dtype')}{info.get('shape')}; regenerate it with: {regenerate_hint}")
+                              f"sidecar says {info['dtype']}{info['shape']}; regenerate it with: {regenerate_hint}")
     extra = set(arrays) - set(declared)
     if extra:
         raise GoldenError(f"golden {str(npz)!r} holds outputs its sidecar does not list ({', '.join(sorted(extra))}); "
@@ -134,18 +131,59 @@ def read_golden(folder: str | Path, stem: str, regenerate_hint: str) -> Golden |
     return Golden(arrays, meta, npz)
 
 
-def write_golden(folder: str | Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
+def _ml_view(array: np.ndarray, dtype: str) -> np.ndarray:
+    """Raw bytes stored for an ml_dtypes array (bfloat16, float8_*) viewed as ``dtype``; unchanged when that
+    dtype is unknown or of another width (then the caller reports the mismatch)."""
+    from .inputs import numpy_dtype
+
+    try:
+        wanted = numpy_dtype(dtype)
+    except (TypeError, AttributeError):
+        return array
+    return array.view(wanted) if wanted.itemsize == array.dtype.itemsize else array
+
+
+def write_golden(folder: str | Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict,
+                 root: str | Path | None = None) -> None:
     """Write arrays then sidecar, each atomically (temporary file, fsync, rename).
 
+    ``root`` is the golden directory: nothing is written unless ``folder``, symlinks resolved, lies in it.
     Raises GoldenError naming the file and the cause when the filesystem refuses (read-only, full,
-    not a directory); a failed write leaves the previous golden in place.
+    not a directory) or a symlinked folder leads out of ``root``; a failed write leaves the previous golden in place.
     """
     try:
+        if root is not None:
+            _check_inside(Path(folder), Path(root))
         _write_golden(folder, stem, arrays, meta)
     except OSError as exc:
         raise GoldenError(f"cannot write golden {str(golden_paths(folder, stem)[0])!r} "
                           f"({exc.strerror or type(exc).__name__}); make the golden directory writable, "
                           "free space, or choose another with --golden-dir") from None
+
+
+def _check_inside(folder: Path, root: Path) -> None:
+    """Raise GoldenError naming the symlinked folder between ``root`` and ``folder`` that leads out of ``root``.
+
+    Checked when writing only (a few lstat calls); reading through such a link harms nothing. Symlinked
+    golden *files* need no check: the atomic rename replaces the link itself."""
+    real_root = os.path.realpath(root)
+
+    def inside(path: Path) -> bool:
+        real = os.path.realpath(path)
+        return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+    if inside(folder):
+        return
+    link = root
+    for part in folder.relative_to(root).parts:
+        link = link / part
+        if link.is_symlink() and not inside(link):
+            raise GoldenError(f"golden folder {str(link)!r} is a symlink to {os.path.realpath(link)!r}, outside the "
+                              f"golden directory {str(root)!r}; --update-golden writes only inside it: replace the "
+                              "symlink with a real folder (or copy its goldens in), or choose the golden directory "
+                              "with --golden-dir")
+    raise GoldenError(f"golden folder {str(folder)!r} lies outside the golden directory {str(root)!r} once symlinks "
+                      "are resolved; --update-golden writes only inside it: replace the symlinks with real folders")
 
 
 def _write_golden(folder: str | Path, stem: str, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
@@ -157,7 +195,8 @@ def _write_golden(folder: str | Path, stem: str, arrays: Mapping[str, np.ndarray
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, array in arrays.items():
                 with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+                    # not np.ascontiguousarray: it turns rank 0 into shape (1,), a golden that never matches again
+                    np.lib.format.write_array(member, np.asarray(array, order="C"), allow_pickle=False)
             crcs = {info.filename[:-4]: info.CRC for info in zf.infolist()}
     # The sidecar names each member's CRC-32: a pair torn by a crash between the two renames is detected.
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
@@ -187,12 +226,54 @@ def _read_sidecar(path: str, text: bytes, hint: str) -> dict:
         meta = json.loads(text.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise GoldenError(f"golden sidecar {str(path)!r} is not valid JSON ({exc}); regenerate it with: {hint}") from None
+    except RecursionError:
+        raise GoldenError(f"golden sidecar {str(path)!r} is corrupt (nested too deeply to parse); "
+                          f"regenerate it with: {hint}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("outputs"), dict):
         raise GoldenError(f"golden sidecar {str(path)!r} is not a pytest-trt golden sidecar; regenerate it with: {hint}")
     if meta.get("format_version") != FORMAT_VERSION:
         raise GoldenError(f"golden sidecar {str(path)!r} has format version {meta.get('format_version')!r}, this "
                           f"pytest-trt reads {FORMAT_VERSION}; regenerate it with: {hint}")
+    problem = _sidecar_problem(meta)
+    if problem:
+        raise GoldenError(f"golden sidecar {str(path)!r} is corrupt ({problem}); regenerate it with: {hint}")
     return meta
+
+
+def _sidecar_problem(meta: dict) -> str | None:
+    """What makes a parsed sidecar unfit for the fields checks read (None: fit), so that no damaged
+    value reaches them as a TypeError; a handful of type tests, small beside parsing the JSON."""
+    for name, info in meta["outputs"].items():
+        where = f"outputs[{name!r}]"
+        if type(info) is not dict:
+            return f"{where} is {_brief(info)}, not an object"
+        shape, crc = info.get("shape"), info.get("crc32", 0)
+        if type(info.get("dtype")) is not str:
+            return f"{where} dtype is {_brief(info.get('dtype'))}, not a dtype name"
+        if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
+            return f"{where} shape is {_brief(shape)}, not a list of sizes"
+        if type(crc) is not int or not 0 <= crc <= 0xFFFFFFFF:
+            return f"{where} crc32 is {_brief(crc)}, not a CRC-32"
+    for key in ("inputs", "errors_vs_reference"):   # {name: {...}} each
+        group = meta.get(key, {})
+        if type(group) is not dict or not all(type(v) is dict for v in group.values()):
+            return f"{key} is {_brief(group)}, not an object of objects"
+    for entry in meta.get("errors_vs_reference", {}).values():  # drift baselines: numbers float() takes
+        if not all(type(v) is float or (type(v) is int and abs(v) < 1 << 1000) for v in entry.values()):
+            return f"errors_vs_reference holds {_brief(entry)}, not numbers"
+    for key in ("producer", "model"):
+        if not isinstance(meta.get(key) or {}, dict):
+            return f"{key} is {_brief(meta[key])}, not an object"
+    if not isinstance((meta.get("model") or {}).get("sha256", ""), str):
+        return f"model sha256 is {_brief(meta['model']['sha256'])}, not a hex digest"
+    return None
+
+
+def _brief(value) -> str:
+    """A damaged value as a message shows it: short, whatever its length or depth."""
+    import reprlib
+
+    return reprlib.repr(value)
 
 
 def _read_npz(path: str, hint: str) -> tuple[dict[str, np.ndarray], dict[str, int]]:
@@ -224,7 +305,7 @@ def _read_npz(path: str, hint: str) -> tuple[dict[str, np.ndarray], dict[str, in
         return arrays, crcs
     except FileNotFoundError:
         raise _missing_partner(path, hint) from None
-    except (ValueError, EOFError, OSError, KeyError, IndexError, struct.error, TypeError) as exc:
+    except (ValueError, EOFError, OSError, KeyError, IndexError, struct.error, TypeError, OverflowError) as exc:
         raise GoldenError(f"golden {str(path)!r} is corrupt or truncated ({type(exc).__name__}: {exc}); "
                           f"regenerate it with: {hint}") from None
 
@@ -301,13 +382,16 @@ def _zip64_fields(extra: bytes, usize: int, csize: int, offset: int) -> tuple[in
     while i + 4 <= len(extra):
         tag, length = struct.unpack_from("<2H", extra, i)
         if tag == 1:
-            values = iter(struct.unpack_from(f"<{length // 8}Q", extra, i + 4))
+            values = list(struct.unpack_from(f"<{length // 8}Q", extra, i + 4))[::-1]
+            needed = (usize, csize, offset).count(0xFFFFFFFF)
+            if len(values) < needed:
+                raise ValueError(f"zip64 extra field holds {len(values)} of the {needed} sizes its entry needs")
             if usize == 0xFFFFFFFF:
-                usize = next(values)
+                usize = values.pop()
             if csize == 0xFFFFFFFF:
-                csize = next(values)
+                csize = values.pop()
             if offset == 0xFFFFFFFF:
-                offset = next(values)
+                offset = values.pop()
         i += 4 + length
     return usize, csize, offset
 
@@ -335,6 +419,8 @@ def _npy_array(data, start: int, length: int) -> np.ndarray:
     else:  # not the layout numpy writes for plain dtypes: let numpy parse it (still pickle-free)
         read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
         shape, fortran, dtype = read(io.BytesIO(bytes(data[start + 8:header_at + header_len])))
+        if any(d < 0 for d in shape):  # (the fast pattern takes digits only) np.frombuffer reads count -1 to the end
+            raise ValueError(f"array header has a negative dimension {tuple(shape)}")
     if dtype.hasobject:
         raise ValueError("object arrays are not allowed")
     count = math.prod(shape)
