@@ -126,7 +126,7 @@ class EngineCache:
             for sub in ("plans", "timing", "locks"):
                 (self.directory / sub).mkdir(parents=True, exist_ok=True)
             if not os.access(self.directory / "plans", os.W_OK | os.X_OK):
-                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+                raise PermissionError(errno.EACCES, "read-only or not writable by this user")
         except OSError as exc:
             raise self._unwritable(exc) from None
         for folder in (self.directory / "plans", self.directory / "timing", self.directory):
