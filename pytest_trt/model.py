@@ -71,7 +71,8 @@ _cache: dict[tuple, tuple[ModelInfo, tuple]] = {}   # model stamp -> (info, stam
 
 def load_model_info(path: str | os.PathLike) -> ModelInfo:
     """Read I/O specs and hash of the model at ``path`` (cached until it or its external data changes)."""
-    given, path = path, _resolve(os.fspath(path))
+    given, path = path, os.fspath(path)
+    path = _resolve(path) if os.path.isabs(path) else Path(path).resolve()  # relative: against today's cwd
     try:
         st = os.stat(path)
     except FileNotFoundError:
