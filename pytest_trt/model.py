@@ -66,21 +66,21 @@ class ModelInfo(FrozenRecord):
         return tuple(s.name for s in self.outputs)
 
 
-_cache: dict[tuple, tuple[ModelInfo, tuple]] = {}   # model stamp -> (info, stamps of its external data files)
+_cache: dict[tuple, tuple[ModelInfo, tuple]] = {}   # model stamp -> (info, ((data file, its stamp), ...))
 
 
 def load_model_info(path: str | os.PathLike) -> ModelInfo:
     """Read I/O specs and hash of the model at ``path`` (cached until it or its external data changes)."""
-    given, path = path, os.fspath(path)
-    path = _resolve(path) if os.path.isabs(path) else Path(path).resolve()  # relative: against today's cwd
+    given, text = path, os.fspath(path)
+    path = _resolve(text) or Path(text).resolve()
     try:
         st = os.stat(path)
     except FileNotFoundError:
         raise ModelError(f"model file {str(path)!r} does not exist; check the path (relative paths "
                          "are resolved against the test file's folder, then the rootdir)") from None
-    key = (str(path), *_stamp(st))
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
     cached = _cache.get(key)
-    if cached is not None and (not cached[0].external_data or _data_stamps(cached[0]) == cached[1]):
+    if cached is not None and (not cached[1] or _data_unchanged(cached[1])):
         return cached[0]   # a model without external data costs no further stat
     if stat.S_ISDIR(st.st_mode):
         raise ModelError(directory_problem(given, path))
@@ -93,14 +93,15 @@ def _stamp(st: os.stat_result) -> tuple:
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
-def _data_stamps(info: ModelInfo) -> tuple:
-    stamps = []
-    for rel in info.external_data:
+def _data_unchanged(stamps: tuple) -> bool:
+    for path, stamp in stamps:
         try:
-            stamps.append(_stamp(os.stat(info.path.parent / rel)))
+            st = os.stat(path)
         except OSError:
-            stamps.append(None)  # gone: read again, which names the missing file
-    return tuple(stamps)
+            return False  # gone: read again, which names the missing file
+        if (st.st_size, st.st_mtime_ns, st.st_ino) != stamp:
+            return False
+    return True
 
 
 def directory_problem(model, folder: Path) -> str:
@@ -116,12 +117,13 @@ def directory_problem(model, folder: Path) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _resolve(path: str) -> Path:
-    return Path(path).resolve()
+def _resolve(path: str) -> Path | None:
+    """An absolute path, resolved once; None for a relative one, which means another file after a chdir."""
+    return Path(path).resolve() if os.path.isabs(path) else None
 
 
 def _read_model_info(path: Path) -> tuple[ModelInfo, tuple]:
-    """The model's info and the stamps of its external data files as they were when hashed."""
+    """The model's info and (path, stamp) of each external data file as it was when hashed."""
     from .onnx_wire import WireError, read_signature
 
     digest = hashlib.sha256()
@@ -150,7 +152,7 @@ def _read_model_info(path: Path) -> tuple[ModelInfo, tuple]:
             raise ModelError(f"model {str(path)!r} references external data {rel!r}, which is missing "
                              f"at {str(data_path)!r}; copy the data file next to the model")
         digest.update(b"\0external\0" + rel.encode() + b"\0")
-        stamps.append(_hash_file(data_path, digest))
+        stamps.append((str(data_path), _hash_file(data_path, digest)))
     return ModelInfo(path, digest.hexdigest(), inputs, outputs, tuple(external)), tuple(stamps)
 
 

@@ -9,7 +9,8 @@ from pytest_trt.engine_cache import EngineCache
 from pytest_trt.golden import write_golden
 
 
-@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)],
+                         ids=["umask022", "umask077", "umask002"])
 def test_goldens_and_cache_files_follow_the_umask(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
