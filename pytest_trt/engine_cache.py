@@ -6,8 +6,8 @@ Layout under the cache directory::
     plans/<key>.json        what it is: model, flavor and version, GPU, precision, profile, options,
                             plan sha256 and size, build seconds (human-readable)
     timing/<key>.cache      TensorRT timing cache per (TensorRT version, GPU, CUDA), checksummed
-    locks/<key>.lock        advisory locks: one process builds a key, the others wait and load
-                            (present only while held)
+    locks/<key>.lock        advisory locks: one process builds a key, the others wait and load (kept:
+                            the cache may be shared over NFS, where removing a lock file in use breaks it)
     index.json              one line per plan: key -> short description
 
 A lock is ``flock``/``LockFileEx`` on an open file, so the operating system drops it when its holder
@@ -99,7 +99,7 @@ class EngineCache:
         if plan is not None:
             return CacheOutcome(plan, "loaded", 0.0, key)
         self._prepare_for_writing()
-        with file_lock(self.directory / "locks" / f"{key}.lock"):
+        with file_lock(self.directory / "locks" / f"{key}.lock", keep=True):
             plan, problem = self._load(key)  # under the lock: built meanwhile, or really damaged
             if plan is not None:
                 return CacheOutcome(plan, "loaded", 0.0, key)
@@ -168,7 +168,7 @@ class EngineCache:
 
     def _update_index(self, key: str, meta: Mapping) -> None:
         index = self.directory / "index.json"
-        with file_lock(self.directory / "locks" / "index.lock"):
+        with file_lock(self.directory / "locks" / "index.lock", keep=True):
             entries = _read_index(index)
             if entries is None:  # missing or damaged: rebuilt from the plans' sidecars, never silently shortened
                 if index.exists():
@@ -210,7 +210,7 @@ class EngineCache:
 
     def _write_timing(self, timing: str, payload: bytes) -> None:
         path = self._timing_path(timing)
-        with file_lock(self.directory / "locks" / f"timing-{timing}.lock"):
+        with file_lock(self.directory / "locks" / f"timing-{timing}.lock", keep=True):
             with atomic_writer(path) as f:
                 f.write(hashlib.sha256(payload).digest() + payload)
 

@@ -82,13 +82,15 @@ def remove_stale_temporaries(folder: Path, pattern: str = ".*.tmp") -> None:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path):
+def file_lock(path: Path, keep: bool = False):
     """Exclusive advisory lock held while the block runs; released by the OS if the process dies.
 
     The lock file is removed when the lock is released (POSIX), so a folder of locks named after
-    goldens or cache keys stays empty between runs instead of growing with every name ever locked.
-    A process that waited on a file its holder removed finds the path gone or replaced and locks
-    anew. When the folder cannot hold our locks, see ``_lock_folder``.
+    goldens stays empty between runs instead of growing with every name ever locked. A process that
+    waited on a file its holder removed finds the path gone or replaced and locks anew. ``keep``
+    leaves the file in place: for folders that other machines may share over NFS, where a file removed
+    while another client waits on it becomes a stale handle. When the folder cannot hold our locks,
+    see ``_lock_folder``.
     """
     path = _lock_folder(Path(path).parent) / Path(path).name
     if os.name == "nt":  # pragma: no cover - Windows: an open file cannot be removed, so it stays
@@ -129,7 +131,8 @@ def file_lock(path: Path):
         yield
     finally:
         try:
-            os.unlink(path)  # while still held: a waiter then sees the path gone and retries
+            if not keep:
+                os.unlink(path)  # while still held: a waiter then sees the path gone and retries
         except OSError:
             pass
         os.close(fd)

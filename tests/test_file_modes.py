@@ -20,6 +20,7 @@ def test_goldens_and_cache_files_follow_the_umask(tmp_path, umask, mode):
         os.umask(old)
     modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode)
              for p in tmp_path.rglob("*") if p.is_file()}
-    assert sorted(modes) == ["cache/index.json", f"cache/plans/{'a' * 64}.json", f"cache/plans/{'a' * 64}.plan",
+    assert sorted(modes) == ["cache/index.json", f"cache/locks/{'a' * 64}.lock", "cache/locks/index.lock",
+                             "cache/locks/timing-t.lock", f"cache/plans/{'a' * 64}.json", f"cache/plans/{'a' * 64}.plan",
                              "cache/timing/t.cache", "golden/reference.json", "golden/reference.npz"]
     assert set(modes.values()) == {mode}, modes
