@@ -6,16 +6,19 @@ Layout under the cache directory::
     plans/<key>.json        what it is: model, flavor and version, GPU, precision, profile, options,
                             plan sha256 and size, build seconds (human-readable)
     timing/<key>.cache      TensorRT timing cache per (TensorRT version, GPU, CUDA), checksummed
-    locks/<key>.lock        advisory locks: one process builds a key, the others wait and load
+    locks/<key>.lock        advisory locks: one process builds a key, the others wait and load (kept:
+                            the cache may be shared over NFS, where removing a lock file in use breaks it)
     index.json              one line per plan: key -> short description
 
 A lock is ``flock``/``LockFileEx`` on an open file, so the operating system drops it when its holder
 dies: a killed build never blocks the next run. A plan whose checksum or recorded key does not match
-is rebuilt with a warning, never loaded.
+is rebuilt with a warning, never loaded. An intact plan is loaded without a lock and without opening
+anything for writing, so a populated cache on a read-only mount serves its plans; only a build writes.
 """
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -25,7 +28,8 @@ import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .files import atomic_writer, file_lock
+from .errors import BackendError
+from .files import atomic_writer, file_lock, remove_stale_temporaries
 
 CACHE_FORMAT_VERSION = 1
 
@@ -91,22 +95,47 @@ class EngineCache:
             start = time.perf_counter()
             plan, _ = build(None)
             return CacheOutcome(plan, "uncached", time.perf_counter() - start, key)
-        for sub in ("plans", "timing", "locks"):
-            (self.directory / sub).mkdir(parents=True, exist_ok=True)
-        with file_lock(self.directory / "locks" / f"{key}.lock"):
-            plan, problem = self._load(key)
+        plan, _ = self._load(key)  # writers rename whole files: an intact pair needs no lock
+        if plan is not None:
+            return CacheOutcome(plan, "loaded", 0.0, key)
+        self._prepare_for_writing()
+        with file_lock(self.directory / "locks" / f"{key}.lock", keep=True):
+            plan, problem = self._load(key)  # under the lock: built meanwhile, or really damaged
             if plan is not None:
                 return CacheOutcome(plan, "loaded", 0.0, key)
             timing_bytes = self._read_timing(timing) if timing else None
             start = time.perf_counter()
             plan, new_timing = build(timing_bytes)
             seconds = time.perf_counter() - start
-            self._store(key, plan, description, seconds)
-        if timing and new_timing:
-            self._write_timing(timing, new_timing)
+            try:
+                self._store(key, plan, description, seconds)
+                if timing and new_timing:
+                    self._write_timing(timing, new_timing)
+            except OSError as exc:
+                raise self._unwritable(exc) from None
         if problem:
             warnings.warn(EngineCacheWarning(problem + "; rebuilt it"), stacklevel=2)
         return CacheOutcome(plan, "rebuilt" if problem else "built", seconds, key, problem)
+
+    def _prepare_for_writing(self) -> None:
+        """The cache's folders, or one sentence saying why the cache directory cannot take a new plan."""
+        if self.directory.exists() and not self.directory.is_dir():
+            raise BackendError(f"engine cache directory {str(self.directory)!r} is a file, not a folder; remove it or "
+                               "give --trt-engine-dir (ini trt_engine_dir) another path")
+        try:
+            for sub in ("plans", "timing", "locks"):
+                (self.directory / sub).mkdir(parents=True, exist_ok=True)
+            if not os.access(self.directory / "plans", os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, "read-only or not writable by this user")
+        except OSError as exc:
+            raise self._unwritable(exc) from None
+        for folder in (self.directory / "plans", self.directory / "timing", self.directory):
+            remove_stale_temporaries(folder)
+
+    def _unwritable(self, exc: OSError) -> BackendError:
+        return BackendError(f"cannot write to the engine cache directory {str(self.directory)!r} "
+                            f"({exc.strerror or type(exc).__name__}); make it writable, free space, or give "
+                            "--trt-engine-dir (ini trt_engine_dir) another folder")
 
     # ---------------------------------------------------------------------------- plans
 
@@ -118,8 +147,8 @@ class EngineCache:
         try:
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
             plan = path.read_bytes()
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            return None, f"cached engine {str(path)!r} is incomplete ({type(exc).__name__})"
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+            return None, f"cached engine {str(path)!r} is incomplete or damaged ({type(exc).__name__})"
         if not isinstance(meta, dict) or meta.get("key") != key:
             return None, f"cached engine {str(path)!r} records another key than its file name"
         if meta.get("plan_sha256") != hashlib.sha256(plan).hexdigest() or meta.get("plan_bytes") != len(plan):
@@ -139,16 +168,27 @@ class EngineCache:
 
     def _update_index(self, key: str, meta: Mapping) -> None:
         index = self.directory / "index.json"
-        with file_lock(self.directory / "locks" / "index.lock"):
-            try:
-                entries = json.loads(index.read_text(encoding="utf-8"))
-                if not isinstance(entries, dict):
-                    entries = {}
-            except (OSError, ValueError):
-                entries = {}
+        with file_lock(self.directory / "locks" / "index.lock", keep=True):
+            entries = _read_index(index)
+            if entries is None:  # missing or damaged: rebuilt from the plans' sidecars, never silently shortened
+                if index.exists():
+                    warnings.warn(EngineCacheWarning(f"engine cache index {str(index)!r} was damaged; rebuilt it "
+                                                     "from the plans' sidecars"), stacklevel=4)
+                entries = self._index_from_sidecars()
             entries[key] = summary_line(meta)
             with atomic_writer(index) as f:
                 f.write((json.dumps(entries, indent=1, sort_keys=True) + "\n").encode())
+
+    def _index_from_sidecars(self) -> dict:
+        entries = {}
+        for sidecar in (self.directory / "plans").glob("*.json"):
+            try:
+                meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+                continue
+            if isinstance(meta, dict) and meta.get("key") == sidecar.stem and sidecar.with_suffix(".plan").exists():
+                entries[sidecar.stem] = summary_line(meta)
+        return entries
 
     # ----------------------------------------------------------------------- timing cache
 
@@ -170,15 +210,26 @@ class EngineCache:
 
     def _write_timing(self, timing: str, payload: bytes) -> None:
         path = self._timing_path(timing)
-        with file_lock(self.directory / "locks" / f"timing-{timing}.lock"):
+        with file_lock(self.directory / "locks" / f"timing-{timing}.lock", keep=True):
             with atomic_writer(path) as f:
                 f.write(hashlib.sha256(payload).digest() + payload)
 
 
+def _read_index(index: Path) -> dict | None:
+    """The index's entries, or None when it is missing or damaged (not JSON, too deeply nested, not key -> line)."""
+    try:
+        entries = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(entries, dict) or not all(isinstance(v, str) for v in entries.values()):
+        return None
+    return entries
+
+
 def summary_line(meta: Mapping) -> str:
     """One readable line: what a cached plan is."""
-    trt = meta.get("tensorrt") or {}
-    device = meta.get("device") or {}
+    trt = meta.get("tensorrt") if isinstance(meta.get("tensorrt"), dict) else {}
+    device = meta.get("device") if isinstance(meta.get("device"), dict) else {}
     return (f"{meta.get('model_file', '?')} | {meta.get('precision', '?')} | {trt.get('flavor')} {trt.get('version')} | "
             f"{device.get('name')} sm{device.get('compute_capability')} | {meta.get('plan_bytes')} bytes | "
             f"built in {meta.get('build_seconds')} s on {meta.get('created')}")

@@ -1,14 +1,16 @@
 """ONNX introspection: input/output specs and a content hash that covers external data.
 
 Only the graph's I/O is read, from the protobuf bytes (``onnx_wire``; onnx itself is not imported);
-external weights are hashed as files, never loaded; results are cached per (path, size, mtime) so a
-suite of many tests on one model pays for this once.
+external weights are hashed as files, never loaded; results are cached per (path, size, mtime, inode)
+of the model file and of each external data file, so a suite of many tests on one model pays for
+this once, and new weights written by a fixture (or a re-export that keeps the graph) are seen at once.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from .errors import ModelError
@@ -64,35 +66,66 @@ class ModelInfo(FrozenRecord):
         return tuple(s.name for s in self.outputs)
 
 
-_cache: dict[tuple, ModelInfo] = {}
+_cache: dict[tuple, tuple[ModelInfo, tuple]] = {}   # model stamp -> (info, ((data file, its stamp), ...))
 
 
 def load_model_info(path: str | os.PathLike) -> ModelInfo:
-    """Read I/O specs and hash of the model at ``path`` (cached until the file changes)."""
-    path = _resolve(os.fspath(path))
+    """Read I/O specs and hash of the model at ``path`` (cached until it or its external data changes)."""
+    given, text = path, os.fspath(path)
+    path = _resolve(text) or Path(text).resolve()
     try:
         st = os.stat(path)
     except FileNotFoundError:
         raise ModelError(f"model file {str(path)!r} does not exist; check the path (relative paths "
                          "are resolved against the test file's folder, then the rootdir)") from None
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    info = _cache.get(key)
-    if info is None:
-        info = _read_model_info(path)
-        _cache[key] = info
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    cached = _cache.get(key)
+    if cached is not None and (not cached[1] or _data_unchanged(cached[1])):
+        return cached[0]   # a model without external data costs no further stat
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelError(directory_problem(given, path))
+    info, stamps = _read_model_info(path)
+    _cache[key] = (info, stamps)
     return info
 
 
+def _stamp(st: os.stat_result) -> tuple:
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _data_unchanged(stamps: tuple) -> bool:
+    for path, stamp in stamps:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False  # gone: read again, which names the missing file
+        if (st.st_size, st.st_mtime_ns, st.st_ino) != stamp:
+            return False
+    return True
+
+
+def directory_problem(model, folder: Path) -> str:
+    """The sentence for a model path that names a folder: which one, and an .onnx file in it to give instead."""
+    try:
+        found = sorted(p.name for p in Path(folder).glob("*.onnx"))
+    except OSError:
+        found = []
+    fix = (f"not an ONNX file; give the .onnx file's path, e.g. model={os.path.join(str(model), found[0])!r}" if found
+           else "not an ONNX file, and holds no .onnx file; give the path of the .onnx file itself")
+    where = "" if os.fspath(model) == str(folder) else f" ({str(folder)!r})"
+    return f"model path {str(model)!r} is a directory{where}, {fix}"
+
+
 @functools.lru_cache(maxsize=256)
-def _resolve(path: str) -> Path:
-    return Path(path).resolve()
+def _resolve(path: str) -> Path | None:
+    """An absolute path, resolved once; None for a relative one, which means another file after a chdir."""
+    return Path(path).resolve() if os.path.isabs(path) else None
 
 
-def _read_model_info(path: Path) -> ModelInfo:
+def _read_model_info(path: Path) -> tuple[ModelInfo, tuple]:
+    """The model's info and (path, stamp) of each external data file as it was when hashed."""
     from .onnx_wire import WireError, read_signature
 
-    if path.is_dir():
-        raise ModelError(f"model path {str(path)!r} is a directory; give the path of an .onnx file")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
@@ -112,14 +145,15 @@ def _read_model_info(path: Path) -> ModelInfo:
     inputs = tuple(_tensor_spec(v, path) for v in signature.inputs)
     outputs = tuple(_tensor_spec(v, path) for v in signature.outputs)
     external = sorted(signature.external_data)
+    stamps = []
     for rel in external:
         data_path = path.parent / rel
         if not data_path.is_file():
             raise ModelError(f"model {str(path)!r} references external data {rel!r}, which is missing "
                              f"at {str(data_path)!r}; copy the data file next to the model")
         digest.update(b"\0external\0" + rel.encode() + b"\0")
-        _hash_file(data_path, digest)
-    return ModelInfo(path, digest.hexdigest(), inputs, outputs, tuple(external))
+        stamps.append((str(data_path), _hash_file(data_path, digest)))
+    return ModelInfo(path, digest.hexdigest(), inputs, outputs, tuple(external)), tuple(stamps)
 
 
 def _tensor_spec(value, path: Path) -> TensorSpec:
@@ -136,8 +170,11 @@ def _tensor_spec(value, path: Path) -> TensorSpec:
     return TensorSpec(value.name, dtype, value.dims)
 
 
-def _hash_file(path: Path, digest) -> None:
+def _hash_file(path: Path, digest) -> tuple:
+    """Hash the file's bytes; its stamp taken before reading, so a write meanwhile reads as a change next time."""
     with open(path, "rb") as f:
+        stamp = _stamp(os.fstat(f.fileno()))
         while block := f.read(_HASH_BLOCK):
             digest.update(block)
+    return stamp
 

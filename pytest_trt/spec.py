@@ -93,6 +93,11 @@ def resolve_model_path(model, test_dir: Path | None, rootdir: Path | None) -> Pa
     for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve()
+    for candidate in candidates:
+        if candidate.is_dir():
+            from .model import directory_problem
+
+            raise SpecError(f"trt_compare {directory_problem(model, candidate)}")
     looked = " and ".join(repr(str(c)) for c in candidates) or repr(str(path))
     raise SpecError(f"trt_compare model {str(model)!r} not found (looked at {looked}); give a path relative "
                     "to the test file or the rootdir, or an absolute path")

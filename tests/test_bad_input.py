@@ -256,7 +256,7 @@ def test_golden_write_refused_by_the_filesystem(tmp_path, monkeypatch, code, cau
     def refuse(*args, **kwargs):
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr("pytest_trt.files.tempfile.mkstemp", refuse)
+    monkeypatch.setattr("pytest_trt.files._create_temporary", refuse)
     assert _error(lambda: write_golden(tmp_path, "reference", {"y": np.zeros(2)}, {})) == (
         f"cannot write golden {str(tmp_path / 'reference.npz')!r} ({cause}); make the golden directory "
         "writable, free space, or choose another with --golden-dir")
