@@ -126,9 +126,11 @@ def make_inputs(model, shapes: Mapping | None = None, seed: int = 0,
     shapes = dict(shapes or {})
     check_names("shapes", shapes, info)
     ranges = _ranges_by_input(input_range, info)
-    return {spec.name: generate(spec.name, spec.dtype, concrete_shape(spec, shapes.get(spec.name)),
-                                seed, ranges.get(spec.name))
-            for spec in info.inputs}
+    arrays = {spec.name: generate(spec.name, spec.dtype, concrete_shape(spec, shapes.get(spec.name)),
+                                  seed, ranges.get(spec.name))
+              for spec in info.inputs}
+    fit_to_model(info, arrays, seed, skip=ranges)
+    return arrays
 
 
 def prepare_user_inputs(inputs, info: ModelInfo) -> dict[str, np.ndarray]:
@@ -210,3 +212,193 @@ def _tuple_text(values) -> str:
     values = tuple(values)
     inner = ", ".join(str(v) for v in values)
     return f"({inner},)" if len(values) == 1 else f"({inner})"
+
+
+
+# Generated values the model's nodes would reject. An integer input that indexes a table (Gather's
+# indices, an embedding lookup) must fall inside the indexed dimension; a small input that gives a
+# shape (Reshape, Expand, Split sizes, Slice axes, ...) must give one the node can use. Values that
+# already fit are kept, so inputs that worked before keep their bits; the others are regenerated within
+# the bound, or derived from the shapes the model declares, or else the user is asked for them.
+
+_INDEX_AXIS = {"Gather": 1, "GatherElements": 1, "ScatterElements": 1, "Scatter": 1}  # op -> indices slot
+_INDEX_ND = {"GatherND": 1, "ScatterND": 1}
+_SAME_VALUES = {"Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose"}  # slot 0 keeps values
+_REDUCE = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+           "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
+
+
+def fit_to_model(info: ModelInfo, arrays: dict, seed: int, skip=()) -> None:
+    """Replace, in ``arrays``, generated values that the nodes using them cannot accept.
+
+    Only integer inputs and float inputs of rank 0 or 1 can play such a role, so other models never
+    read their nodes. Inputs named in ``skip`` (an explicit ``input_range``) are left as given.
+    """
+    candidates = [s for s in info.inputs if s.name not in skip and (
+        arrays[s.name].dtype.kind in "iu" or (arrays[s.name].dtype.kind == "f" and arrays[s.name].ndim <= 1))]
+    if not candidates:
+        return
+    graph = _graph_nodes(str(info.path), info.sha256)
+    uses: dict[str, list] = {}
+    for node in graph.nodes:
+        for slot, name in enumerate(node.inputs):
+            uses.setdefault(name, []).append((node, slot))
+    constants = {n.outputs[0]: n.attrs["_dims"] for n in graph.nodes if n.op_type == "Constant" and "_dims" in n.attrs}
+
+    def dims_of(name):
+        if name in arrays:
+            return arrays[name].shape
+        found = constants.get(name, graph.dims.get(name))
+        return tuple(found) if found is not None else None
+
+    for spec in candidates:
+        values = arrays[spec.name]
+        bound = _index_bound(spec.name, uses, dims_of, values)
+        if bound is not None and values.size and (values.min() < 0 or values.max() >= bound):
+            if bound <= 0:
+                raise InputError(f"input {spec.name!r} indexes a dimension of size {bound}, so no index is "
+                                 f"valid; give {spec.name!r} an empty shape or pass the inputs with inputs=")
+            values = arrays[spec.name] = generate(spec.name, spec.dtype, values.shape, seed, (0, bound))
+        if values.ndim > 1:
+            continue
+        for node, slot in uses.get(spec.name, ()):
+            fitted = _shape_values(node, slot, values, dims_of)
+            if isinstance(fitted, str):
+                raise InputError(f"input {spec.name!r} gives the {fitted} of {node.op_type} node "
+                                 f"{node.name or node.outputs[0]!r}, and the model's declared shapes do not "
+                                 f"determine valid values; pass the inputs yourself with inputs={{name: array}}")
+            if fitted is not None:
+                values = arrays[spec.name] = np.asarray(fitted).astype(values.dtype).reshape(values.shape)
+
+
+@functools.lru_cache(maxsize=16)
+def _graph_nodes(path: str, sha256: str):
+    import mmap
+
+    from .onnx_wire import read_nodes
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return read_nodes(data)
+
+
+def _index_bound(name: str, uses: dict, dims_of, values) -> int | None:
+    """The size of the smallest dimension that ``name`` indexes (through value-keeping ops), if known."""
+    bounds, todo, seen = [], [name], set()
+    while todo:
+        current = todo.pop()
+        seen.add(current)
+        for node, slot in uses.get(current, ()):
+            data = dims_of(node.inputs[0])
+            if node.op_type in _SAME_VALUES and slot == 0:
+                todo.extend(o for o in node.outputs[:1] if o not in seen)
+            elif data is None:
+                continue
+            elif _INDEX_AXIS.get(node.op_type) == slot:
+                bounds.append(_dim_at(data, node.attrs.get("axis", 0)))
+            elif _INDEX_ND.get(node.op_type) == slot and values.ndim:
+                start = node.attrs.get("batch_dims", 0)
+                bounds.extend(data[start:start + values.shape[-1]])
+    known = [b for b in bounds if isinstance(b, int) and b >= 0]
+    return min(known) if known else None
+
+
+def _dim_at(dims, axis: int):
+    return dims[axis] if -len(dims) <= axis < len(dims) else None
+
+
+def _static(dims) -> bool:
+    return dims is not None and all(isinstance(d, int) and d >= 0 for d in dims)
+
+
+def _shape_values(node, slot: int, values, dims_of):
+    """None when ``values`` suit input ``slot`` of ``node``; else values that do, or a str naming the
+    role when the model's shapes do not determine any."""
+    op, n, v = node.op_type, values.size, values.ravel()
+    data = dims_of(node.inputs[0]) if node.inputs else None
+    out = dims_of(node.outputs[0]) if node.outputs else None
+    rank = len(data) if data is not None else None
+    if op == "Reshape" and slot == 1:
+        if _static(data) and _reshape_ok(v.tolist(), data, node.attrs.get("allowzero", 0)):
+            return None
+        if _static(out) and len(out) == n:
+            return out
+        if _static(data) and n:
+            return (*data[:n - 1], math.prod(data[n - 1:])) if n <= rank else (*data, *(1,) * (n - rank))
+        return "target shape"
+    if op == "Expand" and slot == 1:
+        if _static(data) and _broadcasts(v.tolist(), data):
+            return None
+        if _static(out) and len(out) == n and (not _static(data) or _broadcasts(out, data)):
+            return out
+        return np.ones(n)
+    if (op == "Tile" and slot == 1) or (op == "ConstantOfShape" and slot == 0):
+        return None if (v >= 0).all() else np.ones(n)
+    if op in ("Split", "SplitToSequence") and slot == 1:
+        size = _dim_at(data, node.attrs.get("axis", 0)) if data is not None else None
+        if values.ndim == 0:
+            return None if v[0] >= 1 else np.ones(1)
+        if isinstance(size, int) and size >= 0 and (v >= 0).all() and v.sum() == size:
+            return None
+        if not isinstance(size, int) or size < 0 or not n:
+            return "split sizes"
+        return [size // n] * (n - 1) + [size - size // n * (n - 1)]
+    if op == "Slice" and slot == 3 or op in _REDUCE and slot == 1 or op == "Unsqueeze" and slot == 1:
+        if op == "Unsqueeze":
+            rank = rank + n if rank is not None else n
+        if rank is not None and _distinct_axes(v.tolist(), rank):
+            return None
+        return np.arange(n) if rank is not None and n <= rank else "axes"
+    if op == "Squeeze" and slot == 1:
+        ones = [i for i, d in enumerate(data or ()) if d == 1]
+        if _static(data) and _distinct_axes(v.tolist(), rank) and all(data[a] == 1 for a in v.tolist()):
+            return None
+        return ones[:n] if _static(data) and len(ones) >= n else "axes"
+    if op == "CumSum" and slot == 1:
+        return None if rank is not None and -rank <= v[0] < rank else np.zeros(1)
+    if (op == "Slice" and slot == 4) or (op == "Range" and slot == 2):
+        return None if (v != 0).all() else np.where(v == 0, 1, v)
+    if op == "TopK" and slot == 1:
+        size = _dim_at(data, node.attrs.get("axis", -1)) if data is not None else None
+        if not isinstance(size, int) or size < 0:
+            return "k"
+        return None if 0 <= v[0] <= size else [min(1, size)]
+    if op == "OneHot" and slot == 1:
+        depth = _dim_at(out, node.attrs.get("axis", -1)) if _static(out) else None
+        return None if (v > 0).all() else [depth or DEFAULT_INT_RANGE[1]]
+    if op == "Resize" and slot == 2 or op == "Upsample" and slot == 1:
+        if n == 0 or (v >= (1 if op == "Upsample" else 0)).all() and (v > 0).all():
+            return None
+        if _static(out) and _static(data) and len(out) == len(data) == n and all(data):
+            return np.array(out, np.float64) / np.array(data, np.float64)
+        return np.ones(n)
+    if op == "Resize" and slot == 3:
+        if n == 0 or (v > 0).all():
+            return None
+        return out if _static(out) and len(out) == n else data if _static(data) and rank == n else "sizes"
+    return None
+
+
+def _reshape_ok(shape: list, data, allowzero: int) -> bool:
+    known, infer = 1, 0
+    for i, d in enumerate(shape):
+        if d == -1:
+            infer += 1
+        elif d == 0 and not allowzero:
+            if i >= len(data):
+                return False
+            known *= data[i]
+        elif d < 0:
+            return False
+        else:
+            known *= d
+    total = math.prod(data)
+    return infer == 0 and known == total or infer == 1 and known > 0 and total % known == 0
+
+
+def _broadcasts(shape, data) -> bool:
+    return all(a >= 0 and (a == b or a == 1 or b == 1) for a, b in zip(reversed(list(shape)), reversed(data)))
+
+
+def _distinct_axes(axes: list, rank: int) -> bool:
+    normal = [a + rank if a < 0 else a for a in axes]
+    return all(0 <= a < rank for a in normal) and len(set(normal)) == len(normal)
