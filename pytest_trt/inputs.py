@@ -217,7 +217,8 @@ def _tuple_text(values) -> str:
 
 # Generated values the model's nodes would reject. An integer input that indexes a table (Gather's
 # indices, an embedding lookup) must fall inside the indexed dimension; a small input that gives a
-# shape (Reshape, Expand, Split sizes, Slice axes, ...) must give one the node can use. Values that
+# shape (Reshape, Expand, Split sizes, Slice axes, ...) must give one the node can use (Tile repeats and
+# ConstantOfShape's shape need nothing: the default range [0, 10) suits them). Values that
 # already fit are kept, so inputs that worked before keep their bits; the others are regenerated within
 # the bound, or derived from the shapes the model declares, or else the user is asked for them.
 
@@ -331,8 +332,6 @@ def _shape_values(node, slot: int, values, dims_of):
         if _static(out) and len(out) == n and (not _static(data) or _broadcasts(out, data)):
             return out
         return np.ones(n)
-    if (op == "Tile" and slot == 1) or (op == "ConstantOfShape" and slot == 0):
-        return None if (v >= 0).all() else np.ones(n)
     if op in ("Split", "SplitToSequence") and slot == 1:
         size = _dim_at(data, node.attrs.get("axis", 0)) if data is not None else None
         if values.ndim == 0:
