@@ -23,6 +23,8 @@ from .model import ModelInfo, TensorSpec
 
 DEFAULT_FLOAT_RANGE = (-1.0, 1.0)
 DEFAULT_INT_RANGE = (0, 10)
+MAX_INPUT_BYTES = 2 << 30   # per generated input; a larger one is refused before anything is allocated
+_CHUNK = 1 << 22            # elements generated at a time
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -30,10 +32,10 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _S11, _S27, _S30, _S31, _S63 = (np.uint64(k) for k in (11, 27, 30, 31, 63))
 
 
-def random_bits(seed: int, name: str, count: int) -> np.ndarray:
-    """``count`` pseudo-random uint64 values that depend only on (seed, name, index)."""
+def random_bits(seed: int, name: str, count: int, start: int = 0) -> np.ndarray:
+    """Pseudo-random uint64 values for indices ``start .. start+count-1``; each depends only on (seed, name, index)."""
     key = int.from_bytes(hashlib.sha256(f"{int(seed)}\0{name}".encode()).digest()[:8], "little")
-    x = np.arange(count, dtype=np.uint64)
+    x = np.arange(start, start + count, dtype=np.uint64)
     t = np.empty_like(x)
     # uint64 arithmetic wraps silently (no overflow warnings for integer arrays), as splitmix64 wants.
     np.multiply(x, _GAMMA, out=x)
@@ -48,33 +50,48 @@ def random_bits(seed: int, name: str, count: int) -> np.ndarray:
 
 def generate(spec_name: str, dtype: str, shape: tuple[int, ...], seed: int,
              value_range: tuple[float, float] | None = None) -> np.ndarray:
-    """One deterministic array for input ``spec_name``."""
+    """One deterministic array for input ``spec_name``.
+
+    Large arrays are made ``_CHUNK`` elements at a time (same bits), so the uint64 and float64
+    temporaries stay small next to the array itself.
+    """
     np_dtype = numpy_dtype(dtype)
     count = math.prod(int(d) for d in shape)
-    bits = random_bits(seed, spec_name, count)
     if np_dtype == np.bool_:
-        values = (bits >> _S63).astype(np.bool_)
+        low = high = None
     elif np_dtype.kind in "iu":
         low, high = value_range if value_range is not None else DEFAULT_INT_RANGE
         low, high = int(low), int(high)
-        span = high - low
-        if span <= 0:
+        if high - low <= 0:
             raise InputError(f"input_range for {spec_name!r} is empty ({low}, {high}); give (low, high) with low < high")
         info = np.iinfo(np_dtype)
         if low < info.min or high - 1 > info.max:
             raise InputError(f"input_range ({low}, {high}) for {spec_name!r} does not fit {np_dtype.name} "
                              f"[{info.min}, {info.max}]; narrow the range")
-        values = (bits % np.uint64(span)).astype(np.int64) + low
-        values = values.astype(np_dtype)
     else:
         low, high = value_range if value_range is not None else DEFAULT_FLOAT_RANGE
         if not float(low) < float(high):
             raise InputError(f"input_range for {spec_name!r} is empty ({low}, {high}); give (low, high) with low < high")
-        unit = np.right_shift(bits, _S11, out=bits).astype(np.float64)
-        unit *= (float(high) - float(low)) / (1 << 53)   # one multiply: (high-low) * k/2**53, same rounding
-        unit += float(low)
-        values = unit.astype(np_dtype)
-    return values.reshape(shape)
+        low, high = float(low), float(high)
+    if count <= _CHUNK:
+        return _values(random_bits(seed, spec_name, count), np_dtype, low, high).reshape(shape)
+    out = np.empty(count, np_dtype)
+    for start in range(0, count, _CHUNK):
+        n = min(_CHUNK, count - start)
+        out[start:start + n] = _values(random_bits(seed, spec_name, n, start), np_dtype, low, high)
+    return out.reshape(shape)
+
+
+def _values(bits: np.ndarray, np_dtype: np.dtype, low, high) -> np.ndarray:
+    if np_dtype == np.bool_:
+        return (bits >> _S63).astype(np.bool_)
+    if np_dtype.kind in "iu":
+        values = (bits % np.uint64(high - low)).astype(np.int64) + low
+        return values.astype(np_dtype)
+    unit = np.right_shift(bits, _S11, out=bits).astype(np.float64)
+    unit *= (high - low) / (1 << 53)   # one multiply: (high-low) * k/2**53, same rounding
+    unit += low
+    return unit.astype(np_dtype)
 
 
 @functools.lru_cache(maxsize=64)
@@ -102,7 +119,7 @@ def concrete_shape(spec: TensorSpec, given=None) -> tuple[int, ...]:
             example = tuple(d if isinstance(d, int) and d >= 0 else "<size>" for d in spec.dims)
             label = f" ({dim!r})" if isinstance(dim, str) else ""
             raise InputError(f"input {spec.name!r} dim {i}{label} is dynamic and no shape was given; "
-                             f"add shapes={{{spec.name!r}: {_tuple_text(example)}}} to the marker")
+                             f"pass shapes={{{spec.name!r}: {_tuple_text(example)}}} (a marker or function argument)")
         return tuple(int(d) for d in spec.dims)
     given = tuple(given)
     if len(given) != len(spec.dims):
@@ -126,11 +143,29 @@ def make_inputs(model, shapes: Mapping | None = None, seed: int = 0,
     shapes = dict(shapes or {})
     check_names("shapes", shapes, info)
     ranges = _ranges_by_input(input_range, info)
-    arrays = {spec.name: generate(spec.name, spec.dtype, concrete_shape(spec, shapes.get(spec.name)),
-                                  seed, ranges.get(spec.name))
+    concrete = {spec.name: concrete_shape(spec, shapes.get(spec.name)) for spec in info.inputs}
+    check_shared_dims(info, concrete, "shapes=")
+    for spec in info.inputs:
+        _check_size(spec, concrete[spec.name])
+    arrays = {spec.name: generate(spec.name, spec.dtype, concrete[spec.name], seed, ranges.get(spec.name))
               for spec in info.inputs}
-    fit_to_model(info, arrays, seed, skip=ranges)
+    _fit_to_model(info, arrays, seed, skip=ranges)
     return arrays
+
+
+def _check_size(spec: TensorSpec, shape: tuple[int, ...]) -> None:
+    nbytes = math.prod(shape) * numpy_dtype(spec.dtype).itemsize
+    if nbytes > MAX_INPUT_BYTES:
+        fix = (f"give smaller sizes in shapes={{{spec.name!r}: ...}}" if spec.is_dynamic
+               else "pass your own arrays with inputs=")
+        raise InputError(f"input {spec.name!r} of shape {_tuple_text(shape)} ({spec.dtype}) would take "
+                         f"{_gib(nbytes)}, more than the {_gib(MAX_INPUT_BYTES)} pytest-trt generates per input; "
+                         f"{fix}")
+
+
+def _gib(nbytes: int) -> str:
+    gib = nbytes / (1 << 30)
+    return f"{gib:,.0f} GiB" if gib >= 100 or gib == int(gib) else f"{gib:.1f} GiB"
 
 
 def prepare_user_inputs(inputs, info: ModelInfo) -> dict[str, np.ndarray]:
@@ -149,7 +184,9 @@ def prepare_user_inputs(inputs, info: ModelInfo) -> dict[str, np.ndarray]:
                          f"{_names(info.inputs)}")
     prepared = {}
     for spec in info.inputs:
-        array = np.asarray(inputs[spec.name])
+        value = inputs[spec.name]
+        python = isinstance(value, _PYTHON_VALUES) and not isinstance(value, np.generic)  # np.float64 is a float
+        array = _from_python(spec, value) if python else np.asarray(value)
         if array.dtype != numpy_dtype(spec.dtype):
             raise InputError(f"input {spec.name!r} has dtype {array.dtype.name} but the model expects "
                              f"{spec.dtype}; convert it with .astype(np.{spec.dtype})")
@@ -158,7 +195,71 @@ def prepare_user_inputs(inputs, info: ModelInfo) -> dict[str, np.ndarray]:
             raise InputError(f"input {spec.name!r} has shape {_tuple_text(array.shape)} but the model "
                              f"expects {spec.describe()}; reshape it to match")
         prepared[spec.name] = array
+    check_shared_dims(info, {name: a.shape for name, a in prepared.items()}, "inputs=")
     return prepared
+
+
+def check_shared_dims(info: ModelInfo, shapes: Mapping, what: str) -> None:
+    """Inputs that share a symbolic dim (both 'batch') must agree on its size, as ONNX requires."""
+    seen = {}
+    for spec in info.inputs:
+        for i, dim in enumerate(spec.dims):
+            if isinstance(dim, str) and dim:
+                first = seen.setdefault(dim, (spec.name, i, shapes[spec.name][i]))
+                if first[2] != shapes[spec.name][i]:
+                    raise InputError(f"{what} gives inputs {first[0]!r} and {spec.name!r} different sizes for the "
+                                     f"dim {dim!r} they share: {first[2]} ({first[0]} dim {first[1]}) and "
+                                     f"{shapes[spec.name][i]} ({spec.name} dim {i}); give both the same size")
+
+
+# Python values (lists, nested lists, numbers) take the input's declared dtype when their values fit it:
+# ints and bools exactly into integer, bool and float dtypes, floats into float dtypes (rounded to the
+# nearest value, but never overflowing to inf). Arrays keep their dtype and must match.
+_PYTHON_VALUES = (list, tuple, int, float)
+_PYTHON_KINDS = {"U": "strings", "S": "bytes", "c": "complex numbers",
+                 "O": "Python objects (None, mixed types, or ints beyond 64 bits)"}
+
+
+def _from_python(spec: TensorSpec, value) -> np.ndarray:
+    target = numpy_dtype(spec.dtype)
+    fix = f"or pass an array of dtype {spec.dtype}"
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise InputError(f"input {spec.name!r} is a nested list whose rows differ in length; give equal rows, "
+                         f"{fix}") from None
+    if array.size == 0:
+        return array.astype(target)
+    kind = array.dtype.kind
+    if kind == "b":
+        kind, array = "i", array.astype(np.int64)
+    if kind not in "iuf":
+        what = _PYTHON_KINDS.get(kind, f"{array.dtype.name} values")
+        raise InputError(f"input {spec.name!r} is a list of {what}, which do not convert to {spec.dtype}; "
+                         f"give numbers, {fix}")
+    if kind == "f" and target.kind != "f":
+        raise InputError(f"input {spec.name!r} is a list of floats but the model expects {spec.dtype}; "
+                         f"give {'True/False' if target == np.bool_ else 'ints'}, {fix}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = array.astype(target)
+    if kind == "f":
+        bad = np.isfinite(array) & ~np.isfinite(converted)
+        what = "beyond the range of"
+    elif target.kind in "iu":   # ints of either sign compare exactly with the limits
+        limits = np.iinfo(target)
+        bad = (array < limits.min) | (array > limits.max)
+        what = "that do not fit"
+    elif target == np.bool_:
+        bad = (array != 0) & (array != 1)
+        what = "that do not fit"
+    else:   # ints into a float dtype: Python compares int with float exactly
+        bad = converted.astype(np.float64).astype(object) != array.astype(object)
+        what = "that are not exact in"
+    if bad.any():
+        example = array[bad].ravel()[0].item()
+        raise InputError(f"input {spec.name!r} has values {what} {spec.dtype} (e.g. {example!r}); give values "
+                         f"{spec.dtype} can hold, {fix}")
+    return converted
 
 
 def load_npz_inputs(path) -> dict[str, np.ndarray]:
@@ -229,7 +330,7 @@ _REDUCE = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "R
            "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
 
 
-def fit_to_model(info: ModelInfo, arrays: dict, seed: int, skip=()) -> None:
+def _fit_to_model(info: ModelInfo, arrays: dict, seed: int, skip=()) -> None:
     """Replace, in ``arrays``, generated values that the nodes using them cannot accept.
 
     Only integer inputs and float inputs of rank 0 or 1 can play such a role, so other models never
