@@ -57,6 +57,10 @@ def generate(spec_name: str, dtype: str, shape: tuple[int, ...], seed: int,
     """
     np_dtype = numpy_dtype(dtype)
     count = math.prod(int(d) for d in shape)
+    if count * np_dtype.itemsize > MAX_INPUT_BYTES:
+        raise InputError(f"input {spec_name!r} of shape {_tuple_text(shape)} ({dtype}) would take "
+                         f"{_gib(count * np_dtype.itemsize)}, more than the {_gib(MAX_INPUT_BYTES)} pytest-trt "
+                         "generates per input; give smaller sizes in shapes=, or pass your own arrays with inputs=")
     if np_dtype == np.bool_:
         low = high = None
     elif np_dtype.kind in "iu":
@@ -143,24 +147,37 @@ def make_inputs(model, shapes: Mapping | None = None, seed: int = 0,
     shapes = dict(shapes or {})
     check_names("shapes", shapes, info)
     ranges = _ranges_by_input(input_range, info)
+    shared, fit = _plan(info)
     concrete = {spec.name: concrete_shape(spec, shapes.get(spec.name)) for spec in info.inputs}
-    check_shared_dims(info, concrete, "shapes=")
-    for spec in info.inputs:
-        _check_size(spec, concrete[spec.name])
+    if shared:
+        check_shared_dims(shared, concrete, "shapes=")
     arrays = {spec.name: generate(spec.name, spec.dtype, concrete[spec.name], seed, ranges.get(spec.name))
               for spec in info.inputs}
-    _fit_to_model(info, arrays, seed, skip=ranges)
+    if fit:
+        _fit_to_model(info, fit, arrays, seed, skip=ranges)
     return arrays
 
 
-def _check_size(spec: TensorSpec, shape: tuple[int, ...]) -> None:
-    nbytes = math.prod(shape) * numpy_dtype(spec.dtype).itemsize
-    if nbytes > MAX_INPUT_BYTES:
-        fix = (f"give smaller sizes in shapes={{{spec.name!r}: ...}}" if spec.is_dynamic
-               else "pass your own arrays with inputs=")
-        raise InputError(f"input {spec.name!r} of shape {_tuple_text(shape)} ({spec.dtype}) would take "
-                         f"{_gib(nbytes)}, more than the {_gib(MAX_INPUT_BYTES)} pytest-trt generates per input; "
-                         f"{fix}")
+def _plan(info: ModelInfo) -> tuple[tuple, tuple]:
+    """What a model's inputs need beyond their own spec, worked out once per model content:
+    ``(shared symbolic dims, inputs whose generated values the nodes using them may reject)``."""
+    plan = _plans.get(info.sha256)
+    if plan is None:
+        places: dict[str, list] = {}
+        for spec in info.inputs:
+            for i, dim in enumerate(spec.dims):
+                if isinstance(dim, str) and dim:
+                    places.setdefault(dim, []).append((spec.name, i))
+        shared = tuple((dim, tuple(p)) for dim, p in places.items() if len(p) > 1)
+        # only integer inputs, and float inputs of rank 0 or 1, can index a table or give a shape
+        maybe = [s for s in info.inputs if numpy_dtype(s.dtype).kind in "iu" or (
+            numpy_dtype(s.dtype).kind == "f" and len(s.dims) <= 1)]
+        uses = _graph_uses(str(info.path), info.sha256)[0] if maybe else {}
+        plan = _plans[info.sha256] = (shared, tuple(s for s in maybe if s.name in uses))
+    return plan
+
+
+_plans: dict[str, tuple] = {}
 
 
 def _gib(nbytes: int) -> str:
@@ -195,21 +212,21 @@ def prepare_user_inputs(inputs, info: ModelInfo) -> dict[str, np.ndarray]:
             raise InputError(f"input {spec.name!r} has shape {_tuple_text(array.shape)} but the model "
                              f"expects {spec.describe()}; reshape it to match")
         prepared[spec.name] = array
-    check_shared_dims(info, {name: a.shape for name, a in prepared.items()}, "inputs=")
+    shared = _plan(info)[0]
+    if shared:
+        check_shared_dims(shared, {name: a.shape for name, a in prepared.items()}, "inputs=")
     return prepared
 
 
-def check_shared_dims(info: ModelInfo, shapes: Mapping, what: str) -> None:
+def check_shared_dims(shared: tuple, shapes: Mapping, what: str) -> None:
     """Inputs that share a symbolic dim (both 'batch') must agree on its size, as ONNX requires."""
-    seen = {}
-    for spec in info.inputs:
-        for i, dim in enumerate(spec.dims):
-            if isinstance(dim, str) and dim:
-                first = seen.setdefault(dim, (spec.name, i, shapes[spec.name][i]))
-                if first[2] != shapes[spec.name][i]:
-                    raise InputError(f"{what} gives inputs {first[0]!r} and {spec.name!r} different sizes for the "
-                                     f"dim {dim!r} they share: {first[2]} ({first[0]} dim {first[1]}) and "
-                                     f"{shapes[spec.name][i]} ({spec.name} dim {i}); give both the same size")
+    for dim, places in shared:
+        (first, i), size = places[0], shapes[places[0][0]][places[0][1]]
+        for name, j in places[1:]:
+            if shapes[name][j] != size:
+                raise InputError(f"{what} gives inputs {first!r} and {name!r} different sizes for the dim {dim!r} "
+                                 f"they share: {size} ({first} dim {i}) and {shapes[name][j]} ({name} dim {j}); "
+                                 "give both the same size")
 
 
 # Python values (lists, nested lists, numbers) take the input's declared dtype when their values fit it:
@@ -328,32 +345,26 @@ _INDEX_ND = {"GatherND": 1, "ScatterND": 1}
 _SAME_VALUES = {"Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose"}  # slot 0 keeps values
 _REDUCE = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
            "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
+_ROLE_SLOTS = {  # (op, input slot) pairs whose values the generator checks
+    *((op, 0) for op in _SAME_VALUES), *_INDEX_AXIS.items(), *_INDEX_ND.items(), *((op, 1) for op in _REDUCE),
+    ("Reshape", 1), ("Expand", 1), ("Split", 1), ("SplitToSequence", 1), ("Slice", 3), ("Slice", 4),
+    ("Unsqueeze", 1), ("Squeeze", 1), ("CumSum", 1), ("Range", 2), ("TopK", 1), ("OneHot", 1), ("Resize", 2),
+    ("Resize", 3), ("Upsample", 1)}
 
 
-def _fit_to_model(info: ModelInfo, arrays: dict, seed: int, skip=()) -> None:
-    """Replace, in ``arrays``, generated values that the nodes using them cannot accept.
+def _fit_to_model(info: ModelInfo, candidates, arrays: dict, seed: int, skip=()) -> None:
+    """Replace, in ``arrays``, generated values that the nodes using ``candidates`` cannot accept.
 
-    Only integer inputs and float inputs of rank 0 or 1 can play such a role, so other models never
-    read their nodes. Inputs named in ``skip`` (an explicit ``input_range``) are left as given.
+    Inputs named in ``skip`` (an explicit ``input_range``) are left as given.
     """
-    candidates = [s for s in info.inputs if s.name not in skip and (
-        arrays[s.name].dtype.kind in "iu" or (arrays[s.name].dtype.kind == "f" and arrays[s.name].ndim <= 1))]
-    if not candidates:
-        return
-    graph = _graph_nodes(str(info.path), info.sha256)
-    uses: dict[str, list] = {}
-    for node in graph.nodes:
-        for slot, name in enumerate(node.inputs):
-            uses.setdefault(name, []).append((node, slot))
-    constants = {n.outputs[0]: n.attrs["_dims"] for n in graph.nodes if n.op_type == "Constant" and "_dims" in n.attrs}
+    uses, stated = _graph_uses(str(info.path), info.sha256)
 
     def dims_of(name):
-        if name in arrays:
-            return arrays[name].shape
-        found = constants.get(name, graph.dims.get(name))
-        return tuple(found) if found is not None else None
+        return arrays[name].shape if name in arrays else stated.get(name)
 
     for spec in candidates:
+        if spec.name in skip:
+            continue
         values = arrays[spec.name]
         bound = _index_bound(spec.name, uses, dims_of, values)
         if bound is not None and values.size and (values.min() < 0 or values.max() >= bound):
@@ -374,13 +385,30 @@ def _fit_to_model(info: ModelInfo, arrays: dict, seed: int, skip=()) -> None:
 
 
 @functools.lru_cache(maxsize=16)
-def _graph_nodes(path: str, sha256: str):
+def _graph_uses(path: str, sha256: str) -> tuple[dict, dict]:
+    """``({value: [(node, input slot), ...]}, {value: dims the file states})`` for the model's main graph.
+
+    A graph the node reader cannot walk gives no uses: the values stay as generated, and onnxruntime
+    reports the file.
+    """
     import mmap
 
-    from .onnx_wire import read_nodes
+    from .onnx_wire import WireError, read_nodes
 
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return read_nodes(data)
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            graph = read_nodes(data)
+    except (OSError, ValueError, WireError):
+        return {}, {}
+    uses: dict[str, list] = {}
+    for node in graph.nodes:
+        for slot, name in enumerate(node.inputs):
+            if (node.op_type, slot) in _ROLE_SLOTS:
+                uses.setdefault(name, []).append((node, slot))
+    stated = dict(graph.dims)
+    stated.update((n.outputs[0], n.attrs["_dims"]) for n in graph.nodes
+                  if n.op_type == "Constant" and "_dims" in n.attrs and n.outputs)
+    return uses, stated
 
 
 def _index_bound(name: str, uses: dict, dims_of, values) -> int | None:
@@ -416,6 +444,8 @@ def _shape_values(node, slot: int, values, dims_of):
     """None when ``values`` suit input ``slot`` of ``node``; else values that do, or a str naming the
     role when the model's shapes do not determine any."""
     op, n, v = node.op_type, values.size, values.ravel()
+    if n == 0 and op != "Reshape":   # an empty axes/sizes/split input means "none given"
+        return None
     data = dims_of(node.inputs[0]) if node.inputs else None
     out = dims_of(node.outputs[0]) if node.outputs else None
     rank = len(data) if data is not None else None

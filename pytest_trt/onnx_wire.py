@@ -1,4 +1,5 @@
-"""Read an ONNX file's I/O signature and external-data references straight from its protobuf bytes.
+"""Read an ONNX file's I/O signature and external-data references straight from its protobuf bytes
+(``read_signature``), and, for the input generator, the main graph's nodes (``read_nodes``).
 
 Why not ``onnx.load``: it imports onnx and protobuf (~70 ms, paid by every CPU-only test session)
 and materializes every embedded weight, while pytest-trt only needs graph inputs/outputs and the

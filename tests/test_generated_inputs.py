@@ -90,6 +90,15 @@ def test_table_given_as_a_dynamic_input(tmp_path):
     assert run(model, shapes={"x": (2, 3)})["ids"].max() < 3
 
 
+def test_an_empty_table_has_no_valid_index(tmp_path):
+    model = build(tmp_path / "m.onnx", [helper.make_node("Gather", ["table", "ids"], ["y"])],
+                  [("ids", I64, [5])], [("y", F, [5, 3])], [("table", np.zeros((0, 3), np.float32))])
+    with pytest.raises(InputError) as info:
+        make_inputs(model)
+    assert str(info.value) == ("input 'ids' indexes a dimension of size 0, so no index is valid; give 'ids' an "
+                               "empty shape or pass the inputs with inputs=")
+
+
 def test_explicit_input_range_is_kept(tmp_path):
     model = build(tmp_path / "m.onnx", [helper.make_node("Gather", ["table", "ids"], ["y"])],
                   [("ids", I64, [64])], [("y", F, [64, 3])], [("table", table(4))])
