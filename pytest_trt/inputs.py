@@ -5,7 +5,10 @@ rather than numpy's Generator, whose streams may change between numpy versions: 
 bit-identical inputs on any machine, numpy version, and input order.
 
 Default value ranges (override per test with ``input_range``):
-floats uniform in [-1, 1); integers uniform in [0, 10); bools 50/50.
+floats uniform in [-1, 1); integers uniform in [0, 10); bools 50/50. Where the model's nodes would
+reject those values (an index past the end of its table, a shape input that gives no usable shape),
+they are regenerated within the bound or derived from the model's declared shapes (see
+``_fit_to_model``); values that already fit keep their bits.
 """
 from __future__ import annotations
 
@@ -330,7 +333,6 @@ def _tuple_text(values) -> str:
     values = tuple(values)
     inner = ", ".join(str(v) for v in values)
     return f"({inner},)" if len(values) == 1 else f"({inner})"
-
 
 
 # Generated values the model's nodes would reject. An integer input that indexes a table (Gather's
