@@ -46,7 +46,6 @@ def select(root: str | None = None) -> list[str]:
     """Model folders (relative to ``root``) that pass the selection rule above."""
     import onnxruntime as ort
 
-    from pytest_trt.errors import TrtCompareError
     from pytest_trt.model import load_model_info
 
     root = root or data_root()
@@ -60,7 +59,7 @@ def select(root: str | None = None) -> list[str]:
             load_model_info(model)
             session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
             session.run(None, shipped_inputs(folder, session))
-        except (TrtCompareError, Exception):
+        except Exception:  # TrtCompareError (inputs pytest-trt cannot hold), or onnxruntime's own errors
             continue
         kept.append(os.path.relpath(folder, root))
     return kept

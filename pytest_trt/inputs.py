@@ -227,8 +227,9 @@ def check_shared_dims(shared: tuple, shapes: Mapping, what: str) -> None:
         (first, i), size = places[0], shapes[places[0][0]][places[0][1]]
         for name, j in places[1:]:
             if shapes[name][j] != size:
-                raise InputError(f"{what} gives inputs {first!r} and {name!r} different sizes for the dim {dim!r} "
-                                 f"they share: {size} ({first} dim {i}) and {shapes[name][j]} ({name} dim {j}); "
+                who = f"input {name!r}" if name == first else f"inputs {first!r} and {name!r}"
+                raise InputError(f"{what} gives {who} different sizes for the dim {dim!r} they share: "
+                                 f"{size} ({first} dim {i}) and {shapes[name][j]} ({name} dim {j}); "
                                  "give both the same size")
 
 

@@ -47,6 +47,14 @@ def test_inputs_that_share_a_dim_must_agree(tmp_path):
     assert make_inputs(model, shapes={"a": (3, 4), "b": (3, 4)})["b"].shape == (3, 4)
 
 
+def test_one_input_whose_dims_share_a_name(tmp_path):
+    square = identity_model(tmp_path / "sq.onnx", "float32", dims=("n", "n"))
+    assert error(lambda: make_inputs(square, shapes={"x": (2, 3)})) == (
+        "shapes= gives input 'x' different sizes for the dim 'n' they share: 2 (x dim 0) and 3 (x dim 1); "
+        "give both the same size")
+    assert make_inputs(square, shapes={"x": (3, 3)})["x"].shape == (3, 3)
+
+
 def test_shared_dim_mismatch_in_a_test_run(pytester):
     shared_batch_model(pytester.path / "add.onnx")
     pytester.makeini(INI)
