@@ -1,4 +1,5 @@
-"""Read an ONNX file's I/O signature and external-data references straight from its protobuf bytes.
+"""Read an ONNX file's I/O signature and external-data references straight from its protobuf bytes
+(``read_signature``), and, for the input generator, the main graph's nodes (``read_nodes``).
 
 Why not ``onnx.load``: it imports onnx and protobuf (~70 ms, paid by every CPU-only test session)
 and materializes every embedded weight, while pytest-trt only needs graph inputs/outputs and the
@@ -196,3 +197,139 @@ def _varint(view, pos: int, end: int) -> tuple[int, int]:
         if not byte & 0x80:
             return result, pos
         shift += 7
+
+
+# What the input generator needs to know about the nodes that use the graph's inputs.
+_NODE_INPUT, _NODE_OUTPUT, _NODE_NAME, _NODE_OP_TYPE, _NODE_DOMAIN = 1, 2, 3, 4, 7
+_ATTR_NAME, _ATTR_I, _ATTR_INTS = 1, 3, 8
+_GRAPH_VALUE_INFO = 13
+_TENSOR_DIMS = 1
+
+
+class Node(FrozenRecord):
+    """A node of the main graph, default ONNX domain, with its integer attributes."""
+
+    __slots__ = ("op_type", "name", "inputs", "outputs", "attrs")
+
+    def __init__(self, op_type: str, name: str, inputs: tuple[str, ...], outputs: tuple[str, ...], attrs: dict):
+        set_field(self, "op_type", op_type)
+        set_field(self, "name", name)
+        set_field(self, "inputs", inputs)
+        set_field(self, "outputs", outputs)
+        set_field(self, "attrs", attrs)      # attribute name -> int or tuple of ints
+
+
+class GraphNodes(FrozenRecord):
+    __slots__ = ("nodes", "dims")
+
+    def __init__(self, nodes: tuple[Node, ...], dims: dict):
+        set_field(self, "nodes", nodes)
+        set_field(self, "dims", dims)        # value name -> dims, from initializers, Constant nodes, value_info, outputs
+
+
+def read_nodes(data) -> GraphNodes:
+    """The main graph's default-domain nodes and the dims the file states for its values.
+
+    Slower than ``read_signature`` (every node's strings are decoded), so it is read only for models
+    whose inputs may index a table or give a shape.
+    """
+    nodes, dims = [], {}
+    with memoryview(data) as view:
+        for field, graph in _fields(view, 0, len(view)):
+            if field != _MODEL_GRAPH or not isinstance(graph, tuple):
+                continue
+            for gfield, value in _fields(view, *graph):
+                if not isinstance(value, tuple):
+                    continue
+                if gfield == _GRAPH_NODE:
+                    node = _node(view, value)
+                    if node is not None:
+                        nodes.append(node)
+                elif gfield == _GRAPH_INITIALIZER:
+                    name, shape = _tensor_dims(view, value)
+                    dims[name] = shape
+                elif gfield in (_GRAPH_VALUE_INFO, _GRAPH_OUTPUT):
+                    name, shape = _value_dims(view, value)
+                    if shape is not None:
+                        dims.setdefault(name, shape)
+    return GraphNodes(tuple(nodes), dims)
+
+
+def _node(view, span) -> Node | None:
+    inputs, outputs, name, op_type, domain, attrs, value = [], [], "", "", "", {}, None
+    for field, v in _fields(view, *span):
+        if not isinstance(v, tuple):
+            continue
+        if field == _NODE_INPUT:
+            inputs.append(_text(view, v))
+        elif field == _NODE_OUTPUT:
+            outputs.append(_text(view, v))
+        elif field == _NODE_NAME:
+            name = _text(view, v)
+        elif field == _NODE_OP_TYPE:
+            op_type = _text(view, v)
+        elif field == _NODE_DOMAIN:
+            domain = _text(view, v)
+        elif field == _NODE_ATTRIBUTE:
+            attr_name, single, ints, tensor = "", None, [], None
+            for afield, a in _fields(view, *v):
+                if afield == _ATTR_NAME and isinstance(a, tuple):
+                    attr_name = _text(view, a)
+                elif afield == _ATTR_I and isinstance(a, int):
+                    single = _signed(a)
+                elif afield == _ATTR_INTS:
+                    ints.extend(_packed(view, a) if isinstance(a, tuple) else [_signed(a)] if isinstance(a, int) else [])
+                elif afield == _ATTR_T and isinstance(a, tuple):
+                    tensor = a
+            if tensor is not None and attr_name == "value":
+                value = _tensor_dims(view, tensor)[1]
+            elif ints:
+                attrs[attr_name] = tuple(ints)
+            elif single is not None:
+                attrs[attr_name] = single
+    if domain not in ("", "ai.onnx"):
+        return None
+    if op_type == "Constant" and value is not None:
+        attrs["_dims"] = value
+    return Node(op_type, name, tuple(inputs), tuple(outputs), attrs)
+
+
+def _value_dims(view, span) -> tuple[str, tuple | None]:
+    """A value_info's name and dims; None when it states no shape (unlike a scalar's ())."""
+    name, dims = "", None
+    for field, value in _fields(view, *span):
+        if field == _VALUE_NAME and isinstance(value, tuple):
+            name = _text(view, value)
+        elif field == _VALUE_TYPE and isinstance(value, tuple):
+            for tfield, tvalue in _fields(view, *value):
+                if tfield == _TYPE_TENSOR and isinstance(tvalue, tuple):
+                    for sfield, shape in _fields(view, *tvalue):
+                        if sfield == _TENSOR_TYPE_SHAPE and isinstance(shape, tuple):
+                            dims = tuple(_dim(view, d) for f, d in _fields(view, *shape)
+                                         if f == _SHAPE_DIM and isinstance(d, tuple))
+    return name, dims
+
+
+def _tensor_dims(view, span) -> tuple[str, tuple[int, ...]]:
+    name, dims = "", []
+    for field, value in _fields(view, *span):
+        if field == _TENSOR_NAME and isinstance(value, tuple):
+            name = _text(view, value)
+        elif field == _TENSOR_DIMS:
+            if isinstance(value, tuple):
+                dims.extend(_packed(view, value))
+            elif isinstance(value, int):
+                dims.append(_signed(value))
+    return name, tuple(dims)
+
+
+def _packed(view, span) -> list[int]:
+    values, pos = [], span[0]
+    while pos < span[1]:
+        value, pos = _varint(view, pos, span[1])
+        values.append(_signed(value))
+    return values
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value

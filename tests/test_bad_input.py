@@ -181,7 +181,7 @@ def test_onnxruntime_run_failure_is_one_sentence_without_source_locations(tmp_pa
 
 
 @pytest.mark.parametrize("shapes, sentence", [
-    (None, "input 'x' dim 0 ('batch') is dynamic and no shape was given; add shapes={'x': (<size>, 4)} to the marker"),
+    (None, "input 'x' dim 0 ('batch') is dynamic and no shape was given; pass shapes={'x': (<size>, 4)} (a marker or function argument)"),
     ({"x": (2, 4, 1)}, "shapes['x'] = (2, 4, 1) has 3 dims but input x (float32[batch,4]) has 2; give one size per dim"),
     ({"z": (2, 4)}, "shapes names 'z', which is not an input of m.onnx; its inputs are: x (float32[batch,4])"),
 ])

@@ -72,7 +72,7 @@ def test_dynamic_dims_need_shapes(tmp_path):
     with pytest.raises(InputError) as info:
         make_inputs(model)
     assert str(info.value) == ("input 'x' dim 0 ('batch') is dynamic and no shape was given; "
-                               "add shapes={'x': (<size>, 4)} to the marker")
+                               "pass shapes={'x': (<size>, 4)} (a marker or function argument)")
     assert make_inputs(model, shapes={"x": (3, 4)})["x"].shape == (3, 4)
     assert make_inputs(model, shapes={"x": {"min": (1, 4), "opt": (2, 4), "max": (8, 4)}})["x"].shape == (2, 4)
     with pytest.raises(InputError, match=r"gives dim 1 = 5 but the model fixes it at 4"):

@@ -321,7 +321,7 @@ def test_user_input_errors_are_one_sentence(repo):
     assert "During handling" not in result.stdout.str() and "Traceback" not in result.stdout.str()
     result.stdout.fnmatch_lines([
         "*test_a.py::test_x: input 'a' has dtype float64 but the model expects float32; convert it with .astype(np.float32)",
-        "*test_a.py::test_dyn: input 'x' dim 0 ('batch') is dynamic and no shape was given; add shapes={'x': (<size>, 4)} to the marker",
+        "*test_a.py::test_dyn: input 'x' dim 0 ('batch') is dynamic and no shape was given; pass shapes={'x': (<size>, 4)} (a marker or function argument)",
         "*test_a.py::test_outputs: trt_compare outputs names 'nope', which is not an output of two.onnx; its outputs are: s (float32[[]2,3]), i (int64[[]2,3])",
     ])
 
