@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from .backends import short_reason
 from .records import Record
 from .session import strongest_action
 
@@ -177,8 +178,8 @@ def junit_properties(record: CheckRecord) -> list[tuple[str, object]]:
     if record.cache is not None:
         props += [("trt_engine_cache", "hit" if record.cache == "loaded" else "miss"),
                   ("trt_build_seconds", round(record.build_seconds, 3))]
-    if record.engine_skipped:
-        props.append(("trt_engine_skipped", record.engine_skipped))
+    if record.engine_skipped:  # without its install hint: the summary gives the whole reason once
+        props.append(("trt_engine_skipped", short_reason(record.engine_skipped)))
     if record.drift:
         props.append(("trt_drift", "; ".join(record.drift)))
     for row in record.outputs:
