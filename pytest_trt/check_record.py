@@ -10,8 +10,9 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from .backends import short_reason
 from .records import Record
-from .session import strongest_action
+from .session import shown_action, strongest_action
 
 if TYPE_CHECKING:  # annotations only: importing comparison loads numpy, which a session without checks never needs
     from .comparison import ComparisonReport, OutputReport
@@ -26,11 +27,12 @@ class OutputRow(Record):
     """One output of one comparison, as numbers."""
 
     __slots__ = ("comparison", "output", "precision", "passed", "exact", "max_abs", "max_rel", "budget", "atol",
-                 "rtol", "min_atol", "min_rtol", "tolerance_only")
+                 "rtol", "min_atol", "min_rtol", "tolerance_only", "magnitude", "dtype")
 
     def __init__(self, comparison: str, output: str, precision: str, passed: bool, exact: bool,
                  max_abs: float | None, max_rel: float | None, budget: float | None, atol: float | None,
-                 rtol: float | None, min_atol: float | None, min_rtol: float | None, tolerance_only: bool):
+                 rtol: float | None, min_atol: float | None, min_rtol: float | None, tolerance_only: bool,
+                 magnitude: float | None = None, dtype: str | None = None):
         self.comparison = comparison    # "engine vs reference", "reference vs golden", "engine vs golden"
         self.output = output
         self.precision = precision      # the precision whose tolerances applied (goldens of the reference use fp32)
@@ -44,17 +46,22 @@ class OutputRow(Record):
         self.min_atol = min_atol
         self.min_rtol = min_rtol
         self.tolerance_only = tolerance_only  # failed only because values exceed the tolerance
+        # With --trt-suggest-tolerances: the largest finite |expected| and the coarser float dtype of the two
+        # sides, the scale of a suggestion's floor (None otherwise).
+        self.magnitude = magnitude
+        self.dtype = dtype
 
 
 class CheckRecord(Record):
     """What one check did, for humans and dashboards."""
 
     __slots__ = ("test", "precision", "passed", "backend", "engine_skipped", "golden", "cache", "build_seconds",
-                 "outputs", "drift", "close")
+                 "outputs", "drift", "close", "tolerated", "marker")
 
     def __init__(self, test: str, precision: str, passed: bool, backend: str, engine_skipped: str | None,
                  golden: str, cache: str | None, build_seconds: float, outputs: list[OutputRow],
-                 drift: list[str] | None = None, close: bool = False):
+                 drift: list[str] | None = None, close: bool = False, tolerated: bool = False,
+                 marker: str | None = None):
         self.test = test                    # node id without the precision parameter
         self.precision = precision
         self.passed = passed
@@ -66,6 +73,8 @@ class CheckRecord(Record):
         self.outputs = outputs
         self.drift = [] if drift is None else drift  # one sentence per drifted output
         self.close = close                  # passed but used more than CLOSE_SHARE of some tolerance
+        self.tolerated = tolerated          # failed only on tolerances, and --trt-suggest-tolerances passed it
+        self.marker = marker                # where the test's marker is declared (tests sharing it share this)
 
     @property
     def worst(self) -> OutputRow | None:
@@ -83,16 +92,27 @@ class CheckRecord(Record):
 
 
 def record_check(result, test: str, events: list[dict], drift_factor: float = DRIFT_FACTOR,
-                 close_share: float = CLOSE_SHARE) -> CheckRecord:
-    """The row of one finished check (a ``CheckResult``); ``events`` are the engine builds/loads it caused."""
-    rows = [row for name, report, precision, _, _ in result.comparisons()
-            for row in output_rows(report, name, precision)]
+                 close_share: float = CLOSE_SHARE, suggest: bool = False, strict_drift: bool = False) -> CheckRecord:
+    """The row of one finished check (a ``CheckResult``); ``events`` are the engine builds/loads it caused.
+
+    With ``suggest`` (--trt-suggest-tolerances) a check that failed only on tolerances is "tolerated": pytest
+    passes it, unless ``strict_drift`` fails it for drift, and the summary says "would fail", not "failed"."""
+    rows = []
+    for name, report, precision, _, expected_side in result.comparisons():
+        added = output_rows(report, name, precision)
+        if suggest:  # the scale of a suggestion's floor: nothing on a check's own path
+            sides = {"reference": result.reference, "engine": result.engine,
+                     **{f"golden-{k}": v for k, v in result.goldens.items()}}
+            _add_scale(added, report, sides.get(expected_side) or {})
+        rows += added
     backend = f"{result.backend.get('backend')} {result.backend.get('version')}" if result.backend else "none"
+    drift = drift_sentences(result.engine_baseline, result.engine_vs_reference, drift_factor)
+    tolerated = suggest and result.only_tolerance_failed and not (strict_drift and drift)
     return CheckRecord(test, result.precision, result.passed, backend, result.engine_skipped,
-                       strongest_action(a.action for a in result.golden_actions),
+                       strongest_action(shown_action(a.action, True) if tolerated else a.action
+                                        for a in result.golden_actions),
                        events[-1]["status"] if events else None, sum(e["seconds"] for e in events), rows,
-                       drift_sentences(result.engine_baseline, result.engine_vs_reference, drift_factor),
-                       result.passed and close_to_tolerance(rows, close_share))
+                       drift, result.passed and close_to_tolerance(rows, close_share), tolerated)
 
 
 def output_rows(report: ComparisonReport | None, comparison: str, precision: str) -> list[OutputRow]:
@@ -110,6 +130,23 @@ def _row(o: OutputReport, comparison: str, precision: str) -> OutputRow:
                      o.max_abs.value if o.max_abs else None, o.max_rel.value if o.max_rel else None, budget,
                      tol.atol if tol and not o.exact else None, tol.rtol if tol and not o.exact else None,
                      o.min_atol, o.min_rtol, o.tolerance_only)
+
+
+def _add_scale(rows: list[OutputRow], report: ComparisonReport, expected: Mapping) -> None:
+    """Each row's magnitude (largest finite |expected|) and coarser dtype, where its min_atol is known."""
+    import numpy as np
+
+    from .tolerance_suggestion import coarser_float
+
+    for row, o in zip(rows, report.outputs):
+        if o.min_atol is None or o.exact or o.name not in expected:
+            continue
+        values = np.asarray(expected[o.name])
+        if values.dtype.itemsize < 4:  # float16/bfloat16/float8: numpy's reductions want a native float
+            values = values.astype(np.float32)
+        finite = np.isfinite(values)   # the only full-size temporary (one byte per element)
+        row.magnitude = float(max(np.max(values, initial=0.0, where=finite), -np.min(values, initial=0.0, where=finite)))
+        row.dtype = coarser_float(o.actual_dtype, o.expected_dtype)
 
 
 def errors_by_output(report: ComparisonReport | None) -> dict[str, dict]:
@@ -177,8 +214,8 @@ def junit_properties(record: CheckRecord) -> list[tuple[str, object]]:
     if record.cache is not None:
         props += [("trt_engine_cache", "hit" if record.cache == "loaded" else "miss"),
                   ("trt_build_seconds", round(record.build_seconds, 3))]
-    if record.engine_skipped:
-        props.append(("trt_engine_skipped", record.engine_skipped))
+    if record.engine_skipped:  # without its install hint: the summary gives the whole reason once
+        props.append(("trt_engine_skipped", short_reason(record.engine_skipped)))
     if record.drift:
         props.append(("trt_drift", "; ".join(record.drift)))
     for row in record.outputs:

@@ -155,7 +155,7 @@ def compare(actual, expected, *, atol: float | None = None, rtol: float | None =
     elif not (isinstance(actual, Mapping) and isinstance(expected, Mapping)):
         raise TypeError("compare() takes two arrays or two dicts of arrays, not one of each")
     reports = compare_outputs(
-        actual, expected, lambda name: resolve(precision, name, tolerances, test_level), detail=detail)
+        actual, expected, lambda name: resolve(precision, name, tolerances, test_level, "argument"), detail=detail)
     return ComparisonReport(reports, actual_label, expected_label)
 
 

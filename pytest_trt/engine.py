@@ -35,10 +35,15 @@ def build_engine(model, *, backend: str = "tensorrt", precision: str = "fp32", s
 def run_engine(plan: bytes, inputs: Mapping, *, backend: str = "tensorrt") -> dict:
     """Run a serialized plan once on ``inputs`` (``{name: array}``); returns ``{output name: array}``.
 
-    The engine and its buffers are released before this returns.
+    The engine and its buffers are released before this returns. Where no plan can run (no cuda-python,
+    no GPU), says so before TensorRT tries: it would report a plan it cannot deserialize.
     """
     from .backends.tensorrt import Engine
 
-    trt = _backend(backend).trt()
-    with Engine(trt, bytes(plan)) as engine:
+    engine_backend = _backend(backend)
+    reason = engine_backend.unavailable_reason()
+    if reason:
+        fix = "" if "pip install" in reason else "; run the plan on a machine with a GPU it supports"
+        raise BackendError(f"run_engine cannot run a {backend} plan on this machine: {reason}{fix}")
+    with Engine(engine_backend.trt(), bytes(plan)) as engine:
         return engine.run(inputs)

@@ -379,6 +379,16 @@ def _closest_marker(node):
     return node.get_closest_marker(MARKER)
 
 
+def _marker_owner(item) -> str | None:
+    """Where the item's marker is declared, as a node id: the test function for its decorator (shared by the
+    function's parametrized tests), the class or module for theirs; None for a ``pytest.param`` mark (the
+    test's own). Tests with one owner share one marker, so --trt-suggest-tolerances suggests once for them."""
+    mark = _closest_marker(item)
+    if any(m is mark for m in getattr(getattr(item, "function", None), "pytestmark", ())):
+        return f"{item.parent.nodeid}::{getattr(item, 'originalname', item.name)}"
+    return next((node.nodeid for node in item.listchain()[-2::-1] if any(m is mark for m in node.own_markers)), None)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     definition = metafunc.definition
     if definition.get_closest_marker(MARKER) is None:
@@ -618,13 +628,16 @@ class _TestCheck:
         summary.checks += 1
         for event in events:
             summary.record_engine(event["status"], event["seconds"])
+        record = api.record_check(result, test, events, options.drift_factor, options.close_share, options.suggest,
+                                  options.strict_drift)
         for action in result.golden_actions:
-            summary.record_golden(action.path, action.action)
+            summary.record_golden(action.path, action.action, record.tolerated)
         if result.engine_skipped:
             summary.engine_skips[result.engine_skipped] += 1
         else:
             summary.engine_runs[f"{result.backend.get('backend')} {self.precision}"] += 1
-        record = api.record_check(result, test, events, options.drift_factor, options.close_share)
+        if options.suggest:  # one suggestion per marker
+            record.marker = _marker_owner(item)
         summary.records.append(record)
         # Only for a JUnit XML report: every test report copies item.user_properties and keeps it to the end
         # of the session, where pytest's final garbage collections walk them: 73k instructions per check on

@@ -9,12 +9,20 @@ from .records import Record
 
 # When several checks touch one golden file (e.g. the reference shared by [fp32] and [fp16]),
 # the summary shows the strongest thing that happened to it.
-_STRENGTH = {"unchanged": 0, "created": 1, "updated": 2, "missing": 3, "failed": 4}
+# "would fail": the comparison failed on tolerances alone and --trt-suggest-tolerances passed the test.
+_STRENGTH = {"unchanged": 0, "created": 1, "updated": 2, "would fail": 3, "missing": 4, "failed": 5}
 
 
 def strongest_action(actions) -> str:
     """What happened to a check's goldens, in one word ("-" when it touched none)."""
     return max(actions, key=_STRENGTH.__getitem__, default="-")
+
+
+def shown_action(action: str, tolerated: bool) -> str:
+    """A golden action as the summary shows it: a tolerated check's failed comparison "would fail".
+
+    A tolerated check failed only on tolerances, so each of its failed goldens failed that way."""
+    return "would fail" if tolerated and action == "failed" else action
 
 
 class SessionSummary(Record):
@@ -38,7 +46,9 @@ class SessionSummary(Record):
         self.engines[status] += 1
         self.build_seconds += seconds
 
-    def record_golden(self, path: str, action: str) -> None:
+    def record_golden(self, path: str, action: str, tolerated: bool = False) -> None:
+        if tolerated:
+            action = shown_action(action, True)
         old = self.goldens.get(path)
         if old is None or _STRENGTH[action] > _STRENGTH[old]:
             self.goldens[path] = action
@@ -88,8 +98,11 @@ class SessionSummary(Record):
         unused = self.unused(golden_dir) if golden_dir is not None else []
         if self.goldens or unused:
             parts = [f"{counts[a]} {a}" for a in ("created", "updated", "unchanged", "missing", "failed") if counts[a]]
+            if counts["would fail"]:
+                parts.append(f"{counts['would fail']} would fail on tolerances alone (passed under "
+                             "--trt-suggest-tolerances)")
             out.append(f"goldens in {golden_dir}: " + ", ".join(parts + ([f"{len(unused)} unused"] if unused else [])))
-            for action in ("created", "updated", "missing", "failed") + (("unchanged",) if verbose else ()):
+            for action in ("created", "updated", "missing", "failed", "would fail") + (("unchanged",) if verbose else ()):
                 for path in sorted(p for p, a in self.goldens.items() if a == action):
                     out.append(f"  {action}: {path}")
             for folder in unused:
@@ -112,11 +125,14 @@ def check_rows(records: list, full: bool) -> list[str]:
         return []
     from .check_record import budget_text, number
 
-    failed = [r for r in checks if not r.passed]
+    failed = [r for r in checks if not r.passed and not r.tolerated]
+    tolerated = [r for r in checks if r.tolerated]   # pytest passed them: --trt-suggest-tolerances
     drifted = [r for r in checks if r.drift]
     close = [r for r in checks if r.close]
-    head = (f"checks: {len(checks)}, {len(checks) - len(failed)} passed, {len(failed)} failed, "
-            f"{len(close)} close to tolerance, {len(drifted)} drifted")
+    head = (f"checks: {len(checks)}, {len(checks) - len(failed) - len(tolerated)} passed, {len(failed)} failed, "
+            + (f"{len(tolerated)} would fail on tolerances alone (passed under --trt-suggest-tolerances), "
+               if tolerated else "")
+            + f"{len(close)} close to tolerance, {len(drifted)} drifted")
     shown = checks if full else [r for r in checks if not r.passed or r.drift or r.close]
     if not shown:
         return [head + " (--trt-summary full or -v lists every check)"]
@@ -124,7 +140,8 @@ def check_rows(records: list, full: bool) -> list[str]:
     for r in shown:
         worst = r.worst
         engine = "-" if r.cache is None else ("cache hit" if r.cache == "loaded" else f"{r.cache} {r.build_seconds:.1f} s")
-        status = "FAILED" if not r.passed else ("drift" if r.drift else ("close" if r.close else "ok"))
+        status = ("would fail" if r.tolerated else "FAILED") if not r.passed else \
+            ("drift" if r.drift else ("close" if r.close else "ok"))
         if r.passed and r.drift and r.close:
             status = "drift, close"
         table.append((r.test, r.precision, r.backend,

@@ -2,8 +2,10 @@
 
 Resolution, per field, first match wins (documented in the README):
   1. ``tolerances[precision][output]``   2. ``tolerances[precision]``   3. ``tolerances[output]``
-  4. the marker's own ``atol`` / ``rtol`` / ``convention`` / ``equal_nan``   5. ``DEFAULT_TOLERANCES[precision]``
-Each resolved value remembers where it came from, so failure messages can say why a bound is what it is.
+  4. the marker's own ``atol`` / ``rtol`` / ``convention`` / ``equal_nan`` (``compare()``'s arguments in the
+     eager API)   5. ``DEFAULT_TOLERANCES[precision]``
+Each resolved value remembers where it came from, in the caller's terms ("marker" in the plugin, "argument"
+for ``compare``/``assert_close``), so failure messages can say why a bound is what it is.
 """
 from __future__ import annotations
 
@@ -118,7 +120,7 @@ def check_section(section, where: str, allow_outputs: bool) -> dict:
 
 
 def check_tolerances(tolerances) -> dict:
-    """Validate the marker's ``tolerances=`` mapping: keys are precisions or output names."""
+    """Validate a ``tolerances=`` mapping (the marker's or ``compare()``'s): keys are precisions or output names."""
     if tolerances is None:
         return {}
     if not isinstance(tolerances, Mapping):
@@ -127,36 +129,39 @@ def check_tolerances(tolerances) -> dict:
     clean = {}
     for key, section in tolerances.items():
         if key in FIELDS:
-            raise SpecError(f"tolerances has a bare field {key!r}; put test-wide values in the marker itself "
-                            f"({key}=...) and use tolerances for per-precision or per-output sections")
+            raise SpecError(f"tolerances has a bare field {key!r}; pass test-wide values as {key}=... beside "
+                            "tolerances= and use tolerances for per-precision or per-output sections")
         if not isinstance(key, str):
             raise SpecError(f"tolerances key {key!r} is not a string; use a precision or an output name")
         clean[key] = check_section(section, f"tolerances[{key!r}]", allow_outputs=key in PRECISIONS)
     return clean
 
 
-_RESOLVED: dict = {}   # (precision, output, id(tolerances), id(test_level)) -> (Tolerance, tolerances, test_level)
+_RESOLVED: dict = {}   # (precision, output, id(tolerances), id(test_level), source) -> (Tolerance, tolerances, test_level)
 
 
 def resolve(precision: str, output: str, tolerances: Mapping | None = None,
-            test_level: Mapping | None = None) -> Tolerance:
+            test_level: Mapping | None = None, test_level_source: str = "marker") -> Tolerance:
     """The tolerance for ``output`` at ``precision`` (see module docstring for the order).
 
-    Memoized by the identity of the two mappings (a marker's are parsed once and shared by its checks);
-    the entry holds them, so an id cannot be reused while it lives. Callers never mutate them.
+    ``test_level_source`` names where ``test_level`` came from in messages: "marker" for the plugin,
+    "argument" for the eager ``compare``. Memoized by the identity of the two mappings (a marker's are
+    parsed once and shared by its checks); the entry holds them, so an id cannot be reused while it lives.
+    Callers never mutate them.
     """
-    key = (precision, output, id(tolerances), id(test_level))
+    key = (precision, output, id(tolerances), id(test_level), test_level_source)
     hit = _RESOLVED.get(key)
     if hit is not None and hit[1] is tolerances and hit[2] is test_level:
         return hit[0]
-    tolerance = _resolve(precision, output, tolerances, test_level)
+    tolerance = _resolve(precision, output, tolerances, test_level, test_level_source)
     if len(_RESOLVED) >= 4096:
         _RESOLVED.clear()
     _RESOLVED[key] = (tolerance, tolerances, test_level)
     return tolerance
 
 
-def _resolve(precision: str, output: str, tolerances: Mapping | None, test_level: Mapping | None) -> Tolerance:
+def _resolve(precision: str, output: str, tolerances: Mapping | None, test_level: Mapping | None,
+             test_level_source: str) -> Tolerance:
     if precision not in DEFAULT_TOLERANCES:
         raise SpecError(f"precision {precision!r} is unknown; use one of: {', '.join(PRECISIONS)}")
     tolerances = tolerances or {}
@@ -165,7 +170,7 @@ def _resolve(precision: str, output: str, tolerances: Mapping | None, test_level
         (per_precision.get(output, {}), f"tolerances[{precision!r}][{output!r}]"),
         ({k: v for k, v in per_precision.items() if k in FIELDS}, f"tolerances[{precision!r}]"),
         (tolerances.get(output, {}) if output not in PRECISIONS else {}, f"tolerances[{output!r}]"),
-        (test_level or {}, "marker"),
+        (test_level or {}, test_level_source),
         (DEFAULT_TOLERANCES[precision], f"default for {precision}"),
     ]
     values, sources = {}, {}

@@ -14,12 +14,12 @@ def test_builtins_and_slots():
     assert {"onnxruntime", "tensorrt", "tensorrt_rtx"} <= set(known_backends())
     assert get_backend("onnxruntime").unavailable_reason() is None
     trt = get_backend("tensorrt")
-    assert trt.unavailable_reason() == "tensorrt is not installed"
+    assert trt.unavailable_reason() == "tensorrt is not installed (pip install 'pytest-trt[trt]')"
     with pytest.raises(BackendError, match="backend 'tensorrt' cannot build here: tensorrt is not installed"):
         trt.run(None, {})
     assert select_engine_backend("none") == (None, "engine side disabled (--trt-backend none)")
     backend, reason = select_engine_backend("auto")
-    assert backend is None and reason.startswith("no TensorRT backend can run here (tensorrt is not installed")
+    assert backend is None and reason.startswith("no TensorRT backend can run here: ")
     assert select_engine_backend("onnxruntime")[0].name == "onnxruntime"
 
 

@@ -61,7 +61,7 @@ MARKER_CASES = [
     ({'input_range': (1, 0)},
      'trt_compare input_range = (1, 0) is not (low, high) with low < high; use e.g. (-1.0, 1.0)'),
     ({'tolerances': {'atol': 0.001}},
-     "tolerances has a bare field 'atol'; put test-wide values in the marker itself (atol=...) and use tolerances for per-precision or per-output sections"),
+     "tolerances has a bare field 'atol'; pass test-wide values as atol=... beside tolerances= and use tolerances for per-precision or per-output sections"),
     ({'tolerances': {'fp16': {'atl': 1}}},
      "tolerances['fp16'] has unknown field 'atl'; valid fields are: atol, rtol, convention, equal_nan, cosine, max_abs, mean_abs, median_abs, percentile, elementwise (or a per-output dict)"),
     ({'tolerances': {'fp16': {'y': {'rtol': -1}}}},

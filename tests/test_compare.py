@@ -40,7 +40,7 @@ def test_failure_message_names_everything():
     assert "greatest absolute difference: 1 at index (1, 2) (actual 1, expected 0; allowed 0.001)" in text
     assert "convention allclose: |actual - expected| <= atol + rtol * |expected|" in text
     assert "would pass with atol >= 1 (at rtol 0.001)" in text
-    assert "atol=0.001 (marker)" in text
+    assert "atol=0.001 (argument)" in text
 
 
 @pytest.mark.parametrize("convention", ["allclose", "either"])

@@ -121,4 +121,5 @@ def test_build_option_missing_in_this_tensorrt_is_one_sentence():
     with pytest.raises(BackendError) as info:
         _require(ConfigWithoutTacticSources(), "set_tactic_sources", Flavor.parse("tensorrt", "11.0.0"), "tactic_sources")
     assert str(info.value) == ("TensorRT 11.0.0 has no set_tactic_sources, so the build option tactic_sources cannot be "
-                               "used with it; remove tactic_sources from --trt-build-options or the marker's build=")
+                               "used with it; remove tactic_sources from the build options (--trt-build-options, the "
+                               "marker's or build_engine()'s build=)")

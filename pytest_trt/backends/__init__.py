@@ -89,10 +89,14 @@ def select_engine_backend(choice: str) -> tuple[Backend | None, str | None]:
     if choice == "none":
         return None, "engine side disabled (--trt-backend none)"
     if choice == "auto":
-        from .tensorrt_probe import machine_reason
+        import importlib.util
+
+        from .tensorrt_probe import EXTRAS, machine_reason
 
         reasons = []
         for name in AUTO_ORDER:
+            if importlib.util.find_spec(name) is None:
+                continue  # only the flavors installed here have something to say
             reason = machine_reason(name)  # without importing the adapter where no engine can run
             if reason:
                 reasons.append(reason)
@@ -102,7 +106,18 @@ def select_engine_backend(choice: str) -> tuple[Backend | None, str | None]:
             if reason is None:
                 return backend, None
             reasons.append(reason)
-        return None, "no TensorRT backend can run here (" + "; ".join(reasons) + ")"
+        if not reasons:
+            reasons = [f"neither tensorrt nor tensorrt_rtx is installed (pip install 'pytest-trt[{EXTRAS['tensorrt']}]', "
+                       f"or 'pytest-trt[{EXTRAS['tensorrt_rtx']}]' for TensorRT-RTX)"]
+        return None, "no TensorRT backend can run here: " + "; ".join(reasons)
     backend = get_backend(choice)
     reason = backend.unavailable_reason()
     return (backend, None) if reason is None else (None, f"backend {choice!r} cannot run here: {reason}")
+
+
+def short_reason(reason: str) -> str:
+    """A skip reason without its install hints ``(pip install ...)``, for what repeats it per check (JUnit
+    properties): the terminal summary states the whole reason once per session."""
+    import re
+
+    return re.sub(r" \(pip install [^)]*\)", "", reason)

@@ -21,6 +21,7 @@ import gc
 import importlib
 import importlib.util
 import logging
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -31,7 +32,7 @@ from ..engine_plan import (BuildOptions, Flavor, Profile, Realization, TensorIO,
                            engine_inputs, numpy_dtype_name, parse_build_options, plan_outputs, plan_profiles,
                            realize_precision, restore_output_dtypes, shapes_for_run)
 from ..errors import BackendError, ModelError
-from .tensorrt_probe import machine_reason
+from .tensorrt_probe import install_hint, machine_reason
 
 log = logging.getLogger("pytest_trt.tensorrt")
 _SEVERITY = {"INTERNAL_ERROR": logging.CRITICAL, "ERROR": logging.ERROR, "WARNING": logging.WARNING,
@@ -59,7 +60,7 @@ class TensorRTBackend:
             return importlib.import_module(self.module)
         except ImportError as exc:
             raise BackendError(f"{self.module} is not installed or cannot load ({exc}); install it with: "
-                               f"pip install 'pytest-trt[{'rtx' if self.module == 'tensorrt_rtx' else 'trt'}]'") from None
+                               f"{install_hint(self.module)}") from None
 
     @functools.cached_property
     def flavor(self) -> Flavor:
@@ -68,7 +69,7 @@ class TensorRTBackend:
     def build_reason(self) -> str | None:
         """None when this machine can build plans with this backend."""
         if importlib.util.find_spec(self.module) is None:
-            return f"{self.module} is not installed"
+            return f"{self.module} is not installed ({install_hint(self.module)})"
         try:
             self.trt()
         except BackendError as exc:
@@ -362,7 +363,8 @@ def _require(obj, attribute: str, flavor: Flavor, option: str) -> None:
     """Builder options differ between TensorRT versions: a missing one is a sentence, not an AttributeError."""
     if not hasattr(obj, attribute):
         raise BackendError(f"{flavor.label} has no {attribute}, so the build option {option} cannot be used with it; "
-                           f"remove {option} from --trt-build-options or the marker's build=")
+                           f"remove {option} from the build options (--trt-build-options, the marker's or "
+                           "build_engine()'s build=)")
 
 
 def _parser_error(error) -> str:
@@ -404,8 +406,14 @@ class Engine:
         if self.engine is None:
             self.close()
             detail = "; ".join(self._logger.errors[-2:])
+            cuda_error = re.search(r"cudaError \d+: [^)]*", detail)
+            if cuda_error:  # the machine cannot run any plan (no GPU, old driver): not this plan's fault
+                raise BackendError(f"TensorRT cannot use CUDA on this machine ({cuda_error.group(0)}), so no plan can "
+                                   "run here; run it on a machine with an NVIDIA GPU and a driver recent enough for "
+                                   "this TensorRT")
             raise BackendError("TensorRT could not deserialize the plan (built by another TensorRT version or for "
-                               f"another GPU?){': ' + detail if detail else ''}; rebuild it (delete it from the engine cache)")
+                               f"another GPU?){': ' + detail if detail else ''}; rebuild it (build_engine, or delete it "
+                               "from the engine cache)")
         if self.context is None:
             self.close()
             detail = "; ".join(self._logger.errors[-2:]) or "no error was logged"

@@ -10,6 +10,13 @@ import importlib.util
 
 from ..errors import BackendError
 
+EXTRAS = {"tensorrt": "trt", "tensorrt_rtx": "rtx"}   # the pytest-trt extra that installs each, with cuda-python
+
+
+def install_hint(module: str) -> str:
+    """The pip command that installs ``module`` and cuda-python (the extra of the TensorRT flavor named)."""
+    return f"pip install 'pytest-trt[{EXTRAS.get(module, 'trt')}]'"
+
 
 @functools.lru_cache(maxsize=None)
 def machine_reason(module: str) -> str | None:
@@ -20,14 +27,14 @@ def machine_reason(module: str) -> str | None:
     what is installed and which GPUs are visible do not change while a process runs, and a failed
     cuda-python import would otherwise be retried on every call."""
     if importlib.util.find_spec(module) is None:
-        return f"{module} is not installed"
+        return f"{module} is not installed ({install_hint(module)})"
     from .. import cuda
 
     # CUDA first: on CPU-only machines this answers without importing TensorRT (tens of milliseconds).
     try:
         cuda.runtime()
-    except BackendError as exc:
-        return f"{module} is installed but {exc}"
+    except BackendError:  # cuda-python cannot be imported; the fix is the extra of this flavor, not always [trt]
+        return f"{module} is installed but cuda-python is not ({install_hint(module)})"
     if cuda.device_count() == 0:
         return f"{module} is installed but no CUDA GPU is visible"
     return None
