@@ -336,7 +336,7 @@ def engine_inputs(io: Sequence[TensorIO], inputs: Mapping) -> dict:
             else:
                 raise InputError(f"input {t.name!r} is {array.dtype.name} but the engine takes {t.dtype}; "
                                  "pass an array of that dtype")
-        prepared[t.name] = np.ascontiguousarray(array)
+        prepared[t.name] = np.asarray(array, order="C")  # not ascontiguousarray: it makes rank 0 shape (1,)
     return prepared
 
 

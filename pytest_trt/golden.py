@@ -111,19 +111,28 @@ def read_golden(folder: str | Path, stem: str, regenerate_hint: str) -> Golden |
     meta = _read_sidecar(sidecar, text, regenerate_hint)
     arrays, crcs = _read_npz(npz, regenerate_hint)
     declared = meta["outputs"]
-    for name, info in declared.items():
+    for name, info in declared.items():  # each entry's fields are type-checked here, where they are used
+        if type(info) is not dict:
+            raise _corrupt_sidecar(sidecar, f"outputs[{name!r}] is {_brief(info)}, not an object", regenerate_hint)
         array = arrays.get(name)
         if array is None:
             raise GoldenError(f"golden {str(npz)!r} lacks output {name!r} that its sidecar lists; "
                               f"regenerate it with: {regenerate_hint}")
-        if "crc32" in info and info["crc32"] != crcs[name]:
+        crc, dtype, shape = info.get("crc32"), info.get("dtype"), info.get("shape")
+        if crc is not None and crc != crcs[name]:
+            if type(crc) is not int:
+                raise _corrupt_sidecar(sidecar, f"outputs[{name!r}] crc32 is {_brief(crc)}, not a CRC-32",
+                                       regenerate_hint)
             raise GoldenError(f"golden {str(npz)!r} and its sidecar come from different writes (an interrupted "
                               f"--update-golden?); regenerate it with: {regenerate_hint}")
-        if array.dtype.kind == "V" and (info["dtype"] == "bfloat16" or info["dtype"].startswith("float8")):
-            array = arrays[name] = _ml_view(array, info["dtype"])
-        if list(array.shape) != info["shape"] or dtype_name(array.dtype) != info["dtype"]:
+        if array.dtype.kind == "V" and type(dtype) is str and (dtype == "bfloat16" or dtype.startswith("float8")):
+            array = arrays[name] = _ml_view(array, dtype)
+        if list(array.shape) != shape or dtype_name(array.dtype) != dtype:
+            if type(dtype) is not str or type(shape) is not list or not all(type(d) is int for d in shape):
+                raise _corrupt_sidecar(sidecar, f"outputs[{name!r}] is {_brief(info)}, not a dtype name and a "
+                                                "list of sizes", regenerate_hint)
             raise GoldenError(f"golden {str(npz)!r} output {name!r} is {array.dtype.name}{list(array.shape)} but its "
-                              f"sidecar says {info['dtype']}{info['shape']}; regenerate it with: {regenerate_hint}")
+                              f"sidecar says {dtype}{shape}; regenerate it with: {regenerate_hint}")
     extra = set(arrays) - set(declared)
     if extra:
         raise GoldenError(f"golden {str(npz)!r} holds outputs its sidecar does not list ({', '.join(sorted(extra))}); "
@@ -227,8 +236,7 @@ def _read_sidecar(path: str, text: bytes, hint: str) -> dict:
     except (ValueError, UnicodeDecodeError) as exc:
         raise GoldenError(f"golden sidecar {str(path)!r} is not valid JSON ({exc}); regenerate it with: {hint}") from None
     except RecursionError:
-        raise GoldenError(f"golden sidecar {str(path)!r} is corrupt (nested too deeply to parse); "
-                          f"regenerate it with: {hint}") from None
+        raise _corrupt_sidecar(path, "nested too deeply to parse", hint) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("outputs"), dict):
         raise GoldenError(f"golden sidecar {str(path)!r} is not a pytest-trt golden sidecar; regenerate it with: {hint}")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -236,37 +244,40 @@ def _read_sidecar(path: str, text: bytes, hint: str) -> dict:
                           f"pytest-trt reads {FORMAT_VERSION}; regenerate it with: {hint}")
     problem = _sidecar_problem(meta)
     if problem:
-        raise GoldenError(f"golden sidecar {str(path)!r} is corrupt ({problem}); regenerate it with: {hint}")
+        raise _corrupt_sidecar(path, problem, hint)
     return meta
 
 
 def _sidecar_problem(meta: dict) -> str | None:
-    """What makes a parsed sidecar unfit for the fields checks read (None: fit), so that no damaged
-    value reaches them as a TypeError; a handful of type tests, small beside parsing the JSON."""
-    for name, info in meta["outputs"].items():
-        where = f"outputs[{name!r}]"
-        if type(info) is not dict:
-            return f"{where} is {_brief(info)}, not an object"
-        shape, crc = info.get("shape"), info.get("crc32", 0)
-        if type(info.get("dtype")) is not str:
-            return f"{where} dtype is {_brief(info.get('dtype'))}, not a dtype name"
-        if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
-            return f"{where} shape is {_brief(shape)}, not a list of sizes"
-        if type(crc) is not int or not 0 <= crc <= 0xFFFFFFFF:
-            return f"{where} crc32 is {_brief(crc)}, not a CRC-32"
-    for key in ("inputs", "errors_vs_reference"):   # {name: {...}} each
-        group = meta.get(key, {})
-        if type(group) is not dict or not all(type(v) is dict for v in group.values()):
-            return f"{key} is {_brief(group)}, not an object of objects"
-    for entry in meta.get("errors_vs_reference", {}).values():  # drift baselines: numbers float() takes
-        if not all(type(v) is float or (type(v) is int and abs(v) < 1 << 1000) for v in entry.values()):
-            return f"errors_vs_reference holds {_brief(entry)}, not numbers"
-    for key in ("producer", "model"):
-        if not isinstance(meta.get(key) or {}, dict):
-            return f"{key} is {_brief(meta[key])}, not an object"
-    if not isinstance((meta.get("model") or {}).get("sha256", ""), str):
-        return f"model sha256 is {_brief(meta['model']['sha256'])}, not a hex digest"
+    """What makes the parsed sidecar's top-level groups unfit for the code that reads them (None: fit), so
+    no damaged value reaches it as a TypeError; ``outputs`` entries are checked where read_golden reads them.
+    Plain loops and type tests: this runs on every golden read."""
+    inputs, producer, model = meta.get("inputs"), meta.get("producer"), meta.get("model")
+    if inputs is not None:
+        if type(inputs) is not dict:
+            return f"inputs is {_brief(inputs)}, not an object"
+        for entry in inputs.values():
+            if type(entry) is not dict:
+                return f"inputs holds {_brief(entry)}, not an object"
+    if producer is not None and type(producer) is not dict:
+        return f"producer is {_brief(producer)}, not an object"
+    if model is not None and (type(model) is not dict or type(model.get("sha256", "")) is not str):
+        return f"model is {_brief(model)}, not an object with a sha256 digest"
+    errors = meta.get("errors_vs_reference")  # engine goldens: drift baselines, numbers float() takes
+    if errors is not None:
+        if type(errors) is not dict:
+            return f"errors_vs_reference is {_brief(errors)}, not an object"
+        for entry in errors.values():
+            if type(entry) is not dict:
+                return f"errors_vs_reference holds {_brief(entry)}, not an object"
+            for v in entry.values():
+                if type(v) is not float and (type(v) is not int or abs(v) > 1 << 1000):
+                    return f"errors_vs_reference holds {_brief(entry)}, not numbers"
     return None
+
+
+def _corrupt_sidecar(path: str, problem: str, hint: str) -> GoldenError:
+    return GoldenError(f"golden sidecar {str(path)!r} is corrupt ({problem}); regenerate it with: {hint}")
 
 
 def _brief(value) -> str:

@@ -24,19 +24,19 @@ DEEP = "[" * 100_000 + "]" * 100_000
 
 
 def _sidecar_damages():
-    """(id, change to the parsed sidecar) of the damage issue reports named, and more of their kind."""
+    """{id: change to the parsed sidecar}: the damage seen in the field, and more of its kind."""
     def outputs(value):  # the first output's entry
         return lambda m: m["outputs"].__setitem__(next(iter(m["outputs"])), value)
 
-    def field(group, name, key, value):  # a field of the first output's entry
+    def field(group, key, value):  # a field of the group's first entry
         return lambda m: m[group][next(iter(m[group]))].__setitem__(key, value)
     return {
         "outputs-entry-int": outputs(5), "outputs-entry-list": outputs([1]), "outputs-entry-null": outputs(None),
-        "shape-str": field("outputs", "y", "shape", "abc"), "shape-negative": field("outputs", "y", "shape", [-1]),
-        "shape-float": field("outputs", "y", "shape", [2.0, 3.0]), "shape-nested": field("outputs", "y", "shape", [[2]]),
-        "dtype-int": field("outputs", "y", "dtype", 7), "dtype-unknown-float8": field("outputs", "y", "dtype", "float8_nope"),
-        "dtype-bfloat16-lie": field("outputs", "y", "dtype", "bfloat16"),
-        "crc32-str": field("outputs", "y", "crc32", "x"), "crc32-list": field("outputs", "y", "crc32", [1]),
+        "shape-str": field("outputs", "shape", "abc"), "shape-negative": field("outputs", "shape", [-1]),
+        "shape-nested": field("outputs", "shape", [[2]]),
+        "dtype-int": field("outputs", "dtype", 7), "dtype-unknown-float8": field("outputs", "dtype", "float8_nope"),
+        "dtype-bfloat16-lie": field("outputs", "dtype", "bfloat16"),
+        "crc32-str": field("outputs", "crc32", "x"), "crc32-list": field("outputs", "crc32", [1]),
         "inputs-entry-str": lambda m: m["inputs"].__setitem__("x", "a"),
         "inputs-list": lambda m: m.__setitem__("inputs", ["x"]), "inputs-str": lambda m: m.__setitem__("inputs", "x"),
         "producer-list": lambda m: m.__setitem__("producer", [1, 2]),
@@ -47,7 +47,7 @@ def _sidecar_damages():
 
 
 SIDECAR_DAMAGES = _sidecar_damages()
-TYPE_DAMAGES = set(SIDECAR_DAMAGES) - {"dtype-unknown-float8", "dtype-bfloat16-lie"}
+TYPE_DAMAGES = set(SIDECAR_DAMAGES) - {"dtype-unknown-float8", "dtype-bfloat16-lie", "shape-negative"}
 
 
 def _one_output_golden(folder):
@@ -188,9 +188,23 @@ def _mutations(data: bytes):
 
 @pytest.mark.parametrize("name", ["reference.npz", "engine-onnxruntime-fp32.npz"])
 def test_fuzzed_npz_never_escapes_as_anything_but_a_corrupt_golden(recorded, name):
-    original = recorded[2][name]
-    for damaged in _mutations(original):
-        _check_survives(recorded, name, damaged)
+    """Arrays reach a check only through read_golden: it returns exactly the values written, or GoldenError."""
+    root, _, files = recorded
+    folder, stem = root / "golden" / "t", name[:-4]
+    written = {k: v.copy() for k, v in read_golden(folder, stem, HINT).arrays.items()}
+    try:
+        for damaged in _mutations(files[name]):
+            (folder / name).write_bytes(damaged)
+            try:
+                golden = read_golden(folder, stem, HINT)
+            except GoldenError as exc:
+                assert str(exc).endswith(f"regenerate it with: {HINT}") and str(folder) in str(exc), exc
+                continue
+            assert golden.arrays.keys() == written.keys()
+            for key, array in written.items():
+                assert golden.arrays[key].dtype == array.dtype and np.array_equal(golden.arrays[key], array)
+    finally:
+        (folder / name).write_bytes(files[name])
 
 
 def _json_paths(value, path=()):
@@ -224,7 +238,7 @@ def test_fuzzed_sidecar_never_escapes_as_anything_but_a_corrupt_golden(recorded,
                 damaged = replacement
             text = json.dumps(damaged).replace('"@DEEP@"', DEEP)
             _check_survives(recorded, name, text.encode())
-    for i in range(0, len(original), 3):  # bytes: mostly invalid JSON, sometimes another valid value
+    for i in range(0, len(original), 5):  # bytes: mostly invalid JSON, sometimes another valid value
         _check_survives(recorded, name, original[:i] + original[i + 1:])
 
 

@@ -61,3 +61,15 @@ def test_a_model_with_rank_0_and_empty_outputs_passes_its_goldens(pytester):
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*goldens in *golden: 1 unchanged*"])
+
+
+def test_engine_inputs_keep_rank_0_and_empty_shapes():
+    """The arrays handed to TensorRT (set_input_shape takes their shape) keep the shapes the model declares."""
+    from pytest_trt.engine_plan import TensorIO, engine_inputs
+
+    io = [TensorIO("s", True, "float32", ()), TensorIO("e", True, "int32", (3, 0)),
+          TensorIO("f", True, "float32", (2, 3))]
+    given = {"s": np.array(2.5, np.float32), "e": np.zeros((3, 0), np.int64), "f": np.ones((3, 2), np.float32).T}
+    prepared = engine_inputs(io, given)
+    assert {k: v.shape for k, v in prepared.items()} == {"s": (), "e": (3, 0), "f": (2, 3)}
+    assert prepared["f"].flags.c_contiguous and prepared["s"] == 2.5 and prepared["e"].dtype == np.int32
