@@ -153,3 +153,20 @@ def test_scale_of_the_floor_ignores_inf_and_nan_and_reads_narrow_floats(dtype):
     rows = output_rows(report, "engine vs reference", "fp32")
     _add_scale(rows, report, {"y": expected})
     assert (rows[0].magnitude, rows[0].dtype) == (3.5, dtype)
+
+
+def test_a_check_failed_for_drift_under_strict_drift_is_not_shown_as_tolerated():
+    """--trt-strict-drift fails a drifted check even in suggest mode, so its row must not read 'would fail'."""
+    from pytest_trt import compare
+    from pytest_trt.check import CheckResult
+    from pytest_trt.check_record import record_check
+
+    reference = {"y": np.ones(4, np.float32)}
+    result = CheckResult("t", "fp32", {}, reference)
+    result.engine_vs_reference = compare({"y": reference["y"] + np.float32(1e-3)}, reference, atol=1e-4, rtol=0.0)
+    result.add_comparison_problem(result.engine_vs_reference)      # values over their tolerance, nothing else
+    result.engine_baseline = {"y": {"max_abs": 1e-5, "budget": 0.1}}  # the error grew 100x since the golden
+    assert result.only_tolerance_failed
+    assert record_check(result, "t", [], suggest=True).tolerated
+    assert not record_check(result, "t", [], suggest=True, strict_drift=True).tolerated
+    assert not record_check(result, "t", []).tolerated
