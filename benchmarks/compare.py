@@ -3,8 +3,16 @@
     pip install -c .ci/constraints.txt -e ".[bench]"
     python benchmarks/compare.py                 # sizes 1e6, 1e7, 1e8 (about 5 minutes on 2 cores)
     python benchmarks/compare.py --sizes 1e6,1e7 # quicker
+    python benchmarks/compare.py --floor-only    # only the table against the floor (needs no [bench] extra)
 
-For float32 outputs of each size, passing (every element within tolerance) and failing (every
+First, per size, pytest-trt's compare against the FLOOR: the time to merely read both arrays once
+(``np.maximum.reduce`` over integer views of each), measured in the same run, so that the ratios hold
+on any machine. Cases: float32 passing, failing with 1% and with 100% of the elements off by 1;
+float16 and bfloat16 (both sides, and beside a float32 expected side), passing and 1% failing.
+Printed: time, time / floor, failing / passing, and np.allclose on the same arrays / pytest-trt.
+Targets: failing <= 2x passing and faster than np.allclose; float16/bfloat16 <= 3x the floor.
+
+Then, for float32 outputs of each size, passing (every element within tolerance) and failing (every
 element off by 1), it times and measures the peak extra memory of:
 
 - compare:   ``pytest_trt.compare`` (full report; C kernel, and its numpy path for reference)
@@ -45,6 +53,7 @@ from pytest_trt.tolerance import Tolerance  # noqa: E402
 ATOL = RTOL = 1e-5
 TOLERANCE = Tolerance(atol=ATOL, rtol=RTOL)
 MiB = 1 << 20
+REPEATS_NOTE = "9 calls (3 at 1e8; a third of that for the numpy path and np.allclose)"
 
 
 def measure(call, repeats: int) -> tuple[float, float]:
@@ -238,12 +247,85 @@ def ratios(rows, n):
     return out
 
 
+# ------------------------------------------------------------------------------ against the floor
+
+def floor_arrays(n: int) -> dict:
+    """name -> (actual, expected, precision) for the floor table."""
+    import ml_dtypes
+
+    rng = np.random.default_rng(0)
+    expected = rng.standard_normal(n, dtype=np.float32)
+    passing = expected * np.float32(1 + 2e-6)
+    off = rng.choice(n, max(1, n // 100), replace=False)
+    one_percent = passing.copy()
+    one_percent[off] += np.float32(1.0)
+    cases = {"float32 pass": (passing, expected, "fp32"), "float32 fail 1%": (one_percent, expected, "fp32"),
+             "float32 fail 100%": (expected + np.float32(1.0), expected, "fp32")}
+    for name, dtype, precision in (("float16", np.float16, "fp16"), ("bfloat16", ml_dtypes.bfloat16, "bf16")):
+        e16 = expected.astype(dtype)
+        cases[f"{name} pass"] = (passing.astype(dtype), e16, precision)
+        cases[f"{name} fail 1%"] = (one_percent.astype(dtype), e16, precision)
+        cases[f"{name} vs float32 pass"] = (passing.astype(dtype), expected, precision)
+    return cases
+
+
+def _int_view(x: np.ndarray) -> np.ndarray:
+    return x.view({2: np.int16, 4: np.int32, 8: np.int64}[x.dtype.itemsize])
+
+
+def floor_table(n: int, repeats: int) -> list[str]:
+    """Per case: pytest-trt compare (kernel), its numpy path, np.allclose, each over the floor."""
+    lines = []
+    passing = {}
+    for name, (actual, expected, precision) in floor_arrays(n).items():
+        ia, ie = _int_view(actual), _int_view(expected)
+        floor, _ = measure(lambda: (np.maximum.reduce(ia), np.maximum.reduce(ie)), repeats)
+
+        def ours():
+            report = compare(actual, expected, precision=precision)
+            report.message
+            return report.passed
+
+        assert ours() == name.endswith("pass"), name
+        ours_t, ours_mib = measure(ours, repeats)
+        kernel, comparison._kernel = comparison._kernel, None
+        try:
+            numpy_t, _ = measure(ours, max(1, repeats // 3))
+        finally:
+            comparison._kernel = kernel
+        a32, e32 = actual.astype(np.float32), expected.astype(np.float32)   # np.allclose on float32 (fp16 is slower)
+        close = lambda: np.allclose(actual, expected, atol=ATOL, rtol=RTOL) if actual.dtype == expected.dtype == np.float32 \
+            else np.allclose(a32, e32, atol=ATOL, rtol=RTOL)
+        close_t, _ = measure(close, max(1, repeats // 3))
+        kind = name.rsplit(" ", 2)[0] if "fail" in name else name[:-5]
+        if name.endswith("pass"):
+            passing[kind] = ours_t
+        versus = f"{ours_t / passing[kind]:6.2f}" if kind in passing and not name.endswith("pass") else "     -"
+        lines.append(f"  {n:.0e}  {name:<26} {floor * 1e3:9.3f} {ours_t * 1e3:10.3f} {ours_t / floor:8.2f} {versus:>9} "
+                     f"{close_t / ours_t:10.2f} {numpy_t / floor:10.2f} {ours_mib:9.2f}")
+        print(lines[-1], flush=True)
+    return lines
+
+
+FLOOR_HEAD = (f"  {'size':<5} {'case':<26} {'floor ms':>9} {'ours ms':>10} {'/floor':>8} {'fail/pass':>9} "
+              f"{'allclose/us':>10} {'numpy-path/floor':>10} {'peak MiB':>9}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1e6,1e7,1e8", help="comma-separated element counts (default 1e6,1e7,1e8)")
     parser.add_argument("--no-slow", action="store_true", help="leave out Polygraphy and pytest-regressions")
+    parser.add_argument("--floor-only", action="store_true", help="only the table against the floor")
     args = parser.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
+    print(f"numpy {np.__version__}, {os.cpu_count()} CPUs; pytest-trt comparator: {comparison.comparator_path()}; "
+          f"default tolerances per precision; best of {REPEATS_NOTE}")
+    print("\nagainst the floor (the time to read both arrays once: np.maximum.reduce over integer views)")
+    print(FLOOR_HEAD)
+    for n in sizes:
+        floor_table(n, 9 if n <= 10_000_000 else 3)
+    if args.floor_only:
+        return 0
     import polygraphy
     import pytest_regressions  # noqa: F401
     from importlib.metadata import version

@@ -3,25 +3,36 @@
  * numpy needs nine array operations (each a trip through memory or cache) per chunk for what this
  * does in one read of the two arrays, and the GIL stays released for the whole call, so threads
  * scale. pytest_trt/comparison.py decides everything else (chunks, threads, NaN/Inf classes,
- * histograms, messages) and falls back to its numpy path when this module is not built; both paths
- * give the same reports (tests/test_compare.py runs every test on both).
+ * messages) and falls back to its numpy path when this module is not built; both paths give the
+ * same reports (tests/test_compare.py runs every test on both).
  *
- * scan(a, b, atol, rtol, either, detail) -> None | tuple
- *   a, b: 1-D C-contiguous buffers of one float type ('f' or 'd'), equally long.
- *   Arithmetic is done in that type, in the order np.isclose uses: bound = atol + rtol*|b|
- *   ("either": max(atol, rtol*|b|)); an element fails when |a-b| > bound. No fused multiply-add
- *   (built with -ffp-contract=off), so bounds round exactly as numpy's do.
+ * scan(a, b, kinds, atol, rtol, either, detail, histogram, want) -> None | tuple
+ *   a, b: 1-D C-contiguous buffers, equally long; kinds: their element types, two of 'f' (float32),
+ *   'e' (float16), 'b' (bfloat16, passed as uint16) and 'd' (float64, only as "dd"). float16 and
+ *   bfloat16 are widened to float32 here, block by block (exactly, as numpy does).
+ *   Arithmetic is done in float32 (float64 for "dd"), in the order np.isclose uses: bound =
+ *   atol + rtol*|b| ("either": max(atol, rtol*|b|)); an element fails when |a-b| > bound. No fused
+ *   multiply-add (built with -ffp-contract=off), so bounds round exactly as numpy's do.
  *   Returns None when any |a-b| is not finite (NaN, Inf, or overflow): the caller classifies those.
- *   Else (max_abs, i_abs, max_rel, i_rel, budget, i_budget, mismatches, min_atol, min_rtol):
- *   greatest |a-b|, |a-b|/|b| and |a-b|/bound with the first index of each (-1, -1 when every value
- *   was 0/0), the failing count, and the smallest atol (at rtol) and rtol (at atol) that would pass
- *   the blocks that hold failures (all blocks when detail is true).
+ *   Else (max_abs, i_abs, max_rel, i_rel, budget, i_budget, mismatches, min_atol, min_rtol, first,
+ *   counts): greatest |a-b|, |a-b|/|b| and |a-b|/bound with the first index of each (-1, -1 when
+ *   every value was 0/0), the failing count, the smallest atol (at rtol) and rtol (at atol) that
+ *   would pass the blocks that hold failures (all blocks when detail is true), the indices of the
+ *   first `want` failing elements, and the |a-b| histogram by decade (bytes of int64 counts, see
+ *   set_decades) or None. histogram: 0 none, 1 from the first failing element on (the blocks before
+ *   it in this call are then counted too, so the counts cover the whole call), 2 every element.
+ *
+ * histogram(a, b, kinds) -> bytes: the decade histogram of |a-b| alone (NaN/Inf in the last bin).
+ * set_decades(kind, lo, split, bins): the tables that map |a-b| to its decade, computed exactly in
+ *   comparison.py (see _decades there): per binary octave, the bin of its lowest decade and the bit
+ *   pattern of the power of ten inside it, if any. Counting is then one lookup per element.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #if defined(_MSC_VER) && !defined(restrict)
 #define restrict __restrict
@@ -29,6 +40,11 @@
 
 #define BLOCK 1024   /* elements per block: indices are searched, and tolerances computed, per block */
 #define LANES 16     /* independent accumulators, so that compilers vectorize without reassociating */
+#define HLANES 4     /* histograms counted in turn, so that increments of one bin do not wait on each other */
+#define OCTAVES32 (256 + 23)    /* decade table rows: zero, 23 subnormal octaves, 255 exponents (the last Inf/NaN) */
+#define OCTAVES64 (2048 + 52)
+#define MAX_BINS 640
+#define MAX_WANT 64
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
 #define MULTIVERSION __attribute__((target_clones("avx2", "default")))
@@ -36,20 +52,120 @@
 #define MULTIVERSION
 #endif
 
+#if defined(__GNUC__)
+#define INLINE static inline __attribute__((always_inline))   /* into each MULTIVERSION clone, vectorized for it */
+#else
+#define INLINE static inline
+#endif
+
+static uint32_t lo32[OCTAVES32], lo64[OCTAVES64];   /* 32-bit, so that lookups vectorize (as gathers) */
+static uint32_t split32[OCTAVES32];
+static uint64_t split64[OCTAVES64];
+static int bins32, bins64;   /* 0 until set_decades */
+
 typedef struct {
     double max_abs, max_rel, budget, min_atol, min_rtol;
     Py_ssize_t i_abs, i_rel, i_budget, mismatches;
 } Stats;
 
+typedef struct {             /* the histogram of one call and the first failing indices found */
+    Py_ssize_t *counts;      /* HLANES x bins, or NULL */
+    int bins, on;
+    Py_ssize_t want, found, first[MAX_WANT];
+} Extras;
+
 #define MAX_OF(x, acc) ((x) > (acc) ? (x) : (acc))   /* NaN x leaves acc: np.fmax semantics */
 
-#define DEFINE_SCAN(NAME, T, FABS, TMAX)                                                              \
-static int NAME(const T *restrict a, const T *restrict b, Py_ssize_t n, T atol, T rtol, int either,  \
-                int detail, Stats *o)                                                                 \
+static inline uint32_t bits32(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
+static inline uint64_t bits64(double x) { uint64_t u; memcpy(&u, &x, 8); return u; }
+static inline float float_of(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
+
+/* The histogram bin of |a-b| (sign ignored): zero, a decade, or the last bin for Inf/NaN. Branch-free,
+   so that a block's keys are computed in vectors: a subnormal's row is its bit length, read from the
+   exponent of its bit pattern converted to a float (exact below 2**23). */
+static inline uint32_t key_float(float d)
+{
+    uint32_t u = bits32(d) & 0x7fffffffu, e = u >> 23;
+    int32_t length = (int32_t)(bits32((float)(int32_t)(u & 0x7fffffu)) >> 23) - 126;
+    uint32_t normal = 0u - (uint32_t)(e != 0), i = (normal & (e + 23)) | (~normal & (uint32_t)(length & ~(length >> 31)));
+    return lo32[i] + (uint32_t)(u >= split32[i]);
+}
+
+static inline uint32_t key_double(double d)
+{
+    uint64_t u = bits64(d) & 0x7fffffffffffffffull, e = u >> 52;
+    int64_t length = (int64_t)(bits64((double)(int64_t)(u & 0xfffffffffffffull)) >> 52) - 1022;
+    uint64_t normal = 0u - (uint64_t)(e != 0), i = (normal & (e + 52)) | (~normal & (uint64_t)(length & ~(length >> 63)));
+    return lo64[i] + (uint32_t)(u >= split64[i]);
+}
+
+/* float16 -> float32, exactly, in operations that vectorize (int32 lanes, selects). */
+static inline float half_to_float(uint16_t h)
+{
+    int32_t em = h & 0x7fff;
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    float sub = (float)em * 5.9604644775390625e-08f;                     /* em * 2**-24: zero and subnormals */
+    uint32_t normal = ((uint32_t)em << 13) + ((127u - 15u) << 23);       /* rebias the exponent */
+    uint32_t special = ((uint32_t)em << 13) | 0x7f800000u;               /* Inf, NaN */
+    uint32_t is_special = 0u - (uint32_t)(em >= 0x7c00), is_sub = 0u - (uint32_t)(em < 0x0400);   /* masks */
+    uint32_t r = (special & is_special) | (normal & ~is_special);
+    r = (bits32(sub) & is_sub) | (r & ~is_sub);
+    return float_of(r | sign);
+}
+
+/* Block [s, s+k) of a float32-class input as float32: in place, or widened into buf. */
+static inline const float *load_float(const void *p, char kind, Py_ssize_t s, Py_ssize_t k, float *restrict buf)
+{
+    if (kind == 'f')
+        return (const float *)p + s;
+    const uint16_t *h = (const uint16_t *)p + s;
+    if (kind == 'e')
+        for (Py_ssize_t j = 0; j < k; j++) buf[j] = half_to_float(h[j]);
+    else
+        for (Py_ssize_t j = 0; j < k; j++) buf[j] = float_of((uint32_t)h[j] << 16);
+    return buf;
+}
+
+static inline const double *load_double(const void *p, char kind, Py_ssize_t s, Py_ssize_t k, double *restrict buf)
+{
+    (void)kind; (void)k; (void)buf;
+    return (const double *)p + s;
+}
+
+#define DEFINE_HISTOGRAM(NAME, T, FABS, LOAD, KEY)                                                    \
+INLINE void NAME(const T *restrict A, const T *restrict B, Py_ssize_t k, Py_ssize_t *restrict h, int bins) \
 {                                                                                                     \
+    uint32_t key[BLOCK];                                                                              \
+    for (Py_ssize_t j = 0; j < k; j++)                                                                \
+        key[j] = KEY(FABS(A[j] - B[j]));                                                              \
+    Py_ssize_t *h1 = h + bins, *h2 = h1 + bins, *h3 = h2 + bins, j = 0;                               \
+    for (; j + HLANES <= k; j += HLANES) {   /* HLANES histograms: increments of one bin overlap */   \
+        h[key[j]]++; h1[key[j + 1]]++; h2[key[j + 2]]++; h3[key[j + 3]]++;                            \
+    }                                                                                                 \
+    for (; j < k; j++)                                                                                \
+        h[key[j]]++;                                                                                  \
+}                                                                                                     \
+MULTIVERSION static void NAME##_range(const void *a, char ka, const void *b, char kb, Py_ssize_t start, \
+                                      Py_ssize_t stop, Py_ssize_t *restrict h, int bins)              \
+{                                                                                                     \
+    T abuf[BLOCK], bbuf[BLOCK];                                                                       \
+    for (Py_ssize_t s = start; s < stop; s += BLOCK) {                                                \
+        const Py_ssize_t k = stop - s < BLOCK ? stop - s : BLOCK;                                     \
+        NAME(LOAD(a, ka, s, k, abuf), LOAD(b, kb, s, k, bbuf), k, h, bins);                           \
+    }                                                                                                 \
+}
+
+DEFINE_HISTOGRAM(histogram_float, float, fabsf, load_float, key_float)
+DEFINE_HISTOGRAM(histogram_double, double, fabs, load_double, key_double)
+
+#define DEFINE_SCAN(NAME, T, FABS, TMAX, LOAD, HIST)                                                  \
+MULTIVERSION static int NAME(const void *a, char ka, const void *b, char kb, Py_ssize_t n, T atol, T rtol, \
+                             int either, int detail, Extras *x, Stats *o)                             \
+{                                                                                                     \
+    T abuf[BLOCK], bbuf[BLOCK];                                                                       \
     for (Py_ssize_t s = 0; s < n; s += BLOCK) {                                                       \
         const Py_ssize_t k = n - s < BLOCK ? n - s : BLOCK;                                           \
-        const T *A = a + s, *B = b + s;                                                               \
+        const T *A = LOAD(a, ka, s, k, abuf), *B = LOAD(b, kb, s, k, bbuf);                           \
         T dm[LANES], rm[LANES], bm[LANES];                                                            \
         Py_ssize_t bad[LANES], fails[LANES];                                                          \
         for (int l = 0; l < LANES; l++) { dm[l] = rm[l] = bm[l] = -1; bad[l] = fails[l] = 0; }        \
@@ -105,6 +221,20 @@ static int NAME(const T *restrict a, const T *restrict b, Py_ssize_t n, T atol, 
             }                                                                                         \
             o->budget = Q; o->i_budget = s + (j < k ? j : 0);                                         \
         }                                                                                             \
+        if (nfail && x->found < x->want) {                                                            \
+            for (j = 0; j < k && x->found < x->want; j++) {                                           \
+                T d = FABS(A[j] - B[j]), t = FABS(B[j]) * rtol;                                       \
+                T w = either ? (t > atol ? t : atol) : t + atol;                                      \
+                if (d > w) x->first[x->found++] = s + j;                                              \
+            }                                                                                         \
+        }                                                                                             \
+        if (x->counts && !x->on && nfail) {   /* the first failure: count the blocks before it too */ \
+            x->on = 1;                                                                                \
+            memset(x->counts, 0, sizeof(Py_ssize_t) * HLANES * x->bins);                              \
+            HIST##_range(a, ka, b, kb, 0, s, x->counts, x->bins);                                     \
+        }                                                                                             \
+        if (x->on)                                                                                    \
+            HIST(A, B, k, x->counts, x->bins);                                                        \
         if (nfail || detail) {                                                                        \
             /* allclose passes iff d - rtol*|b| <= atol, and iff (d - atol)/|b| <= rtol.              \
                either fails iff d > atol and d > rtol*|b|: atol must cover each d above rtol*|b|,    \
@@ -116,14 +246,14 @@ static int NAME(const T *restrict a, const T *restrict b, Py_ssize_t n, T atol, 
                 if (either) {                                                                         \
                     for (int l = 0; l < lanes; l++) {                                                 \
                         T d = FABS(A[j + l] - B[j + l]), m = FABS(B[j + l]);                          \
-                        T x = d > m * rtol ? d : 0, y = d > atol ? d / m : 0;                         \
-                        na[l] = MAX_OF(x, na[l]); nr[l] = MAX_OF(y, nr[l]);                           \
+                        T x_ = d > m * rtol ? d : 0, y = d > atol ? d / m : 0;                        \
+                        na[l] = MAX_OF(x_, na[l]); nr[l] = MAX_OF(y, nr[l]);                          \
                     }                                                                                 \
                 } else {                                                                              \
                     for (int l = 0; l < lanes; l++) {                                                 \
                         T d = FABS(A[j + l] - B[j + l]), m = FABS(B[j + l]);                          \
-                        T x = d - m * rtol, y = (d - atol) / m;                                       \
-                        na[l] = MAX_OF(x, na[l]); nr[l] = MAX_OF(y, nr[l]);                           \
+                        T x_ = d - m * rtol, y = (d - atol) / m;                                      \
+                        na[l] = MAX_OF(x_, na[l]); nr[l] = MAX_OF(y, nr[l]);                          \
                     }                                                                                 \
                 }                                                                                     \
             }                                                                                         \
@@ -135,65 +265,188 @@ static int NAME(const T *restrict a, const T *restrict b, Py_ssize_t n, T atol, 
     return 1;                                                                                         \
 }
 
-MULTIVERSION DEFINE_SCAN(scan_float, float, fabsf, FLT_MAX)
-MULTIVERSION DEFINE_SCAN(scan_double, double, fabs, DBL_MAX)
+DEFINE_SCAN(scan_float, float, fabsf, FLT_MAX, load_float, histogram_float)
+DEFINE_SCAN(scan_double, double, fabs, DBL_MAX, load_double, histogram_double)
+
+typedef struct {
+    Py_buffer a, b;
+    char ka, kb;
+    int dbl;
+} Pair;
 
 static int
-get_vector(PyObject *obj, Py_buffer *view, const char *which)
+kind_size(char kind)
 {
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+    return kind == 'f' ? 4 : kind == 'd' ? 8 : (kind == 'e' || kind == 'b') ? 2 : 0;
+}
+
+static void
+release(Pair *p)
+{
+    PyBuffer_Release(&p->a);
+    PyBuffer_Release(&p->b);
+}
+
+/* Both buffers, checked against their kinds; -1 with an exception set, else 0 (release afterwards). */
+static int
+get_pair(PyObject *a_obj, PyObject *b_obj, const char *kinds, Pair *p)
+{
+    if (strlen(kinds) != 2 || !kind_size(kinds[0]) || !kind_size(kinds[1]) || ((kinds[0] == 'd') != (kinds[1] == 'd'))) {
+        PyErr_SetString(PyExc_ValueError, "kinds must be two of 'f', 'e', 'b', or \"dd\"");
         return -1;
-    const char *f = view->format ? view->format : "B";
-    if (*f == '<' || *f == '=' || *f == '@')
-        f++;
-    if (view->ndim != 1 || !((f[0] == 'f' && view->itemsize == 4) || (f[0] == 'd' && view->itemsize == 8)) || f[1]) {
-        PyErr_Format(PyExc_TypeError, "scan(): %s must be a 1-D contiguous float32 or float64 array", which);
-        PyBuffer_Release(view);
+    }
+    p->ka = kinds[0];
+    p->kb = kinds[1];
+    p->dbl = kinds[0] == 'd';
+    if (p->dbl ? !bins64 : !bins32) {
+        PyErr_SetString(PyExc_RuntimeError, "set_decades() was not called for this dtype");
+        return -1;
+    }
+    if (PyObject_GetBuffer(a_obj, &p->a, PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (PyObject_GetBuffer(b_obj, &p->b, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&p->a);
+        return -1;
+    }
+    Py_ssize_t sa = kind_size(p->ka), sb = kind_size(p->kb);
+    if (p->a.len % sa || p->b.len % sb || p->a.len / sa != p->b.len / sb) {
+        PyErr_SetString(PyExc_ValueError, "a and b must hold equally many elements of their kinds");
+        release(p);
         return -1;
     }
     return 0;
+}
+
+/* HLANES histograms summed into bytes of int64 counts. */
+static PyObject *
+counts_bytes(const Py_ssize_t *h, int bins)
+{
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)bins * 8);
+    if (out == NULL)
+        return NULL;
+    int64_t *c = (int64_t *)PyBytes_AS_STRING(out);
+    for (int i = 0; i < bins; i++) {
+        int64_t sum = 0;
+        for (int l = 0; l < HLANES; l++)
+            sum += h[l * bins + i];
+        c[i] = sum;
+    }
+    return out;
 }
 
 static PyObject *
 scan(PyObject *self, PyObject *args)
 {
     PyObject *a_obj, *b_obj;
+    const char *kinds;
     double atol, rtol;
-    int either, detail;
-    if (!PyArg_ParseTuple(args, "OOddpp:scan", &a_obj, &b_obj, &atol, &rtol, &either, &detail))
+    int either, detail, hist;
+    Py_ssize_t want;
+    if (!PyArg_ParseTuple(args, "OOsddppin:scan", &a_obj, &b_obj, &kinds, &atol, &rtol, &either, &detail, &hist, &want))
         return NULL;
-    Py_buffer a, b;
-    if (get_vector(a_obj, &a, "a") < 0)
+    Pair p;
+    if (get_pair(a_obj, b_obj, kinds, &p) < 0)
         return NULL;
-    if (get_vector(b_obj, &b, "b") < 0) {
-        PyBuffer_Release(&a);
-        return NULL;
-    }
-    if (a.itemsize != b.itemsize || a.shape[0] != b.shape[0]) {
-        PyErr_SetString(PyExc_TypeError, "scan(): a and b must have one dtype and one length");
-        PyBuffer_Release(&a);
-        PyBuffer_Release(&b);
-        return NULL;
-    }
+    Py_ssize_t n = p.b.len / kind_size(p.kb);
+    Py_ssize_t counts[HLANES * MAX_BINS];
+    Extras x;
+    x.bins = p.dbl ? bins64 : bins32;
+    x.counts = hist ? counts : NULL;
+    x.on = hist == 2;
+    x.want = want < 0 ? 0 : want > MAX_WANT ? MAX_WANT : want;
+    x.found = 0;
+    if (x.on)
+        memset(counts, 0, sizeof(Py_ssize_t) * HLANES * x.bins);
     Stats o = {-1, -1, -1, 0, 0, -1, -1, -1, 0};
-    Py_ssize_t n = b.shape[0];
     int finite;
     Py_BEGIN_ALLOW_THREADS
-    if (a.itemsize == 4)
-        finite = scan_float((const float *)a.buf, (const float *)b.buf, n, (float)atol, (float)rtol, either, detail, &o);
+    if (p.dbl)
+        finite = scan_double(p.a.buf, p.ka, p.b.buf, p.kb, n, atol, rtol, either, detail, &x, &o);
     else
-        finite = scan_double((const double *)a.buf, (const double *)b.buf, n, atol, rtol, either, detail, &o);
+        finite = scan_float(p.a.buf, p.ka, p.b.buf, p.kb, n, (float)atol, (float)rtol, either, detail, &x, &o);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&a);
-    PyBuffer_Release(&b);
+    release(&p);
     if (!finite)
         Py_RETURN_NONE;
-    return Py_BuildValue("(dndndnndd)", o.max_abs, o.i_abs, o.max_rel, o.i_rel, o.budget, o.i_budget,
-                         o.mismatches, o.min_atol, o.min_rtol);
+    PyObject *first = PyTuple_New(x.found);
+    if (first == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < x.found; i++) {
+        PyObject *v = PyLong_FromSsize_t(x.first[i]);
+        if (v == NULL) {
+            Py_DECREF(first);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(first, i, v);
+    }
+    PyObject *histogram = x.on ? counts_bytes(counts, x.bins) : (Py_INCREF(Py_None), Py_None);
+    if (histogram == NULL) {
+        Py_DECREF(first);
+        return NULL;
+    }
+    return Py_BuildValue("(dndndnnddNN)", o.max_abs, o.i_abs, o.max_rel, o.i_rel, o.budget, o.i_budget,
+                         o.mismatches, o.min_atol, o.min_rtol, first, histogram);
+}
+
+static PyObject *
+histogram(PyObject *self, PyObject *args)
+{
+    PyObject *a_obj, *b_obj;
+    const char *kinds;
+    if (!PyArg_ParseTuple(args, "OOs:histogram", &a_obj, &b_obj, &kinds))
+        return NULL;
+    Pair p;
+    if (get_pair(a_obj, b_obj, kinds, &p) < 0)
+        return NULL;
+    Py_ssize_t n = p.b.len / kind_size(p.kb);
+    Py_ssize_t counts[HLANES * MAX_BINS];
+    int bins = p.dbl ? bins64 : bins32;
+    memset(counts, 0, sizeof(Py_ssize_t) * HLANES * bins);
+    Py_BEGIN_ALLOW_THREADS
+    if (p.dbl)
+        histogram_double_range(p.a.buf, p.ka, p.b.buf, p.kb, 0, n, counts, bins);
+    else
+        histogram_float_range(p.a.buf, p.ka, p.b.buf, p.kb, 0, n, counts, bins);
+    Py_END_ALLOW_THREADS
+    release(&p);
+    return counts_bytes(counts, bins);
+}
+
+static PyObject *
+set_decades(PyObject *self, PyObject *args)
+{
+    const char *kind;
+    Py_buffer lo, split;
+    int bins;
+    if (!PyArg_ParseTuple(args, "sy*y*i:set_decades", &kind, &lo, &split, &bins))
+        return NULL;
+    int dbl = kind[0] == 'd';
+    Py_ssize_t rows = dbl ? OCTAVES64 : OCTAVES32;
+    int ok = (kind[0] == 'f' || dbl) && !kind[1] && bins > 2 && bins <= MAX_BINS && lo.len == rows * 4
+             && split.len == rows * (dbl ? 8 : 4);
+    for (Py_ssize_t i = 0; ok && i < rows; i++) {   /* a bin and the one above it, or the last bin alone */
+        uint32_t bin = ((const uint32_t *)lo.buf)[i];
+        int top = dbl ? ((const uint64_t *)split.buf)[i] == UINT64_MAX : ((const uint32_t *)split.buf)[i] == UINT32_MAX;
+        ok = bin + 1 < (uint32_t)bins || (bin < (uint32_t)bins && top);
+    }
+    if (ok) {
+        memcpy(dbl ? (void *)lo64 : (void *)lo32, lo.buf, lo.len);
+        memcpy(dbl ? (void *)split64 : (void *)split32, split.buf, split.len);
+        if (dbl) bins64 = bins; else bins32 = bins;
+    }
+    PyBuffer_Release(&lo);
+    PyBuffer_Release(&split);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "set_decades(): tables of the wrong size");
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
-    {"scan", scan, METH_VARARGS, "scan(a, b, atol, rtol, either, detail): see pytest_trt/_scan.c"},
+    {"scan", scan, METH_VARARGS, "scan(a, b, kinds, atol, rtol, either, detail, histogram, want): see pytest_trt/_scan.c"},
+    {"histogram", histogram, METH_VARARGS, "histogram(a, b, kinds): decade counts of |a-b| (int64 bytes)"},
+    {"set_decades", set_decades, METH_VARARGS, "set_decades(kind, lo, split, bins): the decade tables"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -5,7 +5,13 @@ produce partial statistics that merge, so large outputs are split across threads
 through the C kernel (``_scan.c``: one read of both arrays, GIL released) when it was built at
 install, else through nine numpy operations; both give the same reports. ``PYTEST_TRT_COMPARE=numpy``
 forces the numpy path. Shape and dtype problems are reported as such, never as numeric failures.
-Integers and bools compare exactly; float16/bfloat16/float8 compare in float32.
+Integers and bools compare exactly; float16/bfloat16/float8 compare in float32 (the kernel widens
+float16 and bfloat16 itself, block by block).
+
+A failing output also gets what a passing one does not need: the element that used the largest share
+of its bound, the first failing indices, and the exact |a-b| histogram by decade. The kernel computes
+them in the same pass from the first failing element on; chunks that passed before it are counted
+afterwards (a second read only of what came before the first failure).
 """
 from __future__ import annotations
 
@@ -27,39 +33,43 @@ CHUNK = 1 << 18                 # float32 elements per chunk at most: 1 MiB buff
 CHUNK_MEMORY = 14 << 20         # all threads' chunk buffers together (7 per thread) stay under this
 PARALLEL_MIN = 1 << 21          # outputs at least this large are split across threads
 MAX_THREADS = 4                 # 2 threads get 1 MiB buffers, 4 threads 512 KiB: peak extra memory < 16 MiB
-HISTOGRAM_SAMPLE = 1_000_000    # the error histogram looks at most at this many elements
-HISTOGRAM_BLOCK = 16384         # in contiguous blocks of this many, spread evenly over larger outputs
+FIRST = 5                       # failing indices a report lists (the first ones, in index order)
 MARGIN = 1e-5                   # chunks this close to the bound are decided by the exact formula
 
 
 class Extreme(Record):
-    """Where a statistic peaks: its value, the element's index, both values, and the bound there."""
+    """Where a statistic peaks: its value, the element's index, both values, the bound there and the
+    share of it that |a-b| used (> 1 fails). For ``OutputReport.worst``, whose statistic is that share,
+    ``value`` is |a-b|."""
 
-    __slots__ = ("value", "index", "actual", "expected", "allowed")
+    __slots__ = ("value", "index", "actual", "expected", "allowed", "share")
 
     def __init__(self, value: float, index: tuple[int, ...], actual: float, expected: float,
-                 allowed: float | None = None):
+                 allowed: float | None = None, share: float | None = None):
         self.value = value
         self.index = index
         self.actual = actual
         self.expected = expected
         self.allowed = allowed
+        self.share = share
 
 
 class OutputReport(Record):
     """The comparison of one output: verdict, kind of problem, and the statistics behind it."""
 
     __slots__ = ("name", "passed", "problem", "actual_shape", "expected_shape", "actual_dtype", "expected_dtype",
-                 "tolerance", "size", "mismatches", "nan_mismatches", "inf_mismatches", "max_abs", "max_rel",
-                 "budget", "min_atol", "min_rtol", "histogram", "histogram_sampled", "statistics",
-                 "statistic_failures", "exact")
+                 "tolerance", "size", "mismatches", "nan_mismatches", "inf_mismatches", "worst", "max_abs", "max_rel",
+                 "failing_indices", "nan_indices", "inf_indices", "budget", "min_atol", "min_rtol", "histogram",
+                 "statistics", "statistic_failures", "exact")
 
     def __init__(self, name: str, passed: bool, problem: str | None, actual_shape: tuple | None,
                  expected_shape: tuple | None, actual_dtype: str | None, expected_dtype: str | None,
                  tolerance: Tolerance | None, size: int = 0, mismatches: int = 0, nan_mismatches: int = 0,
-                 inf_mismatches: int = 0, max_abs: Extreme | None = None, max_rel: Extreme | None = None,
+                 inf_mismatches: int = 0, worst: Extreme | None = None, max_abs: Extreme | None = None,
+                 max_rel: Extreme | None = None, failing_indices: tuple[tuple[int, ...], ...] = (),
+                 nan_indices: tuple[tuple[int, ...], ...] = (), inf_indices: tuple[tuple[int, ...], ...] = (),
                  budget: float = 0.0, min_atol: float | None = None, min_rtol: float | None = None,
-                 histogram: list[tuple[str, int]] | None = None, histogram_sampled: int | None = None,
+                 histogram: list[tuple[str, int]] | None = None,
                  statistics: dict[str, float] | None = None, statistic_failures: list[str] | None = None,
                  exact: bool = False):
         self.name = name
@@ -74,13 +84,16 @@ class OutputReport(Record):
         self.mismatches = mismatches
         self.nan_mismatches = nan_mismatches
         self.inf_mismatches = inf_mismatches
+        self.worst = worst                  # the element with the largest share of its bound (failing outputs)
         self.max_abs = max_abs
         self.max_rel = max_rel
+        self.failing_indices = failing_indices  # the first FIRST failing elements, of any kind, in index order
+        self.nan_indices = nan_indices          # the first FIRST NaN mismatches
+        self.inf_indices = inf_indices          # the first FIRST Inf mismatches
         self.budget = budget                # greatest |a-b| / allowed bound over finite elements (> 1 fails)
         self.min_atol = min_atol            # smallest atol that passes at the given rtol
         self.min_rtol = min_rtol            # smallest rtol that passes at the given atol
-        self.histogram = histogram
-        self.histogram_sampled = histogram_sampled
+        self.histogram = histogram          # [(decade, count)] of |a-b| over every finite element ("0": equal)
         self.statistics = {} if statistics is None else statistics
         self.statistic_failures = [] if statistic_failures is None else statistic_failures
         self.exact = exact                  # integers and bools: compared for equality
@@ -242,14 +255,16 @@ def _work_dtype(a: np.dtype, b: np.dtype) -> np.dtype:
 
 
 class _Partial(Record):
-    """Statistics of one run of chunks; ``merge`` combines runs. Peaks are (value, flat index)."""
+    """Statistics of one run of chunks; ``merge`` combines runs. Peaks are (value, flat index).
+    ``counts`` is the decade histogram (see ``_decades``) of elements ``hist_from`` onward, or None
+    before the first failure (and never, for a run that asked for none)."""
 
     __slots__ = ("max_abs", "max_rel", "budget", "mismatches", "nan_mismatches", "inf_mismatches", "min_atol",
-                 "min_rtol", "finite")
+                 "min_rtol", "first", "nan_first", "inf_first", "counts", "hist_from")
 
     def __init__(self, max_abs: tuple[float, int] = (-1.0, -1), max_rel: tuple[float, int] = (-1.0, -1),
                  budget: tuple[float, int] = (-1.0, -1), mismatches: int = 0, nan_mismatches: int = 0,
-                 inf_mismatches: int = 0, min_atol: float = 0.0, min_rtol: float = 0.0, finite: int = 0):
+                 inf_mismatches: int = 0, min_atol: float = 0.0, min_rtol: float = 0.0):
         self.max_abs = max_abs
         self.max_rel = max_rel
         self.budget = budget
@@ -258,9 +273,18 @@ class _Partial(Record):
         self.inf_mismatches = inf_mismatches
         self.min_atol = min_atol
         self.min_rtol = min_rtol
-        self.finite = finite
+        self.first: list[int] | tuple = ()   # flat indices of the first FIRST failing elements, any kind
+        self.nan_first: list[int] | tuple = ()
+        self.inf_first: list[int] | tuple = ()
+        self.counts: np.ndarray | None = None
+        self.hist_from = 0
+
+    @property
+    def failures(self) -> int:
+        return self.mismatches + self.nan_mismatches + self.inf_mismatches
 
     def merge(self, other: "_Partial") -> None:
+        """Fold in the statistics of a later run (histograms are merged by the caller)."""
         self.max_abs = max(self.max_abs, other.max_abs, key=lambda t: t[0])
         self.max_rel = max(self.max_rel, other.max_rel, key=lambda t: t[0])
         self.budget = max(self.budget, other.budget, key=lambda t: t[0])
@@ -269,7 +293,23 @@ class _Partial(Record):
         self.inf_mismatches += other.inf_mismatches
         self.min_atol = max(self.min_atol, other.min_atol)
         self.min_rtol = max(self.min_rtol, other.min_rtol)
-        self.finite += other.finite
+        self.first = _first(self.first, other.first)
+        self.nan_first = _first(self.nan_first, other.nan_first)
+        self.inf_first = _first(self.inf_first, other.inf_first)
+
+    def count(self, counts: np.ndarray, offset: int) -> None:
+        """Add the histogram of the chunk at ``offset``; the first one starts the run's histogram."""
+        if self.counts is None:
+            self.counts, self.hist_from = counts.astype(np.int64), offset
+        else:
+            self.counts += counts
+
+
+def _first(a: list[int], b) -> list[int]:
+    """The first FIRST of two sorted runs of distinct indices."""
+    if len(a) >= FIRST and (not len(b) or b[0] > a[-1]):
+        return a
+    return sorted([*a, *(int(i) for i in b)])[:FIRST]
 
 
 def _compare_float(report: OutputReport, a: np.ndarray, b: np.ndarray, tol: Tolerance, detail: bool) -> None:
@@ -279,34 +319,48 @@ def _compare_float(report: OutputReport, a: np.ndarray, b: np.ndarray, tol: Tole
     if n == 0:
         return
     if n >= PARALLEL_MIN and _threads() > 1:
-        parts = _split(n, _threads())
-        results = list(_executor().map(lambda r: _scan(fa, fb, r[0], r[1], tol, work, detail), parts))
+        ranges = _split(n, _threads())
+        results = list(_executor().map(lambda r: _scan(fa, fb, r[0], r[1], tol, work, detail), ranges))
     else:
-        results = [_scan(fa, fb, 0, n, tol, work, detail)]
+        ranges, results = [(0, n)], [_scan(fa, fb, 0, n, tol, work, detail)]
     total = results[0]
     for part in results[1:]:
         total.merge(part)
 
-    def extreme(stat, allowed=False):
+    def extreme(stat):
         value, flat = stat
         if flat < 0:
             return None
         exp = float(fb[flat])
-        bound = _bound(abs(exp), tol) if allowed else None
-        return Extreme(float(value), unravel(flat, b.shape),
-                       float(fa[flat]), exp, bound)
+        return Extreme(float(value), unravel(flat, b.shape), float(fa[flat]), exp, _bound(abs(exp), tol))
 
-    report.max_abs = extreme(total.max_abs, allowed=True)
-    report.max_rel = extreme(total.max_rel, allowed=True)
+    report.max_abs = extreme(total.max_abs)
+    report.max_rel = extreme(total.max_rel)
     report.budget = max(total.budget[0], 0.0)
     report.mismatches = total.mismatches + total.nan_mismatches + total.inf_mismatches
     report.nan_mismatches, report.inf_mismatches = total.nan_mismatches, total.inf_mismatches
     if not tol.elementwise:
         report.mismatches = report.nan_mismatches + report.inf_mismatches
+        total.first = _first(total.nan_first, total.inf_first)
     failing = report.mismatches > 0
     if failing or detail:
+        report.worst = _worst(total.budget, fa, fb, b.shape, tol, work)
+        for e in (report.max_abs, report.max_rel):
+            if e is not None:
+                d = abs(e.actual - e.expected)
+                e.share = d / e.allowed if e.allowed else (0.0 if d == 0 else math.inf)
+        report.failing_indices = tuple(unravel(i, b.shape) for i in total.first)
+        report.nan_indices = tuple(unravel(i, b.shape) for i in total.nan_first)
+        report.inf_indices = tuple(unravel(i, b.shape) for i in total.inf_first)
         report.min_atol, report.min_rtol = total.min_atol, total.min_rtol
-        report.histogram, report.histogram_sampled = _histogram(fa, fb, work)
+        counts = np.zeros(_decades(work).bins, np.int64)
+        for (start, stop), part in zip(ranges, results):
+            if part.counts is None:
+                part.count(_histogram(fa, fb, start, stop, work), start)
+            elif part.hist_from > start:          # chunks that passed before the run's first failure
+                part.counts += _histogram(fa, fb, start, part.hist_from, work)
+            counts += part.counts
+        report.histogram = _decade_bins(counts, work)
     _statistics(report, fa, fb, work, tol)
     report.passed = report.mismatches == 0 and not report.statistic_failures
     if not report.passed:
@@ -319,19 +373,35 @@ def _bound(abs_expected: float, tol: Tolerance) -> float:
     return tol.atol + tol.rtol * abs_expected
 
 
+def _worst(budget: tuple[float, int], fa, fb, shape, tol: Tolerance, work: np.dtype) -> Extreme | None:
+    """The element with the largest share of its bound: |a-b|, the bound and the share in the work dtype,
+    as the verdict computed them (so a failing share is never shown as 100%), and as the kernel does."""
+    if budget[1] < 0:
+        return None
+    flat = budget[1]
+    act, exp = work.type(fa[flat]), work.type(fb[flat])
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        d, t = abs(act - exp), abs(exp) * work.type(tol.rtol)
+        bound = max(t, work.type(tol.atol)) if tol.convention == "either" else t + work.type(tol.atol)
+        share = d / bound if d else work.type(0)
+    return Extreme(float(d), unravel(flat, shape), float(act), float(exp), float(bound), float(share))
+
+
 def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance, work: np.dtype,
-          detail: bool) -> _Partial:
+          detail: bool, counting: bool = True) -> _Partial:
     """One fused pass over elements [start, stop) in chunks; see module docstring.
 
     Per chunk the common (passing) case costs nine array operations: |a-b|, its maximum, |e|, the
     relative difference and its maximum, and the share of the bound used, computed as
     ``(d / rtol) / (|e| + atol/rtol)`` (``max(|e|, atol/rtol)`` for "either"), one operation fewer
-    than ``d / (atol + rtol*|e|)``. That rescaled share only clears chunks far from the bound; any
-    other chunk is decided again with the exact formula, so verdicts and mismatch counts agree with
-    ``np.isclose`` bit for bit. Tolerances whose bound may be subnormal (atol = 0) take the exact path.
+    than ``d / (atol + rtol*|e|)``. That rescaled share only clears chunks far from the bound and from
+    the largest share so far; any other chunk is decided again with the exact formula, so verdicts,
+    mismatch counts and the largest share (its value and element) agree with ``np.isclose`` and the
+    kernel bit for bit. Tolerances whose bound may be subnormal (atol = 0) take the exact path.
+    ``counting``: histograms from the first failure on (see ``_Partial``).
     """
     if _kernel is not None:
-        return _scan_kernel(_kernel, fa, fb, start, stop, tol, work, detail)
+        return _scan_kernel(_kernel, fa, fb, start, stop, tol, work, detail, counting)
     part = _Partial()
     chunk = _chunk_size(work)
     size = min(chunk, stop - start)
@@ -361,80 +431,127 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
             np.abs(d, out=d)
             i = int(d.argmax())
             if not math.isfinite(d[i]):
-                _scan_nonfinite(part, A, B, s, tol, detail)
+                _scan_nonfinite(part, A, B, s, tol, detail, counting, work)
                 continue
-            part.finite += k
             if d[i] > part.max_abs[0]:
                 part.max_abs = (float(d[i]), s + i)
+            if counting and (detail or part.counts is not None):
+                part.count(_bin_counts(d, work), s)
             np.abs(B, out=m)                      # m = |expected|
             np.divide(d, m, out=w)                # w = relative difference (NaN where both are 0)
             _track_max(part, "max_rel", w, s, 1.0)
-            all_fail = False
+            all_fail, best = False, True
             if fast:
                 (np.maximum if either else np.add)(m, shift, out=t)
                 np.divide(d, t, out=t)            # t = share of the bound used, times rtol
-                scaled = _track_max(part, "budget", t, s, float(rtol))
-                if scaled <= lo and not detail:
+                scaled = float(np.fmax.reduce(t))
+                scaled = scaled if scaled == scaled else 0.0
+                # the largest share is taken from the exact formula, as the kernel does (the same element
+                # on ties): only chunks whose estimate comes near the largest so far need it
+                best = scaled / float(rtol) >= part.budget[0] * (1 - MARGIN)
+                if scaled <= lo and not detail and not best:
                     continue                      # every element is well within its bound
                 all_fail = bool(np.minimum.reduce(t) > hi)   # a NaN (0/0) propagates: then not all fail
             np.multiply(m, rtol, out=t)           # t = rtol * |expected|
             (np.maximum if either else np.add)(t, atol, out=w)   # w = the bound, as np.isclose computes it
             fails = k if all_fail else int(np.count_nonzero(np.greater(d, w, out=f_buf[:k])))
-            if not fast:
+            if best:
                 np.divide(d, w, out=w)            # share of the bound used (inf where the bound is 0)
                 _track_max(part, "budget", w, s, 1.0)
             part.mismatches += fails
+            if fails and len(part.first) < FIRST:
+                part.first = _first(part.first, s + (np.arange(min(k, FIRST)) if all_fail
+                                                     else np.flatnonzero(f_buf[:k])[:FIRST]))
+            if fails and counting and part.counts is None:
+                part.count(_bin_counts(d, work), s)
             if tol.elementwise and (fails or detail):
                 _needed(part, d, m, t, w, atol, either)
     return part
 
 
+_KINDS = {"f": "f", "e": "e", "E": "b", "d": "d"}   # dtype.char: the kernel's name ("b": bfloat16, as uint16)
+
+
+def _kernel_kind(x: np.ndarray, work: np.dtype) -> str | None:
+    """The kernel's name for the dtype of ``x`` where it reads ``x`` in place, else None: chunks are then
+    converted to the work dtype first (float8, other byte orders, strides, float32 beside float64).
+    From ``dtype.char``: hashing a dtype, or asking its name, costs more than this whole test."""
+    dtype = x.dtype
+    kind = _KINDS.get(dtype.char)
+    if (kind is None or (kind == "d") != (work.char == "d") or x.strides[0] != dtype.itemsize or not dtype.isnative
+            or (kind == "b" and dtype.name != "bfloat16")):
+        return None
+    return kind
+
+
+def _kernel_chunks(fa, fb, start: int, stop: int, work: np.dtype, ka: str | None, kb: str | None):
+    """(offset, A, B, kinds) per chunk of [start, stop), each side read in place where the kernel can
+    (``ka``/``kb`` from ``_kernel_kind``), else converted into a reused buffer."""
+    kinds = (ka or work.char) + (kb or work.char)
+    chunk = CHUNK if ka and kb else _chunk_size(work)
+    size = min(chunk, stop - start)
+    sides = [(x.view(np.uint16) if kind == "b" else x, kind, None if kind else np.empty(size, work))
+             for x, kind in ((fa, ka), (fb, kb))]
+    for s in range(start, stop, chunk):
+        e = min(s + chunk, stop)
+        pair = []
+        for x, kind, buf in sides:
+            if kind:
+                pair.append(x[s:e])
+            else:
+                np.copyto(buf[:e - s], x[s:e], casting="unsafe")
+                pair.append(buf[:e - s])
+        yield s, pair[0], pair[1], kinds
+
+
 def _scan_kernel(kernel, fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance, work: np.dtype,
-                 detail: bool) -> _Partial:
-    """``_scan`` through the C kernel. It reads contiguous arrays of the work dtype in place (no buffers);
+                 detail: bool, counting: bool) -> _Partial:
+    """``_scan`` through the C kernel. It reads float32/float16/bfloat16 (or float64) arrays in place;
     other dtypes, byte orders and strides are converted chunk by chunk. A chunk holding NaN or Inf is
     classified by numpy (``_scan_nonfinite``), so those rules live in one place."""
     part = _Partial()
-    in_place_a = fa.dtype == work and fa.flags.c_contiguous
-    in_place_b = fb.dtype == work and fb.flags.c_contiguous
-    chunk = CHUNK if in_place_a and in_place_b else _chunk_size(work)
-    size = min(chunk, stop - start)
-    a_buf = None if in_place_a else np.empty(size, work)
-    b_buf = None if in_place_b else np.empty(size, work)
     either = tol.convention == "either"
-    for s in range(start, stop, chunk):
-        e = min(s + chunk, stop)
-        A, B = fa[s:e], fb[s:e]
-        if a_buf is not None:
-            A = a_buf[:e - s]
-            np.copyto(A, fa[s:e], casting="unsafe")
-        if b_buf is not None:
-            B = b_buf[:e - s]
-            np.copyto(B, fb[s:e], casting="unsafe")
-        stats = kernel.scan(A, B, tol.atol, tol.rtol, either, detail)
+    if counting and work.char not in _DECADES:
+        _decades(work)                            # the kernel's decade tables, set once per dtype
+    if (fa.dtype is work is fb.dtype and stop - start <= CHUNK and fa.strides[0] == fb.strides[0] == work.itemsize):
+        chunks = ((start, fa[start:stop], fb[start:stop], work.char * 2),)   # the common case, cheaply
+    else:
+        chunks = _kernel_chunks(fa, fb, start, stop, work, _kernel_kind(fa, work), _kernel_kind(fb, work))
+    for s, A, B, kinds in chunks:
+        mode = 0 if not counting else 2 if detail or part.counts is not None else 1
+        want = FIRST - len(part.first)
+        stats = kernel.scan(A, B, kinds, tol.atol, tol.rtol, either, detail, mode, want)
         if stats is None:
+            if kinds[0] in "eb":                  # float16/bfloat16 read in place: numpy widens this chunk
+                A = fa[s:s + A.size].astype(work)
+            if kinds[1] in "eb":
+                B = fb[s:s + B.size].astype(work)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                _scan_nonfinite(part, A, B, s, tol, detail)
+                _scan_nonfinite(part, A, B, s, tol, detail, counting, work)
         else:
-            _merge_kernel(part, stats, s, e - s)
+            _merge_kernel(part, stats, s)
     return part
 
 
-def _merge_kernel(part: _Partial, stats: tuple, offset: int, size: int) -> None:
+def _merge_kernel(part: _Partial, stats: tuple, offset: int) -> None:
     """Fold one chunk's kernel result into ``part`` exactly as the numpy path would."""
-    max_abs, i_abs, max_rel, i_rel, budget, i_budget, fails, min_atol, min_rtol = stats
-    part.finite += size
+    max_abs, i_abs, max_rel, i_rel, budget, i_budget, fails, min_atol, min_rtol, first, counts = stats
     if max_abs > part.max_abs[0]:
         part.max_abs = (max_abs, offset + i_abs)
-    for field, value, index in (("max_rel", max_rel, i_rel), ("budget", budget, i_budget)):
-        if index < 0:                         # every element was 0/0 (equal zeros): 0 there, as _track_max
-            if getattr(part, field)[0] < 0:
-                setattr(part, field, (0.0, offset))
-        elif value > getattr(part, field)[0]:
-            setattr(part, field, (value, offset + index))
+    # i < 0: every element was 0/0 (equal zeros): 0 there, as _track_max
+    if i_rel < 0 and part.max_rel[0] < 0 or i_rel >= 0 and max_rel > part.max_rel[0]:
+        part.max_rel = (max(max_rel, 0.0), offset + max(i_rel, 0))
+    if i_budget < 0 and part.budget[0] < 0 or i_budget >= 0 and budget > part.budget[0]:
+        part.budget = (max(budget, 0.0), offset + max(i_budget, 0))
     part.mismatches += fails
-    part.min_atol = max(part.min_atol, min_atol)
-    part.min_rtol = max(part.min_rtol, min_rtol)
+    if min_atol > part.min_atol:
+        part.min_atol = min_atol
+    if min_rtol > part.min_rtol:
+        part.min_rtol = min_rtol
+    if first:
+        part.first = _first(part.first, [offset + i for i in first])
+    if counts is not None:
+        part.count(np.frombuffer(counts, np.int64), offset)
 
 
 @functools.lru_cache(maxsize=8)
@@ -483,15 +600,18 @@ def _needed(part: _Partial, d, m, t, w, atol, either: bool) -> None:
     part.min_rtol = max(part.min_rtol, float(top) if top == top else 0.0)
 
 
-def _scan_nonfinite(part: _Partial, A, B, offset: int, tol: Tolerance, detail: bool) -> None:
+def _scan_nonfinite(part: _Partial, A, B, offset: int, tol: Tolerance, detail: bool, counting: bool,
+                    work: np.dtype) -> None:
     """Slow path for a chunk holding NaN or Inf: classify, then scan the finite elements."""
+    before = part.failures
     nan_a, nan_b = np.isnan(A), np.isnan(B)
-    if tol.equal_nan:
-        part.nan_mismatches += int(np.count_nonzero(nan_a != nan_b))
-    else:
-        part.nan_mismatches += int(np.count_nonzero(nan_a | nan_b))
-    inf_any = (np.isinf(A) | np.isinf(B)) & ~(nan_a | nan_b)
-    part.inf_mismatches += int(np.count_nonzero(inf_any & (A != B)))
+    nan_bad = (nan_a != nan_b) if tol.equal_nan else (nan_a | nan_b)
+    inf_bad = (np.isinf(A) | np.isinf(B)) & ~(nan_a | nan_b) & (A != B)
+    failing = [np.flatnonzero(nan_bad)[:FIRST], np.flatnonzero(inf_bad)[:FIRST]]
+    part.nan_mismatches += int(np.count_nonzero(nan_bad))
+    part.inf_mismatches += int(np.count_nonzero(inf_bad))
+    part.nan_first = _first(part.nan_first, offset + failing[0])
+    part.inf_first = _first(part.inf_first, offset + failing[1])
     finite = np.flatnonzero(np.isfinite(A) & np.isfinite(B))
     with np.errstate(over="ignore", invalid="ignore"):
         overflow = ~np.isfinite(A[finite] - B[finite])
@@ -501,56 +621,117 @@ def _scan_nonfinite(part: _Partial, A, B, offset: int, tol: Tolerance, detail: b
         where, finite = finite[overflow], finite[~overflow]
         bound = np.abs(B[where]) * A.dtype.type(tol.rtol)
         bound = np.maximum(bound, A.dtype.type(tol.atol)) if tol.convention == "either" else bound + A.dtype.type(tol.atol)
-        fails = int(np.count_nonzero(bound < np.inf))
+        fails = bound < np.inf
         first = (math.inf, offset + int(where[0]))
-        need = math.inf if fails else 0.0
-        part.merge(_Partial(max_abs=first, max_rel=first, budget=first, mismatches=fails, min_atol=need, min_rtol=need))
+        need = math.inf if fails.any() else 0.0
+        part.merge(_Partial(max_abs=first, max_rel=first, budget=first, mismatches=int(np.count_nonzero(fails)),
+                            min_atol=need, min_rtol=need))
+        failing.append(where[fails][:FIRST])
     if finite.size:
-        sub = _scan(A[finite], B[finite], 0, finite.size, tol, A.dtype, detail)
+        sub = _scan(A[finite], B[finite], 0, finite.size, tol, A.dtype, detail, counting=False)
         for field in ("max_abs", "max_rel", "budget"):
             value, flat = getattr(sub, field)
             if flat >= 0:
                 setattr(sub, field, (value, offset + int(finite[flat])))
+        failing.append(finite[np.asarray(sub.first, np.intp)])
+        sub.first = ()
         part.merge(sub)
+    part.first = _first(part.first, offset + np.sort(np.concatenate(failing))[:FIRST])
+    if counting and (detail or part.counts is not None or part.failures > before):
+        with np.errstate(invalid="ignore", over="ignore"):
+            part.count(_bin_counts(np.abs(A - B), work), offset)
 
 
-def _histogram(fa, fb, work) -> tuple[list[tuple[str, int]], int | None]:
-    """Counts of |a-b| per decade: exact up to HISTOGRAM_SAMPLE elements, else over evenly spaced
-    contiguous blocks (cheap to read, unlike a strided sample). Decades are counted with one
-    comparison per decade boundary rather than a logarithm per element."""
-    n = fb.size
+# --------------------------------------------------------------------------------- decade histogram
+
+class _Decades(Record):
+    """Tables that map |a-b| to its histogram bin in one lookup, exactly at powers of ten.
+
+    Bins: 0 for |a-b| = 0, then one per decade ``kmin``..``kmax`` of the dtype (``1e-45``..``1e38``
+    for float32), then one for NaN/Inf. Rows: 0 for zero, 1..nmant for the subnormal octaves
+    [2**(r-1), 2**r) of the bit pattern, then nmant + e for exponent e. Per row, ``lo`` is the bin of
+    the octave's lowest value and ``split`` the bit pattern of the power of ten inside the octave
+    (an octave holds at most one), or the largest unsigned value: bin = lo + (bits >= split).
+    """
+
+    __slots__ = ("kmin", "bins", "lo", "split", "nmant", "uint")
+
+    def __init__(self, kmin: int, bins: int, lo: np.ndarray, split: np.ndarray, nmant: int, uint: np.dtype):
+        self.kmin = kmin
+        self.bins = bins
+        self.lo = lo
+        self.split = split
+        self.nmant = nmant
+        self.uint = uint
+
+
+_DECADES: dict[str, _Decades] = {}
+
+
+def _decades(work: np.dtype) -> _Decades:
+    """The tables for ``work`` (float32 or float64), built once and handed to the kernel."""
+    tables = _DECADES.get(work.char)
+    return tables if tables is not None else _build_decades(work)
+
+
+def _build_decades(work: np.dtype) -> _Decades:
+    info = np.finfo(work)
+    uint = np.dtype(f"u{work.itemsize}")
+    nmant, top = info.nmant, np.iinfo(uint).max
+    kmin, kmax = _decade(float(info.smallest_subnormal), work), _decade(float(info.max), work)
+    floors = np.array([_decade_floor(k, work) for k in range(kmin, kmax + 1)], work).view(uint)
+    one = uint.type(1)
+    low = np.concatenate([one << np.arange(nmant, dtype=uint),                        # subnormal octaves
+                          np.arange(1, 1 << (work.itemsize * 8 - 1 - nmant), dtype=uint) << uint.type(nmant)])
+    high = np.concatenate([low[1:], [top]])
+    decade = np.searchsorted(floors, low, side="right") - 1          # index into floors of each octave's lowest value
+    above = floors[np.minimum(decade + 1, floors.size - 1)]
+    split = np.where((decade + 1 < floors.size) & (above < high), above, top).astype(uint)
+    lo = (1 + decade).astype(np.intp)
+    bins = floors.size + 2
+    lo[-1], split[-1] = bins - 1, top                                # exponent all ones: Inf and NaN
+    tables = _Decades(kmin, bins, np.concatenate([[0], lo]), np.concatenate([[top], split]).astype(uint), nmant, uint)
+    if _kernel is not None:
+        _kernel.set_decades(work.char, tables.lo.astype(np.uint32).tobytes(), tables.split.tobytes(), bins)
+    _DECADES[work.char] = tables
+    return tables
+
+
+def _bin_counts(d: np.ndarray, work: np.dtype) -> np.ndarray:
+    """Histogram counts of |a-b| (``d``, contiguous, in ``work``) by the bins of ``_decades``."""
+    t = _decades(work)
+    u = d.view(t.uint) & t.uint.type(np.iinfo(t.uint).max >> 1)
+    exponent = u >> t.uint.type(t.nmant)
+    row = exponent.astype(np.intp)
+    row += t.nmant
+    sub = exponent == 0
+    if sub.any():                                                     # zero and subnormals: the bit length
+        row[sub] = np.frexp(u[sub].astype(np.float64))[1]
+    return np.bincount(t.lo[row] + (u >= t.split[row]), minlength=t.bins)
+
+
+def _histogram(fa, fb, start: int, stop: int, work: np.dtype) -> np.ndarray:
+    """Histogram counts of [start, stop) alone: for chunks that passed before an output's first failure."""
+    counts = np.zeros(_decades(work).bins, np.int64)
+    if _kernel is not None:
+        for _, A, B, kinds in _kernel_chunks(fa, fb, start, stop, work, _kernel_kind(fa, work), _kernel_kind(fb, work)):
+            counts += np.frombuffer(_kernel.histogram(A, B, kinds), np.int64)
+        return counts
     chunk = _chunk_size(work)
-    if n <= HISTOGRAM_SAMPLE:
-        spans = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
-    else:
-        block = min(chunk, HISTOGRAM_BLOCK)
-        starts = np.linspace(0, n - block, HISTOGRAM_SAMPLE // block).astype(np.int64)
-        spans = [(int(s), int(s) + block) for s in starts]
-    d_buf = np.empty(min(chunk, n), work)
-    zeros, sampled, above = 0, 0, {}     # above[k]: elements >= 10**k, for the decades seen
+    d = np.empty(min(chunk, stop - start), work)
     with np.errstate(invalid="ignore", over="ignore"):
-        for s, e in spans:
-            d = d_buf[:e - s]
-            np.subtract(fa[s:e], fb[s:e], out=d, dtype=work, casting="unsafe")
-            np.abs(d, out=d)
-            sampled += d.size
-            if not np.isfinite(d).all():
-                d = d[np.isfinite(d)]
-            positive = d[d > 0]
-            zeros += d.size - positive.size
-            if not positive.size:
-                continue
-            low, high = _decade(float(positive.min()), work), _decade(float(positive.max()), work)
-            above[low] = above.get(low, 0) + positive.size
-            for k in range(low + 1, high + 1):
-                above[k] = above.get(k, 0) + int(np.count_nonzero(positive >= _decade_floor(k, work)))
-    bins = [("0", zeros)] if zeros else []
-    decades = sorted(above)
-    for k in decades:
-        count = above[k] - above.get(k + 1, 0)
-        if count:
-            bins.append((f"1e{k}", count))
-    return bins, (sampled if sampled < n else None)
+        for s in range(start, stop, chunk):
+            e = min(s + chunk, stop)
+            np.subtract(fa[s:e], fb[s:e], out=d[:e - s], dtype=work, casting="unsafe")
+            counts += _bin_counts(np.abs(d[:e - s], out=d[:e - s]), work)
+    return counts
+
+
+def _decade_bins(counts: np.ndarray, work: np.dtype) -> list[tuple[str, int]]:
+    """The report's histogram: ("0", equal elements) then ("1e<k>", count) per non-empty decade."""
+    kmin = _decades(work).kmin
+    bins = [("0", int(counts[0]))] if counts[0] else []
+    return bins + [(f"1e{kmin + i - 1}", int(c)) for i, c in enumerate(counts[:-1]) if i and c]
 
 
 def _decade(x: float, work: np.dtype) -> int:
@@ -569,6 +750,8 @@ def _decade_floor(k: int, work: np.dtype):
     from fractions import Fraction
 
     target = Fraction(10) ** k
+    if k > math.log10(np.finfo(work).max):
+        return work.type(np.inf)
     value = work.type(float(target)) if k > -330 else work.type(0)
     while Fraction(float(value)) < target:
         value = np.nextafter(value, work.type(np.inf))
@@ -579,9 +762,10 @@ def _decade_floor(k: int, work: np.dtype):
 
 def _statistics(report: OutputReport, fa, fb, work, tol: Tolerance) -> None:
     """The optional whole-output checks: cosine similarity and limits on |a-b| statistics."""
+    if (tol.cosine is None and tol.max_abs is None and tol.mean_abs is None and tol.median_abs is None
+            and tol.percentile is None):
+        return                                    # the common case, without building a list
     wanted = [f for f in ("cosine", "max_abs", "mean_abs", "median_abs", "percentile") if getattr(tol, f) is not None]
-    if not wanted:
-        return
     a, b = fa.astype(np.float64), fb.astype(np.float64)
     finite = np.isfinite(a) & np.isfinite(b)
     a, b = a[finite], b[finite]
@@ -612,15 +796,14 @@ def _statistics(report: OutputReport, fa, fb, work, tol: Tolerance) -> None:
 
 def _compare_exact(report: OutputReport, a: np.ndarray, b: np.ndarray) -> None:
     fa, fb = a.reshape(-1), b.reshape(-1)
-    mismatches, first = 0, -1
+    mismatches, first = 0, []
     worst = (-1.0, -1)
     for s in range(0, fb.size, CHUNK):
         ne = fa[s:s + CHUNK] != fb[s:s + CHUNK]
         count = int(np.count_nonzero(ne))
         if count:
             idx = np.flatnonzero(ne)
-            if first < 0:
-                first = s + int(idx[0])
+            first = _first(first, s + idx[:FIRST])
             diffs = np.abs(fa[s:s + CHUNK][idx].astype(np.float64) - fb[s:s + CHUNK][idx].astype(np.float64))
             k = int(diffs.argmax())
             if diffs[k] > worst[0]:
@@ -631,6 +814,7 @@ def _compare_exact(report: OutputReport, a: np.ndarray, b: np.ndarray) -> None:
         value, flat = worst
         report.max_abs = Extreme(value, unravel(flat, b.shape),
                                  float(fa[flat]), float(fb[flat]), 0.0)
+        report.failing_indices = tuple(unravel(i, b.shape) for i in first)
         report.passed, report.problem = False, "values"
     else:
         report.max_abs = None
@@ -674,6 +858,30 @@ def _index(index: tuple[int, ...]) -> str:
     return "(" + ", ".join(map(str, index)) + ")" if len(index) != 1 else f"({index[0]},)"
 
 
+def _indices(indices: tuple[tuple[int, ...], ...], count: int) -> str:
+    """The listed indices, and "..." when there are more than listed."""
+    return ", ".join(map(_index, indices)) + (", ..." if count > len(indices) else "")
+
+
+def _share(share: float) -> str:
+    """A share of the bound as a percentage; digits enough that a failing one never reads 100%."""
+    if math.isinf(share) or math.isnan(share):
+        return str(share)
+    if share >= 10:
+        return f"{100 * share:.0f}%"
+    digits = 4
+    while share > 1 and float(f"{100 * share:.{digits}g}") <= 100 and digits < 17:
+        digits += 1
+    return f"{100 * share:.{digits}g}%"
+
+
+def _at(e: Extreme) -> str:
+    """actual, expected and the bound at an extreme, with the share of the bound used."""
+    bound = "" if e.allowed is None else f"; allowed {_fmt(e.allowed)}" + (
+        f", {_share(e.share)} of it" if e.share is not None else "")
+    return f"(actual {_fmt(e.actual)}, expected {_fmt(e.expected)}{bound})"
+
+
 def format_output(r: OutputReport) -> str:
     """The failure (or pass) text for one output; one header line, then indented details."""
     head = f"output {r.name!r}"
@@ -691,30 +899,41 @@ def format_output(r: OutputReport) -> str:
              + (f" (dtypes {r.actual_dtype} vs {r.expected_dtype})" if r.actual_dtype != r.expected_dtype else "")]
     pct = 100.0 * r.mismatches / r.size if r.size else 0.0
     lines.append(f"  mismatched elements: {r.mismatches} / {r.size} ({pct:.3g}%)")
-    if r.nan_mismatches or r.inf_mismatches:
-        lines.append(f"  of which NaN mismatches: {r.nan_mismatches}, Inf mismatches: {r.inf_mismatches}")
+    nonfinite = r.nan_mismatches + r.inf_mismatches
+    if nonfinite:
+        lines.append("  of which " + ", ".join(
+            f"{kind} mismatches: {count}" + (f" at {_indices(indices, count)}" if indices else "")
+            for kind, count, indices in (("NaN", r.nan_mismatches, r.nan_indices),
+                                         ("Inf", r.inf_mismatches, r.inf_indices))))
+    if r.worst is not None and not r.exact:
+        e = r.worst
+        lines.append(f"  largest share of its bound: {_share(e.share)} at index {_index(e.index)} (actual "
+                     f"{_fmt(e.actual)}, expected {_fmt(e.expected)}, |a-b| {_fmt(e.value)}, allowed {_fmt(e.allowed)})")
     if r.max_abs is not None:
         e = r.max_abs
-        lines.append(f"  greatest absolute difference: {_fmt(e.value)} at index {_index(e.index)} "
-                     f"(actual {_fmt(e.actual)}, expected {_fmt(e.expected)}; allowed {_fmt(e.allowed)})")
+        lines.append(f"  greatest absolute difference: {_fmt(e.value)} at index {_index(e.index)} {_at(e)}")
     if r.max_rel is not None:
         e = r.max_rel
-        lines.append(f"  greatest relative difference: {_fmt(e.value)} at index {_index(e.index)} "
-                     f"(actual {_fmt(e.actual)}, expected {_fmt(e.expected)}; allowed {_fmt(e.allowed)})")
+        lines.append(f"  greatest relative difference: {_fmt(e.value)} at index {_index(e.index)} {_at(e)}")
+    if r.failing_indices:
+        lines.append(f"  {'first failing indices' if r.mismatches > len(r.failing_indices) else 'failing indices'}: "
+                     + _indices(r.failing_indices, r.mismatches))
     for failure in r.statistic_failures:
         lines.append(f"  statistic check failed: {failure}")
     if r.histogram:
-        sampled = f" (sample of {r.histogram_sampled} elements in evenly spread blocks)" if r.histogram_sampled else ""
-        lines.append("  |a-b| by decade" + sampled + ": " + "  ".join(f"{k}:{v}" for k, v in r.histogram))
+        lines.append("  |a-b| by decade: " + "  ".join(f"{k}:{v}" for k, v in r.histogram))
     t = r.tolerance
     if t is not None and not r.exact:
         if not r.passed and r.min_atol is not None and t.elementwise:
+            finite_failures = r.mismatches - nonfinite
+            if nonfinite:
+                lines.append("  no tolerance passes NaN or Inf mismatches")
             if math.isinf(r.min_atol):
                 lines.append("  no finite tolerance passes: |a-b| overflows the dtype's range")
-            else:
+            elif finite_failures:
                 rtol_text = "no rtol (an expected value is 0)" if math.isinf(r.min_rtol) else f"rtol >= {_fmt(r.min_rtol)}"
-                lines.append(f"  would pass with atol >= {_fmt(r.min_atol)} (at rtol {t.rtol:g}) "
-                             f"or {rtol_text} (at atol {t.atol:g})")
+                lines.append(f"  {'the other elements ' if nonfinite else ''}would pass with atol >= "
+                             f"{_fmt(r.min_atol)} (at rtol {t.rtol:g}) or {rtol_text} (at atol {t.atol:g})")
         lines.append(f"  tolerance: {t.describe()}; convention {t.convention}: {CONVENTIONS[t.convention]}")
     elif r.problem == "values":
         lines.append("  integers and bools compare exactly")

@@ -1,7 +1,9 @@
 """Files a failed check leaves behind, so CI failures can be judged without rerunning anything.
 
 Per failed check, in its own directory: ``inputs.npz``, each side's outputs (``reference.npz``,
-``engine.npz``, and the goldens that were compared), ``report.json`` (every comparison as data) and,
+``engine.npz``, and the goldens that were compared), ``report.json`` (every comparison as data; per
+failing output ``worst``: the element with the largest share of its bound, ``failing_indices``,
+``nan_indices``/``inf_indices`` (the first 5 each) and the exact ``histogram`` of |a-b| by decade) and,
 when matplotlib is installed, per failing float output an error histogram and a heatmap of |a-b|
 (``<comparison>--<output>--histogram.png`` / ``--heatmap.png``, 800x450 pixels).
 """

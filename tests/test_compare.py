@@ -37,7 +37,9 @@ def test_failure_message_names_everything():
     text = str(info.value)
     assert "1 of 1 outputs differ" in text
     assert "mismatched elements: 1 / 6 (16.7%)" in text
-    assert "greatest absolute difference: 1 at index (1, 2) (actual 1, expected 0; allowed 0.001)" in text
+    assert "greatest absolute difference: 1 at index (1, 2) (actual 1, expected 0; allowed 0.001, 100000% of it)" in text
+    assert "largest share of its bound: 100000% at index (1, 2) (actual 1, expected 0, |a-b| 1, allowed 0.001)" in text
+    assert "failing indices: (1, 2)" in text
     assert "convention allclose: |actual - expected| <= atol + rtol * |expected|" in text
     assert "would pass with atol >= 1 (at rtol 0.001)" in text
     assert "atol=0.001 (argument)" in text
@@ -69,7 +71,7 @@ def test_nan_classes():
     a = np.array([np.nan, np.nan, 3.0, 4.0], np.float32)
     r = compare(a, e, atol=1e-3, rtol=0)["output"]
     assert not r.passed and r.nan_mismatches == 1 and r.mismatches == 1
-    assert "NaN mismatches: 1, Inf mismatches: 0" in r.message()
+    assert "NaN mismatches: 1 at (0,), Inf mismatches: 0" in r.message()
     strict = compare(e.copy(), e, atol=1, rtol=0, equal_nan=False)["output"]
     assert not strict.passed and strict.nan_mismatches == 1
 
@@ -260,16 +262,6 @@ def test_histogram_decades_are_exact_at_powers_of_ten():
     assert dict(r.histogram) == {"0": 1, "1e-45": 1, "1e-4": 1, "1e-3": 1, "1e0": 1, "1e1": 1}
 
 
-def test_histogram_of_a_large_output_samples_blocks(monkeypatch):
-    monkeypatch.setattr(cmp, "HISTOGRAM_SAMPLE", 4000)
-    monkeypatch.setattr(cmp, "HISTOGRAM_BLOCK", 500)
-    e = np.zeros(100_000, np.float32)
-    a = np.full(100_000, 0.5, np.float32)
-    r = compare(a, e, atol=0, rtol=0)["output"]
-    assert r.histogram == [("1e-1", 4000)] and r.histogram_sampled == 4000
-    assert "|a-b| by decade (sample of 4000 elements in evenly spread blocks): 1e-1:4000" in r.message()
-
-
 def test_float8_compares_in_float32():
     e = np.linspace(-2, 2, 33, dtype=np.float32)
     f8 = e.astype(ml_dtypes.float8_e4m3fn)
@@ -345,8 +337,8 @@ def test_finite_values_whose_difference_overflows():
         assert r.mismatches == np.count_nonzero(~np.isclose(a, b, atol=1e-3, rtol=1e-3))
 
 
-_FIELDS = ("passed", "mismatches", "nan_mismatches", "inf_mismatches", "max_abs", "max_rel", "min_atol",
-           "min_rtol", "histogram")
+_FIELDS = ("passed", "mismatches", "nan_mismatches", "inf_mismatches", "worst", "max_abs", "max_rel", "failing_indices",
+           "nan_indices", "inf_indices", "min_atol", "min_rtol", "histogram")
 
 
 @settings(max_examples=200, deadline=None)
@@ -384,3 +376,150 @@ def test_either_smallest_rtol_ignores_elements_within_atol():
     r = compare(a, e, atol=1e-3, rtol=1e-3, convention="either")["output"]
     assert r.mismatches == 1
     assert r.min_atol == 0.5 and r.min_rtol == 0.25
+
+
+# ------------------------------------------------------------------- what failed, and where (issue 16.1)
+
+def _retrained(dtype=np.float32):
+    """3600 elements, one failing at 103.5% of its bound; the greatest absolute difference (90% of a wide
+    bound) and the greatest relative one (90% of a bound that is almost all atol) are elsewhere, within."""
+    e = np.full((3, 8, 150), 0.5, dtype)
+    e[0, 0, 0], e[1, 2, 3] = 100.0, 1e-6
+    a = e.copy()
+    bound = lambda x: 1e-5 + 1e-3 * x                  # atol=1e-5, rtol=1e-3
+    a[0, 0, 0] += 0.9 * bound(100.0)
+    a[1, 2, 3] += 0.9 * bound(1e-6)
+    a[2, 7, 61] += 1.035 * bound(0.5)
+    return a, e
+
+
+def test_the_report_names_the_element_that_failed_though_it_is_no_extreme():
+    a, e = _retrained()
+    r = compare(a, e, atol=1e-5, rtol=1e-3)["output"]
+    assert r.mismatches == 1
+    assert r.max_abs.index == (0, 0, 0) and r.max_abs.share < 1
+    assert r.max_rel.index == (1, 2, 3) and r.max_rel.share < 1
+    assert r.worst.index == (2, 7, 61) and r.worst.share == pytest.approx(1.035, rel=1e-4)
+    assert r.worst.value == pytest.approx(1.035 * (1e-5 + 5e-4), rel=1e-4) and r.worst.expected == 0.5
+    assert r.failing_indices == ((2, 7, 61),)
+    text = r.message()
+    assert "largest share of its bound: 103.5% at index (2, 7, 61) (actual 0.500528, expected 0.5, " \
+           "|a-b| 0.000527859, allowed 0.00051)" in text, text
+    assert "greatest absolute difference: 0.0900116 at index (0, 0, 0) (actual 100.09, expected 100; " \
+           "allowed 0.10001, 90% of it)" in text, text
+    assert "greatest relative difference: 9.0009 at index (1, 2, 3) (actual 1.00009e-05, expected 1e-06; " \
+           "allowed 1.0001e-05, 90% of it)" in text, text
+    assert "failing indices: (2, 7, 61)\n" in text
+
+
+def test_a_share_just_over_the_bound_never_reads_100_percent():
+    e = np.array([1.0], np.float64)
+    r = compare(e + 1.000001 * 1e-3, e, atol=1e-3, rtol=0)["output"]
+    assert not r.passed and "largest share of its bound: 100.0001% at index (0,)" in r.message()
+
+
+def test_first_failing_indices_are_the_first_five_in_index_order(monkeypatch):
+    monkeypatch.setattr(cmp, "CHUNK", 64)               # failures in several chunks, found chunk by chunk
+    e = np.zeros(1000, np.float32)
+    a = e.copy()
+    where = [3, 70, 71, 500, 640, 641, 999]
+    a[where] = 1.0
+    a[[10, 300]] = [np.nan, np.inf]
+    r = compare(a, e, atol=0.5, rtol=0)["output"]
+    assert r.failing_indices == ((3,), (10,), (70,), (71,), (300,))
+    assert r.nan_indices == ((10,),) and r.inf_indices == ((300,),)
+    assert "first failing indices: (3,), (10,), (70,), (71,), (300,), ...\n" in r.message()
+
+
+def test_nan_and_inf_mismatches_show_their_indices_and_no_tolerance_that_would_pass():
+    e = np.arange(1.0, 9.0, dtype=np.float32).reshape(2, 4)
+    a = e.copy()
+    a[0, 2], a[1, 1] = np.nan, np.inf
+    text = compare(a, e, atol=1e-3, rtol=1e-3)["output"].message()
+    assert "of which NaN mismatches: 1 at (0, 2), Inf mismatches: 1 at (1, 1)\n" in text
+    assert "failing indices: (0, 2), (1, 1)\n" in text
+    assert "no tolerance passes NaN or Inf mismatches\n" in text
+    assert "would pass" not in text
+    a[0, 0] += 1                                        # a finite failure too: its tolerance is still named
+    text = compare(a, e, atol=1e-3, rtol=1e-3)["output"].message()
+    assert "the other elements would pass with atol >= 0.999 (at rtol 0.001)" in text
+
+
+def test_integer_failures_list_their_indices():
+    e = np.arange(12, dtype=np.int64).reshape(3, 4)
+    a = e.copy()
+    a[1, 3] = a[2, 0] = -1
+    r = compare(a, e)["output"]
+    assert r.failing_indices == ((1, 3), (2, 0)) and "failing indices: (1, 3), (2, 0)" in r.message()
+
+
+# ------------------------------------------------------------------------- the histogram (issue 16.8)
+
+def _plain_decades(a, e):
+    """|a-b| by decade the obvious way: float64 log10 of float32 differences (exact for float32 values)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = np.abs(a.astype(np.float32) - e.astype(np.float32)).astype(np.float64)
+    d = d[np.isfinite(d)]
+    counts = {}
+    if np.count_nonzero(d == 0):
+        counts["0"] = int(np.count_nonzero(d == 0))
+    k, n = np.unique(np.floor(np.log10(d[d > 0])).astype(int), return_counts=True)
+    counts.update({f"1e{i}": int(c) for i, c in zip(k, n)})
+    return counts
+
+
+def test_histogram_of_a_many_chunk_output_matches_a_plain_count():
+    """1e6 elements (4 chunks), 1% failing: each decade counted once, over every element."""
+    rng = np.random.default_rng(7)
+    e = rng.standard_normal(1_000_000).astype(np.float32)
+    a = (e * np.float32(1 + 2e-6)).astype(np.float32)
+    off = rng.choice(e.size, e.size // 100, replace=False)
+    a[off] += np.float32(1.0)
+    r = compare(a, e, atol=1e-5, rtol=1e-5)["output"]
+    assert r.mismatches == np.count_nonzero(~np.isclose(a, e, atol=1e-5, rtol=1e-5))
+    assert dict(r.histogram) == _plain_decades(a, e)
+    assert sum(c for _, c in r.histogram) == e.size
+    assert [k for k, _ in r.histogram] == sorted((k for k, _ in r.histogram), key=lambda k: -1000 if k == "0" else int(k[2:]))
+
+
+@pytest.mark.parametrize("where", ["first chunk", "last chunk", "second thread only", "nan in a late chunk"])
+def test_histogram_counts_the_chunks_before_the_first_failure(monkeypatch, where):
+    monkeypatch.setattr(cmp, "CHUNK", 1000)
+    monkeypatch.setattr(cmp, "PARALLEL_MIN", 1000)
+    monkeypatch.setattr(cmp, "_threads", lambda: 2)
+    rng = np.random.default_rng(3)
+    e = rng.standard_normal(20_000).astype(np.float32)
+    a = (e + rng.standard_normal(20_000).astype(np.float32) * np.float32(1e-7) * np.abs(e)).astype(np.float32)
+    at = {"first chunk": 5, "last chunk": 19_990, "second thread only": 12_345, "nan in a late chunk": 17_000}[where]
+    a[at] = np.nan if where.startswith("nan") else a[at] + 1
+    r = compare(a, e, atol=1e-5, rtol=1e-5)["output"]
+    assert r.failing_indices == ((at,),)
+    assert dict(r.histogram) == _plain_decades(a, e)
+    assert sum(c for _, c in r.histogram) == e.size - (1 if where.startswith("nan") else 0)
+
+
+def test_histogram_of_float64_spans_its_whole_range():
+    e = np.zeros(5)
+    a = np.array([5e-324, 1e-300, 1e-5, 1.0, 1e300])
+    assert dict(compare(a, e, atol=0, rtol=0)["output"].histogram) == {
+        "1e-324": 1, "1e-300": 1, "1e-5": 1, "1e0": 1, "1e300": 1}
+
+
+# ------------------------------------------------------------------- float16 and bfloat16 in the kernel
+
+@pytest.mark.parametrize("kind", ["float16", "bfloat16"])
+@pytest.mark.parametrize("against", ["same", "float32"])
+def test_every_16_bit_pattern_compares_as_numpy_widens_it(kind, against):
+    """All 65536 bit patterns (NaN, Inf, subnormals, -0) read by the kernel as numpy converts them."""
+    dtype = ml_dtypes.bfloat16 if kind == "bfloat16" else np.float16
+    a = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = np.roll(a, 1) if against == "same" else np.roll(a.astype(np.float32), 1) * np.float32(1.001)
+    r = compare(a, e, atol=1e-3, rtol=1e-2)["output"]
+    a32, e32 = a.astype(np.float32), np.asarray(e).astype(np.float32)
+    with np.errstate(all="ignore"):
+        want = np.count_nonzero(~np.isclose(a32, e32, atol=np.float32(1e-3), rtol=np.float32(1e-2), equal_nan=True))
+        finite = np.isfinite(a32) & np.isfinite(e32)
+    assert r.mismatches == want
+    assert r.max_abs.value == np.abs(a32[finite] - e32[finite]).max()
+    assert dict(r.histogram) == _plain_decades(a32, e32)
