@@ -102,11 +102,13 @@ class _PluginState:
 _OPTIONS = [
     # (flag, ini key, kind, environment variable or None, help)
     ("--trt-engine-dir", "trt_engine_dir", "path", "PYTEST_TRT_ENGINE_DIR",
-     "directory of cached TensorRT engines, reused across runs (used by the TensorRT backends)"),
+     "folder of cached TensorRT engines, reused across runs and machines (default: none, engines are built once "
+     "per session); give it as --trt-engine-dir=DIR"),
     ("--update-golden", "trt_update_golden", "bool", None,
      "create or rewrite goldens that are missing or no longer match (atomically); matching goldens are left untouched"),
     ("--golden-dir", "trt_golden_dir", "path", "PYTEST_TRT_GOLDEN_DIR",
-     "directory holding goldens (default: golden/ under the rootdir)"),
+     "folder holding goldens (default: golden/ under the rootdir; an ini value is relative to the ini file, "
+     "a flag or environment value to the current directory)"),
     ("--trt-backend", "trt_backend", "string", "PYTEST_TRT_BACKEND",
      "engine under test: auto (TensorRT if it can run here, else none), none, or a backend name "
      "(onnxruntime, tensorrt, tensorrt_rtx, or one registered under the pytest_trt.backends entry point)"),
@@ -128,11 +130,11 @@ _OPTIONS = [
      "was recorded (default 2)"),
     ("--trt-strict-drift", "trt_strict_drift", "bool", None, "fail checks whose error drifted, instead of warning"),
     ("--trt-artifacts", "trt_artifacts", "path", "PYTEST_TRT_ARTIFACTS",
-     "directory for failure artifacts (inputs, outputs, report.json, PNG plots), one folder per failed check "
+     "folder for failure artifacts (inputs, outputs, report.json, PNG plots), one folder per failed check "
      "(default: trt-artifacts/ under pytest's basetemp)"),
     ("--trt-suggest-tolerances", "trt_suggest_tolerances", "bool", None,
-     "fail no check on tolerance; print per test the tightest passing atol per precision and output "
-     "(x1.5, rounded up; rtol kept) as tolerances={...} to paste into its marker"),
+     "fail no check on tolerance; print per marker the tightest passing atol per precision and output "
+     "(x1.5, at least 2 eps x max|expected|, rounded up; rtol kept) as tolerances={...} to paste into it"),
 ]
 _ENV = {ini: env for _, ini, _, env, _ in _OPTIONS if env}
 _PATH_FLAGS = {flag: ini for flag, ini, kind, _, _ in _OPTIONS if kind == "path"}
