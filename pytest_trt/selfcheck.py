@@ -45,7 +45,7 @@ def main(argv=None) -> int:
 
     backend, reason = select_engine_backend(args.backend) if args.backend == "auto" else (get_backend(args.backend), None)
     if backend is None or backend.unavailable_reason():
-        print(f"selfcheck: no TensorRT engine can run here: {reason or backend.unavailable_reason()}")
+        print(f"selfcheck: {reason or backend.unavailable_reason()}")
         return 2
     print(f"selfcheck: {backend.describe()}")
     failures = 0
