@@ -536,3 +536,18 @@ def test_histogram_of_narrow_floats_counts_the_chunks_before_the_first_failure(m
     r = compare(a, e, atol=1e-3, rtol=1e-3)["output"]
     assert r.failing_indices[0] == (9_500,)
     assert dict(r.histogram) == _plain_decades(a.astype(np.float32), e)
+
+
+def test_decade_tables_are_exact_at_every_power_of_ten():
+    """Each table entry is the smallest value >= 10**k (checked with fractions, which the module avoids)."""
+    from fractions import Fraction
+
+    for work in (np.dtype(np.float32), np.dtype(np.float64)):
+        tables = cmp._decades(work)
+        floors = [cmp._decade_floor(k, work) for k in range(tables.kmin, tables.kmin + tables.bins - 2)]
+        for k, value in enumerate(floors, tables.kmin):
+            below = np.nextafter(value, work.type(0))
+            assert Fraction(float(value)) >= Fraction(10) ** k > (Fraction(float(below)) if below else -1), (work, k)
+        lowest = np.array(floors, work)
+        counts = cmp._bin_counts(np.concatenate([lowest, [np.nextafter(x, work.type(0)) for x in lowest]]).astype(work), work)
+        assert list(counts[1:-1]) == [2] * (tables.bins - 3) + [1]   # each power of ten opens its own bin
