@@ -318,6 +318,8 @@ def _compare_float(report: OutputReport, a: np.ndarray, b: np.ndarray, tol: Tole
     n = fb.size
     if n == 0:
         return
+    if work.char not in _DECADES:
+        _decades(work)                            # the histogram tables (the kernel's too), before any thread
     if n >= PARALLEL_MIN and _threads() > 1:
         ranges = _split(n, _threads())
         results = list(_executor().map(lambda r: _scan(fa, fb, r[0], r[1], tol, work, detail), ranges))
@@ -511,8 +513,6 @@ def _scan_kernel(kernel, fa: np.ndarray, fb: np.ndarray, start: int, stop: int, 
     classified by numpy (``_scan_nonfinite``), so those rules live in one place."""
     part = _Partial()
     either = tol.convention == "either"
-    if counting and work.char not in _DECADES:
-        _decades(work)                            # the kernel's decade tables, set once per dtype
     if (fa.dtype is work is fb.dtype and stop - start <= CHUNK and fa.strides[0] == fb.strides[0] == work.itemsize):
         chunks = ((start, fa[start:stop], fb[start:stop], work.char * 2),)   # the common case, cheaply
     else:
@@ -746,16 +746,19 @@ def _decade(x: float, work: np.dtype) -> int:
 
 @functools.lru_cache(maxsize=4096)
 def _decade_floor(k: int, work: np.dtype):
-    """The smallest value of ``work`` that is >= 10**k, so that ``x >= it`` <=> ``x >= 10**k``."""
-    from fractions import Fraction
-
-    target = Fraction(10) ** k
+    """The smallest value of ``work`` that is >= 10**k, so that ``x >= it`` <=> ``x >= 10**k``.
+    Compared exactly in integers (a float is n/d): no ``fractions`` import, whose ``decimal`` costs ms."""
     if k > math.log10(np.finfo(work).max):
         return work.type(np.inf)
-    value = work.type(float(target)) if k > -330 else work.type(0)
-    while Fraction(float(value)) < target:
+
+    def at_least(value) -> bool:                  # value >= 10**k, exactly
+        n, d = float(value).as_integer_ratio()
+        return n >= d * 10 ** k if k >= 0 else n * 10 ** -k >= d
+
+    value = work.type(float(10 ** k) if k >= 0 else 1 / 10 ** -k)    # int division rounds correctly
+    while not at_least(value):
         value = np.nextafter(value, work.type(np.inf))
-    while value > 0 and Fraction(float(np.nextafter(value, work.type(0)))) >= target:
+    while value > 0 and at_least(np.nextafter(value, work.type(0))):
         value = np.nextafter(value, work.type(0))
     return value
 

@@ -244,7 +244,7 @@ def test_nan_and_inf_outputs_are_their_own_class():
     actual = np.array([np.nan, np.inf, 1.0, 1.0], np.float32)
     lines = compare(actual, expected)["output"].message().splitlines()
     assert lines[:3] == ["output 'output': values differ", "  mismatched elements: 2 / 4 (50%)",
-                         "  of which NaN mismatches: 1, Inf mismatches: 1"]
+                         "  of which NaN mismatches: 1 at (0,), Inf mismatches: 1 at (1,)"]
 
 
 @pytest.mark.parametrize("code, cause", [(errno.ENOSPC, "No space left on device"),

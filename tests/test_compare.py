@@ -523,3 +523,31 @@ def test_every_16_bit_pattern_compares_as_numpy_widens_it(kind, against):
     assert r.mismatches == want
     assert r.max_abs.value == np.abs(a32[finite] - e32[finite]).max()
     assert dict(r.histogram) == _plain_decades(a32, e32)
+
+
+@pytest.mark.parametrize("kind", ["float16", "bfloat16", "float8_e4m3fn"])
+def test_histogram_of_narrow_floats_counts_the_chunks_before_the_first_failure(monkeypatch, kind):
+    """The passing chunks before a late failure are counted afterwards, widened as the scan widened them."""
+    monkeypatch.setattr(cmp, "CHUNK", 1000)
+    dtype = getattr(ml_dtypes, kind) if kind != "float16" else np.float16
+    a = np.linspace(-4, 4, 10_000, dtype=np.float32).astype(dtype)
+    e = (a.astype(np.float32) * np.float32(1.0001)).astype(np.float32)   # within 1e-3 + 1e-3*|e|
+    a[9_500] = 8.0
+    r = compare(a, e, atol=1e-3, rtol=1e-3)["output"]
+    assert r.failing_indices[0] == (9_500,)
+    assert dict(r.histogram) == _plain_decades(a.astype(np.float32), e)
+
+
+def test_decade_tables_are_exact_at_every_power_of_ten():
+    """Each table entry is the smallest value >= 10**k (checked with fractions, which the module avoids)."""
+    from fractions import Fraction
+
+    for work in (np.dtype(np.float32), np.dtype(np.float64)):
+        tables = cmp._decades(work)
+        floors = [cmp._decade_floor(k, work) for k in range(tables.kmin, tables.kmin + tables.bins - 2)]
+        for k, value in enumerate(floors, tables.kmin):
+            below = np.nextafter(value, work.type(0))
+            assert Fraction(float(value)) >= Fraction(10) ** k > (Fraction(float(below)) if below else -1), (work, k)
+        lowest = np.array(floors, work)
+        counts = cmp._bin_counts(np.concatenate([lowest, [np.nextafter(x, work.type(0)) for x in lowest]]).astype(work), work)
+        assert list(counts[1:-1]) == [2] * (tables.bins - 3) + [1]   # each power of ten opens its own bin

@@ -50,7 +50,7 @@ def test_as_dict_converts_nested_records_and_round_trips_through_json_rows():
     report = OutputReport("y", False, "values", (2,), (2,), "float32", "float32", Tolerance(0.0, 0.0),
                           max_abs=Extreme(0.5, (1,), 1.5, 1.0, 0.0))
     data = report.as_dict()
-    assert data["max_abs"] == {"value": 0.5, "index": (1,), "actual": 1.5, "expected": 1.0, "allowed": 0.0}
+    assert data["max_abs"] == {"value": 0.5, "index": (1,), "actual": 1.5, "expected": 1.0, "allowed": 0.0, "share": None}
     assert data["tolerance"]["atol"] == 0.0 and data["statistics"] == {}
     row = OutputRow("reference vs golden", "y", "fp32", True, False, 0.0, 0.0, 0.1, 1e-5, 1e-5, None, None, False)
     record = CheckRecord("t.py::test_x", "fp32", True, "none", "skipped", "unchanged", None, 0.0, [row])
