@@ -318,7 +318,7 @@ def _compare_float(report: OutputReport, a: np.ndarray, b: np.ndarray, tol: Tole
     n = fb.size
     if n == 0:
         return
-    if work.char not in _DECADES:
+    if work.char not in _KERNEL_DECADES:
         _decades(work)                            # the histogram tables (the kernel's too), before any thread
     if n >= PARALLEL_MIN and _threads() > 1:
         ranges = _split(n, _threads())
@@ -666,12 +666,19 @@ class _Decades(Record):
 
 
 _DECADES: dict[str, _Decades] = {}
+_KERNEL_DECADES: set = set()   # dtype chars whose tables the loaded kernel holds
 
 
 def _decades(work: np.dtype) -> _Decades:
-    """The tables for ``work`` (float32 or float64), built once and handed to the kernel."""
+    """The tables for ``work`` (float32 or float64), built once and handed to the kernel (also when the numpy
+    path built them first, as in a process that switched paths)."""
     tables = _DECADES.get(work.char)
-    return tables if tables is not None else _build_decades(work)
+    if tables is None:
+        tables = _build_decades(work)
+    if _kernel is not None and work.char not in _KERNEL_DECADES:
+        _kernel.set_decades(work.char, tables.lo.astype(np.uint32).tobytes(), tables.split.tobytes(), tables.bins)
+        _KERNEL_DECADES.add(work.char)
+    return tables
 
 
 def _build_decades(work: np.dtype) -> _Decades:
@@ -691,8 +698,6 @@ def _build_decades(work: np.dtype) -> _Decades:
     bins = floors.size + 2
     lo[-1], split[-1] = bins - 1, top                                # exponent all ones: Inf and NaN
     tables = _Decades(kmin, bins, np.concatenate([[0], lo]), np.concatenate([[top], split]).astype(uint), nmant, uint)
-    if _kernel is not None:
-        _kernel.set_decades(work.char, tables.lo.astype(np.uint32).tobytes(), tables.split.tobytes(), bins)
     _DECADES[work.char] = tables
     return tables
 

@@ -551,3 +551,18 @@ def test_decade_tables_are_exact_at_every_power_of_ten():
         lowest = np.array(floors, work)
         counts = cmp._bin_counts(np.concatenate([lowest, [np.nextafter(x, work.type(0)) for x in lowest]]).astype(work), work)
         assert list(counts[1:-1]) == [2] * (tables.bins - 3) + [1]   # each power of ten opens its own bin
+
+
+def test_kernel_gets_the_histogram_tables_the_numpy_path_built_first(monkeypatch):
+    """A process whose first float64 comparison ran on the numpy path still hands the tables to the kernel."""
+    if cmp._kernel is None:
+        pytest.skip("the C kernel is not built here")
+    kernel = cmp._kernel
+    monkeypatch.setattr(cmp, "_DECADES", {})
+    monkeypatch.setattr(cmp, "_KERNEL_DECADES", set())
+    a, b = np.linspace(0, 1, 100), np.linspace(0, 1, 100) + 1e-3
+    monkeypatch.setattr(cmp, "_kernel", None)
+    numpy_report = cmp.compare(a, b, atol=1e-6, rtol=0)
+    monkeypatch.setattr(cmp, "_kernel", kernel)
+    kernel_report = cmp.compare(a, b, atol=1e-6, rtol=0)
+    assert kernel_report.outputs[0].histogram == numpy_report.outputs[0].histogram
