@@ -581,6 +581,27 @@ class _TestCheck:
                 self.spec = self.spec.replace(model=resolve_model_path(model, item.path.parent, rootdir))
         self.precision = _precision_param(item) or self.spec.precisions[0]
         self._calls = 0
+        self.pending: list[tuple] = []   # finished checks, counted in the session summary when the test's run ends
+
+    def flush(self, attempt_failed: bool = False) -> None:
+        """Count this attempt's checks in the session summary; of an attempt a rerun replaces, only what it did
+        to files (goldens written, engines built), not its verdicts."""
+        summary = self._state.summary
+        for record, events, actions, skipped, engine in self.pending:
+            for event in events:
+                summary.record_engine(event["status"], event["seconds"])
+            for action in actions:
+                if not attempt_failed or action.action in ("created", "updated"):
+                    summary.record_golden(action.path, action.action, record.tolerated)
+            if attempt_failed:
+                continue
+            summary.checks += 1
+            if skipped:
+                summary.engine_skips[skipped] += 1
+            else:
+                summary.engine_runs[engine] += 1
+            summary.records.append(record)
+        self.pending = []
 
     def run(self, inputs, overrides):
         __tracebackhide__ = True
@@ -626,21 +647,13 @@ class _TestCheck:
         """Summary row, JUnit properties and session counters for one finished check."""
         api = _check_api()
         state, item, options = self._state, self._item, self._state.options
-        summary = state.summary
-        summary.checks += 1
-        for event in events:
-            summary.record_engine(event["status"], event["seconds"])
         record = api.record_check(result, test, events, options.drift_factor, options.close_share, options.suggest,
                                   options.strict_drift)
-        for action in result.golden_actions:
-            summary.record_golden(action.path, action.action, record.tolerated)
-        if result.engine_skipped:
-            summary.engine_skips[result.engine_skipped] += 1
-        else:
-            summary.engine_runs[f"{result.backend.get('backend')} {self.precision}"] += 1
         if options.suggest:  # one suggestion per marker
             record.marker = _marker_owner(item)
-        summary.records.append(record)
+        engine = None if result.engine_skipped else f"{result.backend.get('backend')} {self.precision}"
+        # Counted when the test's run ends (flush), so a rerun plugin's failed attempts leave no rows behind.
+        self.pending.append((record, events, result.golden_actions, result.engine_skipped, engine))
         # Only for a JUnit XML report: every test report copies item.user_properties and keeps it to the end
         # of the session, where pytest's final garbage collections walk them: 73k instructions per check on
         # the example MLP, 2% of a small check and the largest item benchmarks/suite_instructions.py found.
@@ -704,6 +717,8 @@ def pytest_runtest_protocol(item, nextitem):
     try:
         yield
     finally:
+        if running[1] is not None:  # the last attempt's checks (a rerun starts with none)
+            running[1].flush()
         if _RUNNING and _RUNNING[-1] is running:
             _RUNNING.pop()
         else:
@@ -715,6 +730,8 @@ def pytest_runtest_setup(item) -> None:
     """Each attempt of a test starts its checks afresh (a rerun plugin runs all attempts in one protocol, and
     later calls' golden folders count from the first call again); a test whose marker is wrong errors here, alone."""
     if _RUNNING and _RUNNING[-1][0] is item:
+        if _RUNNING[-1][1] is not None:  # a rerun: the attempt before it ran checks
+            _RUNNING[-1][1].flush(attempt_failed=True)
         _RUNNING[-1][1] = None
     error = item.stash.get(_SPEC_ERROR, None)
     if error is not None:

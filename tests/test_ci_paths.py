@@ -324,3 +324,27 @@ def test_deselected_tests_do_not_make_their_goldens_unused(pytester):
     result.assert_outcomes(passed=1, deselected=1)
     assert "unused:" not in result.stdout.str() and " unused" not in result.stdout.str().split("summary")[-1]
     result.stdout.fnmatch_lines(["*goldens in *: 1 unchanged"])
+
+
+def test_a_check_that_passes_on_rerun_is_counted_once_as_passed(pytester):
+    """The summary shows the last attempt: pytest says '1 passed, 1 rerun', so must pytest-trt."""
+    pytest.importorskip("pytest_rerunfailures")
+    two_io_model(pytester.path / "models" / "two.onnx")
+    pytester.makeini(INI)
+    pytester.makepyfile(test_r="""
+        import pathlib
+        import pytest
+        @pytest.mark.trt_compare(model="models/two.onnx")
+        def test_flaky(trt_compare):
+            first = not pathlib.Path("attempted").exists()
+            pathlib.Path("attempted").touch()
+            trt_compare(seed=7 if first else 0)  # the first attempt checks other inputs than recorded: fails
+    """)
+    (pytester.path / "attempted").touch()
+    pytester.runpytest("--update-golden").assert_outcomes(passed=1)  # recorded with seed 0
+    (pytester.path / "attempted").unlink()
+    result = pytester.runpytest("--reruns", "1")
+    assert result.parseoutcomes() == {"passed": 1, "rerun": 1}
+    text = result.stdout.str()
+    assert "checks: 1, 1 passed, 0 failed" in text and "FAILED" not in text, text
+    result.stdout.fnmatch_lines(["*goldens in *: 1 unchanged"])
