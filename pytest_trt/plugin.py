@@ -58,6 +58,10 @@ class _PluginState:
         self.summary = SessionSummary()
         self.specs: dict[tuple, tuple] = {}  # (id(Mark), test path) -> (Mark, CompareSpec)
         self.spec_errors: dict[str, str] = {}  # test function (_definition_key) -> its marker's error sentence
+        # Test files named with node ids (path::test): only some of their tests run, so none of their golden
+        # folders is reported unused.
+        here = Path(config.invocation_params.dir)
+        self.partial_files = {(here / arg.split("::")[0]).resolve() for arg in config.args if "::" in arg}
         self._engine = None
         self.gpu: int | None = None         # the GPU this process uses (set when a TensorRT backend may run)
 
@@ -492,7 +496,8 @@ def pytest_itemcollected(item) -> None:
         return
     parts, module_depth, _ = _golden_location(item)
     state.summary.known.add("/".join(parts))
-    state.summary.scanned.add("/".join(parts[:module_depth]))
+    if not state.partial_files or item.path.resolve() not in state.partial_files:
+        state.summary.scanned.add("/".join(parts[:module_depth]))
 
 
 # --------------------------------------------------------------------------------- fixtures

@@ -86,10 +86,11 @@ class SessionSummary(Record):
                 if rel not in known and any(f.endswith(".json") for f in files):
                     found.add(rel)
 
-        def used(folder: str) -> bool:
+        def within(folder: str, folders) -> bool:
             parts = folder.split("/")
-            return any("/".join(parts[:i]) in known for i in range(1, len(parts) + 1))
-        return sorted(f for f in found if not used(f))
+            return any("/".join(parts[:i]) in folders for i in range(1, len(parts)))
+        # a folder inside a used one is in use; one inside an unused one (its call2/) goes with it
+        return sorted(f for f in found if f not in known and not within(f, known) and not within(f, found))
 
     def lines(self, golden_dir: Path | None, verbose: bool) -> list[str]:
         """The terminal summary."""

@@ -348,3 +348,33 @@ def test_a_check_that_passes_on_rerun_is_counted_once_as_passed(pytester):
     text = result.stdout.str()
     assert "checks: 1, 1 passed, 0 failed" in text and "FAILED" not in text, text
     result.stdout.fnmatch_lines(["*goldens in *: 1 unchanged"])
+
+
+def test_running_tests_by_node_id_lists_no_golden_of_their_file_as_unused(pytester):
+    """`pytest file.py::test_one` (the command pytest-trt prints to regenerate a golden) runs part of a file."""
+    two_io_model(pytester.path / "models" / "two.onnx")
+    pytester.makeini(INI)
+    pytester.makepyfile(test_s="""
+        import pytest
+        @pytest.mark.trt_compare(model="models/two.onnx")
+        def test_one(trt_compare):
+            trt_compare()
+        @pytest.mark.trt_compare(model="models/two.onnx", seed=1)
+        def test_two(trt_compare):
+            trt_compare()
+            trt_compare(seed=2)
+    """)
+    pytester.runpytest("--update-golden").assert_outcomes(passed=2)
+    result = pytester.runpytest("test_s.py::test_one")
+    result.assert_outcomes(passed=1)
+    assert "unused:" not in result.stdout.str()
+    # a test that is gone: its folder is unused, and its call2/ goes with it (one line)
+    pytester.makepyfile(test_s="""
+        import pytest
+        @pytest.mark.trt_compare(model="models/two.onnx")
+        def test_one(trt_compare):
+            trt_compare()
+    """)
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*1 unchanged, 1 unused*", "*unused: test_s/test_two/ (no collected test uses it*"])
+    assert "call2" not in result.stdout.str()
