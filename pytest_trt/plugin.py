@@ -406,6 +406,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         error = (f"{definition.nodeid}: has {len(marks)} trt_compare markers ({where}), and a test is checked "
                  "against one; keep one of them (merge their arguments)")
     elif "trt_compare" not in metafunc.fixturenames:
+        if not any(mark.name == MARKER for mark in definition.own_markers):
+            return  # a class's or module's marker over a test that is no check (it does not use trt_compare)
         error = (f"{definition.nodeid}: has @pytest.mark.{MARKER} but does not use the trt_compare fixture; "
                  "add trt_compare as an argument and call it")
     else:
@@ -531,7 +533,9 @@ class TrtCompare:
     def _check(self) -> _TestCheck:
         if _FIXTURES:
             fixturedef = _FIXTURES[-1]
-            pytest.fail(f"trt_compare was called from the {fixturedef.scope}-scoped fixture {fixturedef.argname!r}, "
+            where = f"{_RUNNING[-1][0].nodeid}: " if _RUNNING else ""
+            pytest.fail(f"{where}trt_compare was called from the {fixturedef.scope}-scoped fixture "
+                        f"{fixturedef.argname!r}, "
                         f"which serves many tests while a check and its goldens belong to one; call trt_compare in "
                         "the test itself or in a function-scoped fixture", pytrace=False)
         if not _RUNNING:

@@ -378,3 +378,19 @@ def test_running_tests_by_node_id_lists_no_golden_of_their_file_as_unused(pytest
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(["*1 unchanged, 1 unused*", "*unused: test_s/test_two/ (no collected test uses it*"])
     assert "call2" not in result.stdout.str()
+
+
+def test_a_module_marker_checks_the_tests_that_use_trt_compare_and_leaves_the_others_alone(pytester):
+    two_io_model(pytester.path / "models" / "two.onnx")
+    pytester.makeini(INI)
+    pytester.makepyfile(test_m="""
+        import pytest
+        pytestmark = pytest.mark.trt_compare(model="models/two.onnx")
+        def test_check(trt_compare):
+            trt_compare()
+        def test_plain():
+            assert True
+    """)
+    result = pytester.runpytest("--update-golden")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*goldens in *: 1 created"])
