@@ -80,6 +80,11 @@ def test_every_code_block_runs(tmp_path):
     assert ran["sh"] >= 5 and ran["python"] >= 2 and ran["file"] >= 3, ran
 
 
+def test_no_leftover_placeholders():
+    text = README.read_text()
+    assert not re.search(r"[A-Z]{3,}_PLACEHOLDER|\bTODO\b|\bXXX\b", text)
+
+
 def test_options_reference_agrees_with_pytest_help():
     """Every flag in the README's reference table, with the ini key and environment variable --help names."""
     from pytest_trt.plugin import _OPTIONS
