@@ -32,7 +32,8 @@ class GoldenAction(Record):
 
     def __init__(self, path: str, action: str, kind: str):
         self.path = path        # the .npz path, relative to the golden directory (posix)
-        self.action = action    # "created", "updated", "unchanged", "failed", "missing"
+        self.action = action    # "created", "updated", "unchanged", "model changed" (passed, recorded from
+                                # another model), "failed", "missing"
         self.kind = kind        # "reference" or "engine"
 
 
@@ -280,7 +281,13 @@ def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Ma
         report = ComparisonReport(compare_outputs(outputs, golden.arrays, tolerance_for, detail=ctx.detail),
                                   label, f"golden {rel}")
         if report.passed:
-            record("unchanged")
+            if (golden.meta.get("model") or {}).get("sha256", model_sha256) == model_sha256:
+                record("unchanged")
+            elif ctx.update_golden:  # within tolerance, but its record names another model: record this one
+                if write():
+                    record("updated")
+            else:
+                record("model changed")
         elif ctx.update_golden:
             if write():
                 record("updated")

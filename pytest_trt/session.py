@@ -10,7 +10,8 @@ from .records import Record
 # When several checks touch one golden file (e.g. the reference shared by [fp32] and [fp16]),
 # the summary shows the strongest thing that happened to it.
 # "would fail": the comparison failed on tolerances alone and --trt-suggest-tolerances passed the test.
-_STRENGTH = {"unchanged": 0, "created": 1, "updated": 2, "would fail": 3, "missing": 4, "failed": 5}
+_STRENGTH = {"unchanged": 0, "model changed": 1, "created": 2, "updated": 3, "would fail": 4, "missing": 5,
+             "failed": 6}
 
 
 def strongest_action(actions) -> str:
@@ -102,8 +103,12 @@ class SessionSummary(Record):
             if counts["would fail"]:
                 parts.append(f"{counts['would fail']} would fail on tolerances alone (passed under "
                              "--trt-suggest-tolerances)")
+            if counts["model changed"]:
+                parts.append(f"{counts['model changed']} passed though recorded from another model (--update-golden "
+                             "records them from this one)")
             out.append(f"goldens in {golden_dir}: " + ", ".join(parts + ([f"{len(unused)} unused"] if unused else [])))
-            for action in ("created", "updated", "missing", "failed", "would fail") + (("unchanged",) if verbose else ()):
+            for action in ("created", "updated", "missing", "failed", "would fail", "model changed") + \
+                    (("unchanged",) if verbose else ()):
                 for path in sorted(p for p, a in self.goldens.items() if a == action):
                     out.append(f"  {action}: {path}")
             for folder in unused:

@@ -67,8 +67,9 @@ def test_no_model_sentence_when_the_model_is_the_same(repo):
                                  "different inputs (input 'x' has other values; seed was 9, now 0)*"])
 
 
-def test_passing_golden_of_a_changed_model_passes_quietly(pytester):
-    """A change that leaves the outputs within tolerance (here: the model renamed its graph) is no failure."""
+def test_passing_golden_of_a_changed_model_passes_and_says_so(pytester):
+    """A change that leaves the outputs within tolerance (here: the model renamed its graph) is no failure, but
+    the summary says the golden was recorded from another model, and --update-golden records it from this one."""
     pytester.makeini(INI)
     model = two_io_model(pytester.path / "models" / "two.onnx")
     pytester.makepyfile(test_a="""
@@ -83,4 +84,11 @@ def test_passing_golden_of_a_changed_model_passes_quietly(pytester):
     proto = onnx.load(str(model))
     proto.graph.name = "renamed"
     onnx.save(proto, str(model))
-    pytester.runpytest().assert_outcomes(passed=1)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*goldens in *: 1 passed though recorded from another model (--update-golden "
+                                 "records them from this one)", "  model changed: test_a/test_x/reference.npz"])
+    result = pytester.runpytest("--update-golden")
+    result.stdout.fnmatch_lines(["*goldens in *: 1 updated"])
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*goldens in *: 1 unchanged"])
