@@ -306,20 +306,26 @@ def test_help_names_the_environment_variables(pytester):
         assert f"env: {env}" in text
 
 
-def test_deselected_tests_do_not_make_their_goldens_unused(pytester):
-    """A shard (-k, pytest-split) deselects tests after collection: their goldens stay in use."""
+def two_tests(pytester, second_call: str = "pass"):
+    """test_s.py with test_one and test_two (whose body ends with ``second_call``), goldens recorded."""
     two_io_model(pytester.path / "models" / "two.onnx")
     pytester.makeini(INI)
-    pytester.makepyfile(test_s="""
-        import pytest
-        @pytest.mark.trt_compare(model="models/two.onnx")
-        def test_one(trt_compare):
-            trt_compare()
-        @pytest.mark.trt_compare(model="models/two.onnx", seed=1)
-        def test_two(trt_compare):
-            trt_compare()
-    """)
+    pytester.makepyfile(test_s=f"""
+import pytest
+@pytest.mark.trt_compare(model="models/two.onnx")
+def test_one(trt_compare):
+    trt_compare()
+@pytest.mark.trt_compare(model="models/two.onnx", seed=1)
+def test_two(trt_compare):
+    trt_compare()
+    {second_call}
+""")
     pytester.runpytest("--update-golden").assert_outcomes(passed=2)
+
+
+def test_deselected_tests_do_not_make_their_goldens_unused(pytester):
+    """A shard (-k, pytest-split) deselects tests after collection: their goldens stay in use."""
+    two_tests(pytester)
     result = pytester.runpytest("-k", "test_one")
     result.assert_outcomes(passed=1, deselected=1)
     assert "unused:" not in result.stdout.str() and " unused" not in result.stdout.str().split("summary")[-1]
@@ -352,19 +358,7 @@ def test_a_check_that_passes_on_rerun_is_counted_once_as_passed(pytester):
 
 def test_running_tests_by_node_id_lists_no_golden_of_their_file_as_unused(pytester):
     """`pytest file.py::test_one` (the command pytest-trt prints to regenerate a golden) runs part of a file."""
-    two_io_model(pytester.path / "models" / "two.onnx")
-    pytester.makeini(INI)
-    pytester.makepyfile(test_s="""
-        import pytest
-        @pytest.mark.trt_compare(model="models/two.onnx")
-        def test_one(trt_compare):
-            trt_compare()
-        @pytest.mark.trt_compare(model="models/two.onnx", seed=1)
-        def test_two(trt_compare):
-            trt_compare()
-            trt_compare(seed=2)
-    """)
-    pytester.runpytest("--update-golden").assert_outcomes(passed=2)
+    two_tests(pytester, second_call="trt_compare(seed=2)")
     result = pytester.runpytest("test_s.py::test_one")
     result.assert_outcomes(passed=1)
     assert "unused:" not in result.stdout.str()
