@@ -144,7 +144,7 @@ def _check_after_kill(root) -> dict:
         assert int.from_bytes(plan[-8:], "little") == meta["i"]
         seen["plan"] = "intact"
     elif problem:
-        if "is incomplete (FileNotFoundError)" in problem:   # killed between the first plan and its first sidecar
+        if "is incomplete" in problem and "(FileNotFoundError)" in problem:  # killed between the first plan and its sidecar
             seen["plan"] = "half pair detected"
         else:
             assert "fails its checksum" in problem, problem      # plan and sidecar from different writes
