@@ -819,6 +819,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     lines = check_rows(state.summary.records, full=verbose or state.options.summary == "full")
     lines += state.summary.lines(state.options.golden_dir, verbose=verbose)
     if lines:
+        terminalreporter.ensure_newline()  # else the first line after the header is a blank one
         terminalreporter.section("pytest-trt")
         for line in lines:
             terminalreporter.write_line(line)
