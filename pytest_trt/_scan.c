@@ -502,7 +502,7 @@ set_decades(PyObject *self, PyObject *args)
     PyBuffer_Release(&lo);
     PyBuffer_Release(&split);
     if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "set_decades(): tables of the wrong size");
+        PyErr_SetString(PyExc_ValueError, "set_decades(): tables of the wrong size, or bins that do not rise with |a-b|");
         return NULL;
     }
     Py_RETURN_NONE;

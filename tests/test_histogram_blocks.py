@@ -54,3 +54,18 @@ def test_blocks_over_any_span_of_decades_are_counted_exactly(dtype, seed):
         (f"1e{kmin + i - 1}", int(c)) for i, c in enumerate(counts[1:-1], 1) if c]
     assert r.histogram == want
     assert sum(c for _, c in r.histogram) == d.size
+
+
+def test_kernel_refuses_tables_whose_bins_do_not_rise(comparator_path):
+    """Counting by edges needs bins that rise with |a-b|: the kernel checks the tables it is handed."""
+    if comparator_path != "kernel":
+        pytest.skip("kernel tables")
+    tables = cmp._decades(np.dtype(np.float32))
+    lo = tables.lo.astype(np.uint32)
+    lo[100] = lo[101] + 1                                             # an octave above its successor's bin
+    try:
+        with pytest.raises(ValueError, match="do not rise"):
+            cmp._kernel.set_decades("f", lo.tobytes(), tables.split.tobytes(), tables.bins)
+    finally:                                                          # the process's other tests keep good tables
+        cmp._kernel.set_decades("f", tables.lo.astype(np.uint32).tobytes(), tables.split.tobytes(), tables.bins)
+    assert compare(np.float32([1, 2]), np.float32([1, 2.5]), atol=0, rtol=0)["output"].histogram == [("0", 1), ("1e-1", 1)]
