@@ -25,7 +25,8 @@
  * histogram(a, b, kinds) -> bytes: the decade histogram of |a-b| alone (NaN/Inf in the last bin).
  * set_decades(kind, lo, split, bins): the tables that map |a-b| to its decade, computed exactly in
  *   comparison.py (see _decades there): per binary octave, the bin of its lowest decade and the bit
- *   pattern of the power of ten inside it, if any. Counting is then one lookup per element.
+ *   pattern of the power of ten inside it, if any. From them set_decades derives each bin's lowest
+ *   pattern, so that a block spread over few bins is counted by comparisons (see DEFINE_HISTOGRAM).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -45,6 +46,8 @@
 #define OCTAVES64 (2048 + 52)
 #define MAX_BINS 640
 #define MAX_WANT 64
+#define GROUP 4       /* edges compared per pass over a block (see DEFINE_HISTOGRAM) */
+#define MAX_EDGES 12  /* blocks spread over more bins are counted by lookups */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
 #define MULTIVERSION __attribute__((target_clones("avx2", "default")))
@@ -61,6 +64,8 @@
 static uint32_t lo32[OCTAVES32], lo64[OCTAVES64];   /* 32-bit, so that lookups vectorize (as gathers) */
 static uint32_t split32[OCTAVES32];
 static uint64_t split64[OCTAVES64];
+static uint32_t edge32[MAX_BINS];   /* the lowest bit pattern of each bin */
+static uint64_t edge64[MAX_BINS];
 static int bins32, bins64;   /* 0 until set_decades */
 
 typedef struct {
@@ -83,17 +88,17 @@ static inline float float_of(uint32_t u) { float x; memcpy(&x, &u, 4); return x;
 /* The histogram bin of |a-b| (sign ignored): zero, a decade, or the last bin for Inf/NaN. Branch-free,
    so that a block's keys are computed in vectors: a subnormal's row is its bit length, read from the
    exponent of its bit pattern converted to a float (exact below 2**23). */
-static inline uint32_t key_float(float d)
+static inline uint32_t key32(uint32_t u)
 {
-    uint32_t u = bits32(d) & 0x7fffffffu, e = u >> 23;
+    uint32_t e = u >> 23;
     int32_t length = (int32_t)(bits32((float)(int32_t)(u & 0x7fffffu)) >> 23) - 126;
     uint32_t normal = 0u - (uint32_t)(e != 0), i = (normal & (e + 23)) | (~normal & (uint32_t)(length & ~(length >> 31)));
     return lo32[i] + (uint32_t)(u >= split32[i]);
 }
 
-static inline uint32_t key_double(double d)
+static inline uint32_t key64(uint64_t u)
 {
-    uint64_t u = bits64(d) & 0x7fffffffffffffffull, e = u >> 52;
+    uint64_t e = u >> 52;
     int64_t length = (int64_t)(bits64((double)(int64_t)(u & 0xfffffffffffffull)) >> 52) - 1022;
     uint64_t normal = 0u - (uint64_t)(e != 0), i = (normal & (e + 52)) | (~normal & (uint64_t)(length & ~(length >> 63)));
     return lo64[i] + (uint32_t)(u >= split64[i]);
@@ -132,12 +137,49 @@ static inline const double *load_double(const void *p, char kind, Py_ssize_t s, 
     return (const double *)p + s;
 }
 
-#define DEFINE_HISTOGRAM(NAME, T, FABS, LOAD, KEY)                                                    \
+/* The histogram of one block. The bin rises with the bit pattern u of |a-b| (sign cleared), so when
+   the block's nonzero patterns fall in few bins, from..last, the counts follow from comparisons with
+   the lowest pattern of each (edge), made in vectors, several edges per pass: c_i = #(u >= edge[from+i])
+   counts bin 0 (zero) k - c_0, bin from+i c_i - c_(i+1). No per-element lookup or increment.
+   Blocks spread over more bins take one lookup and one increment per element. */
+#define DEFINE_HISTOGRAM(NAME, T, U, S, MASK, BITS, LOAD, KEY, EDGE)                                   \
 INLINE void NAME(const T *restrict A, const T *restrict B, Py_ssize_t k, Py_ssize_t *restrict h, int bins) \
 {                                                                                                     \
+    U u[BLOCK], lo = (U)-1, hi = 0;   /* lo: the smallest nonzero pattern less 1 (zero wraps above) */ \
+    for (Py_ssize_t j = 0; j < k; j++) {                                                              \
+        U v = BITS(A[j] - B[j]) & MASK, w = v - 1;                                                    \
+        u[j] = v; lo = w < lo ? w : lo; hi = v > hi ? v : hi;                                         \
+    }                                                                                                 \
+    if (hi == 0) {                                                                                    \
+        h[0] += k;                                                                                    \
+        return;                                                                                       \
+    }                                                                                                 \
+    const uint32_t from = KEY(lo + 1), last = KEY(hi), edges = last - from + 1;                       \
+    if (edges <= MAX_EDGES) {                                                                         \
+        Py_ssize_t prev = k;                                                                          \
+        for (uint32_t g = 0; g < edges; g += GROUP) {   /* GROUP edges per pass, in registers */      \
+            S e[GROUP];                                                                               \
+            uint32_t c[GROUP];   /* 32-bit, as wide as the patterns: the loop vectorizes */           \
+            for (uint32_t t = 0; t < GROUP; t++) {   /* u >= edge as u > edge - 1; past the last: the last */ \
+                e[t] = (S)EDGE[from + (g + t < edges ? g + t : edges - 1)] - 1;                       \
+                c[t] = 0;                                                                             \
+            }                                                                                         \
+            for (Py_ssize_t j = 0; j < k; j++) {                                                      \
+                const S v = (S)u[j];                                                                  \
+                for (int t = 0; t < GROUP; t++)                                                       \
+                    c[t] += v > e[t];                                                                 \
+            }                                                                                         \
+            for (uint32_t t = 0; t < GROUP && g + t < edges; t++) {                                   \
+                h[g + t ? from + g + t - 1 : 0] += prev - c[t];                                       \
+                prev = c[t];                                                                          \
+            }                                                                                         \
+        }                                                                                             \
+        h[last] += prev;                                                                              \
+        return;                                                                                       \
+    }                                                                                                 \
     uint32_t key[BLOCK];                                                                              \
     for (Py_ssize_t j = 0; j < k; j++)                                                                \
-        key[j] = KEY(FABS(A[j] - B[j]));                                                              \
+        key[j] = KEY(u[j]);                                                                           \
     Py_ssize_t *h1 = h + bins, *h2 = h1 + bins, *h3 = h2 + bins, j = 0;                               \
     for (; j + HLANES <= k; j += HLANES) {   /* HLANES histograms: increments of one bin overlap */   \
         h[key[j]]++; h1[key[j + 1]]++; h2[key[j + 2]]++; h3[key[j + 3]]++;                            \
@@ -155,8 +197,8 @@ MULTIVERSION static void NAME##_range(const void *a, char ka, const void *b, cha
     }                                                                                                 \
 }
 
-DEFINE_HISTOGRAM(histogram_float, float, fabsf, load_float, key_float)
-DEFINE_HISTOGRAM(histogram_double, double, fabs, load_double, key_double)
+DEFINE_HISTOGRAM(histogram_float, float, uint32_t, int32_t, 0x7fffffffu, bits32, load_float, key32, edge32)
+DEFINE_HISTOGRAM(histogram_double, double, uint64_t, int64_t, 0x7fffffffffffffffull, bits64, load_double, key64, edge64)
 
 #define DEFINE_SCAN(NAME, T, FABS, TMAX, LOAD, HIST)                                                  \
 MULTIVERSION static int NAME(const void *a, char ka, const void *b, char kb, Py_ssize_t n, T atol, T rtol, \
@@ -429,7 +471,30 @@ set_decades(PyObject *self, PyObject *args)
         int top = dbl ? ((const uint64_t *)split.buf)[i] == UINT64_MAX : ((const uint32_t *)split.buf)[i] == UINT32_MAX;
         ok = bin + 1 < (uint32_t)bins || (bin < (uint32_t)bins && top);
     }
+    /* Each bin's lowest bit pattern, from the rows' ranges: row 0 is zero, rows 1..nmant the subnormal
+       octaves [2**(r-1), 2**r), then one row per exponent. Bins must rise with the pattern. */
+    const int nmant = dbl ? 52 : 23;
+    uint64_t edge[MAX_BINS];
+    uint32_t cur = 0;
+    edge[0] = 0;
+    for (Py_ssize_t i = 0; ok && i < rows; i++) {
+        uint64_t start = i == 0 ? 0 : i <= nmant ? (uint64_t)1 << (i - 1) : (uint64_t)(i - nmant) << nmant;
+        uint64_t end = i < nmant ? (uint64_t)1 << i : (uint64_t)(i + 1 - nmant) << nmant;   /* past the row */
+        uint64_t cut = dbl ? ((const uint64_t *)split.buf)[i] : ((const uint32_t *)split.buf)[i];
+        uint32_t bin = ((const uint32_t *)lo.buf)[i];
+        uint64_t at[2] = {start, cut};
+        uint32_t to[2] = {bin + (start >= cut), bin + 1};
+        for (int t = 0; ok && t < 1 + (cut > start && cut < end); t++) {
+            ok = to[t] >= cur && to[t] < (uint32_t)bins;
+            for (; ok && cur < to[t]; cur++)
+                edge[cur + 1] = at[t];
+        }
+    }
+    ok = ok && cur + 1 == (uint32_t)bins;
     if (ok) {
+        for (int i = 0; i < bins; i++) {
+            if (dbl) edge64[i] = edge[i]; else edge32[i] = (uint32_t)edge[i];
+        }
         memcpy(dbl ? (void *)lo64 : (void *)lo32, lo.buf, lo.len);
         memcpy(dbl ? (void *)split64 : (void *)split32, split.buf, split.len);
         if (dbl) bins64 = bins; else bins32 = bins;
@@ -437,7 +502,7 @@ set_decades(PyObject *self, PyObject *args)
     PyBuffer_Release(&lo);
     PyBuffer_Release(&split);
     if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "set_decades(): tables of the wrong size");
+        PyErr_SetString(PyExc_ValueError, "set_decades(): tables of the wrong size, or bins that do not rise with |a-b|");
         return NULL;
     }
     Py_RETURN_NONE;
