@@ -6,17 +6,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import pytest_trt.comparison as cmp
+from comparator_paths import comparator_path  # noqa: F401  (autouse: every test on both paths)
 from pytest_trt import assert_close, compare
 
-
-@pytest.fixture(autouse=True, params=["kernel", "numpy"])
-def comparator_path(request, monkeypatch):
-    """Every test here runs on both inner loops: the C kernel and the numpy path must agree."""
-    if request.param == "kernel" and cmp._kernel is None:
-        pytest.skip("the C kernel (pytest_trt/_scan.c) was not built: no C compiler at install")
-    if request.param == "numpy":
-        monkeypatch.setattr(cmp, "_kernel", None)
-    return request.param
 
 
 def test_pass_and_report_as_data():

@@ -5,18 +5,11 @@ import numpy as np
 import pytest
 
 import pytest_trt.comparison as cmp
+from comparator_paths import comparator_path  # noqa: F401  (autouse: every test on both paths)
 from pytest_trt import compare
 
 BLOCK = 1024   # the kernel's block (pytest_trt/_scan.c)
 
-
-@pytest.fixture(autouse=True, params=["kernel", "numpy"])
-def comparator_path(request, monkeypatch):
-    if request.param == "kernel" and cmp._kernel is None:
-        pytest.skip("the C kernel (pytest_trt/_scan.c) was not built: no C compiler at install")
-    if request.param == "numpy":
-        monkeypatch.setattr(cmp, "_kernel", None)
-    return request.param
 
 
 def _blocks(work: np.dtype, seed: int) -> np.ndarray:
