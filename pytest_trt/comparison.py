@@ -681,12 +681,33 @@ def _decades(work: np.dtype) -> _Decades:
     return tables
 
 
+# The bit patterns of _decade_floor(k, float32) for k = -45 .. 38 (the smallest float32 >= 10**k), as computed
+# by _decade_floor (tests/test_compare.py checks they agree): float32 is what nearly every check compares in,
+# and computing them exactly costs a few ms per process, more than a test suite's other fixed costs.
+_FLOAT32_KMIN = -45
+_FLOAT32_FLOORS = (
+    0x00000001, 0x00000008, 0x00000048, 0x000002ca, 0x00001be1, 0x000116c3, 0x000ae398, 0x006ce3ef, 0x02081ceb,
+    0x03aa2425, 0x0554ad2e, 0x0704ec3d, 0x08a6274c, 0x0a4fb11f, 0x0c01ceb4, 0x0da24260, 0x0f4ad2f8, 0x10fd87b6,
+    0x129e74d2, 0x14461207, 0x15f79688, 0x179abe15, 0x19416d9b, 0x1af1c901, 0x1c971da1, 0x1e3ce509, 0x1fec1e4b,
+    0x219392ef, 0x233877ab, 0x24e69595, 0x26901d7d, 0x283424dd, 0x29e12e14, 0x2b8cbccd, 0x2d2fec00, 0x2edbe6ff,
+    0x30897060, 0x322bcc78, 0x33d6bf95, 0x358637be, 0x3727c5ad, 0x38d1b718, 0x3a83126f, 0x3c23d70b, 0x3dcccccd,
+    0x3f800000, 0x41200000, 0x42c80000, 0x447a0000, 0x461c4000, 0x47c35000, 0x49742400, 0x4b189680, 0x4cbebc20,
+    0x4e6e6b28, 0x501502f9, 0x51ba43b8, 0x5368d4a6, 0x551184e8, 0x56b5e621, 0x58635faa, 0x5a0e1bca, 0x5bb1a2bd,
+    0x5d5e0b6c, 0x5f0ac724, 0x60ad78ec, 0x6258d727, 0x64078679, 0x65a96817, 0x6753c21c, 0x69045952, 0x6aa56fa6,
+    0x6c4ecb90, 0x6e013f3a, 0x6fa18f08, 0x7149f2ca, 0x72fc6f7d, 0x749dc5ae, 0x7645371a, 0x77f684e0, 0x799a130c,
+    0x7b4097cf, 0x7cf0bdc3, 0x7e96769a,
+)
+
+
 def _build_decades(work: np.dtype) -> _Decades:
     info = np.finfo(work)
     uint = np.dtype(f"u{work.itemsize}")
     nmant, top = info.nmant, np.iinfo(uint).max
-    kmin, kmax = _decade(float(info.smallest_subnormal), work), _decade(float(info.max), work)
-    floors = np.array([_decade_floor(k, work) for k in range(kmin, kmax + 1)], work).view(uint)
+    if work == np.float32:
+        kmin, floors = _FLOAT32_KMIN, np.array(_FLOAT32_FLOORS, uint)
+    else:
+        kmin, kmax = _decade(float(info.smallest_subnormal), work), _decade(float(info.max), work)
+        floors = np.array([_decade_floor(k, work) for k in range(kmin, kmax + 1)], work).view(uint)
     one = uint.type(1)
     low = np.concatenate([one << np.arange(nmant, dtype=uint),                        # subnormal octaves
                           np.arange(1, 1 << (work.itemsize * 8 - 1 - nmant), dtype=uint) << uint.type(nmant)])

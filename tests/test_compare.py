@@ -558,3 +558,13 @@ def test_kernel_gets_the_histogram_tables_the_numpy_path_built_first(monkeypatch
     monkeypatch.setattr(cmp, "_kernel", kernel)
     kernel_report = cmp.compare(a, b, atol=1e-6, rtol=0)
     assert kernel_report.outputs[0].histogram == numpy_report.outputs[0].histogram
+
+
+def test_float32_decade_floors_are_the_computed_ones():
+    """The float32 table shipped as constants is what _decade_floor computes exactly."""
+    work = np.dtype(np.float32)
+    info = np.finfo(work)
+    kmin, kmax = cmp._decade(float(info.smallest_subnormal), work), cmp._decade(float(info.max), work)
+    computed = np.array([cmp._decade_floor(k, work) for k in range(kmin, kmax + 1)], work).view(np.uint32)
+    assert kmin == cmp._FLOAT32_KMIN
+    assert tuple(int(x) for x in computed) == cmp._FLOAT32_FLOORS
