@@ -1,7 +1,7 @@
 """Generated inputs that models accept: indices inside their table, shape inputs that give usable shapes.
 
-Each model runs in onnxruntime on make_inputs' result; before the generator read the nodes that use
-an input, every one of these failed in onnxruntime (indices out of bounds, invalid shapes).
+Each model runs in onnxruntime on make_inputs' result: values drawn without looking at the nodes that use an
+input would be out of bounds as indices, or invalid as shapes, in every one of these.
 """
 import importlib.util
 from pathlib import Path

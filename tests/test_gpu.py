@@ -102,7 +102,7 @@ def test_data_dependent_output_shape(backend_name, build, tmp_path):
         got = pytest_trt.run_engine(plan, {"x": x}, backend=backend_name)["idx"]
     except BackendError as exc:
         if get_backend(backend_name).flavor.version < (10,) and "execution context" in str(exc):
-            # Seen on the lent H100 with TensorRT 8.6.1: the NonZero engine builds but its context creation
+            # TensorRT 8.6.1 (seen on an H100): the NonZero engine builds but its context creation
             # fails inside TensorRT (vector range check). The allocator path is for TensorRT 10+ here.
             pytest.xfail(f"TensorRT 8.6 cannot run this data-dependent engine: {exc}")
         raise

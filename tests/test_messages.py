@@ -3,7 +3,7 @@ that installs what is missing and are stated in full once per session, and a mac
 plans says so instead of blaming the plan.
 
 Real components: real ONNX models, onnxruntime, pytester runs, a subprocess without site-packages, and
-TensorRT-RTX building a real plan on this machine (running it needs a GPU and cuda-python).
+TensorRT-RTX building a real plan where it is installed (running it needs a GPU and cuda-python).
 """
 import importlib.util
 import os
@@ -67,10 +67,10 @@ def test_plugin_failure_still_names_the_marker(pytester):
 # ------------------------------------------------------------------------------ skip reasons
 
 def test_skip_reason_names_the_extra_of_the_installed_flavor():
-    """On this machine's real state: TensorRT-RTX installed without cuda-python asks for [rtx], not [trt]."""
+    """The real installed state: TensorRT-RTX without cuda-python asks for [rtx], not [trt]."""
     rtx, trt = (importlib.util.find_spec(m) is not None for m in ("tensorrt_rtx", "tensorrt"))
     if not rtx or trt or _cuda_python():
-        pytest.skip("needs TensorRT-RTX installed without TensorRT and cuda-python (this CI's state)")
+        pytest.skip("needs TensorRT-RTX installed without TensorRT and cuda-python (the test extras on Linux x86-64 without cuda-python)")
     assert machine_reason("tensorrt_rtx") == "tensorrt_rtx is installed but cuda-python is not (pip install 'pytest-trt[rtx]')"
     assert machine_reason("tensorrt") == "tensorrt is not installed (pip install 'pytest-trt[trt]')"
     assert select_engine_backend("auto") == (
