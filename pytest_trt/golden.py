@@ -17,7 +17,6 @@ import math
 import os
 import re
 import struct
-import time
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -27,7 +26,7 @@ import numpy as np
 
 from .comparison import dtype_name
 from .errors import GoldenError
-from .files import atomic_writer
+from .files import atomic_writer, remove_stale_temporaries
 from .records import Record
 
 FORMAT = "pytest-trt golden"
@@ -199,7 +198,8 @@ def _write_golden(folder: str | Path, stem: str, arrays: Mapping[str, np.ndarray
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     npz, sidecar = golden_paths(folder, stem)
-    _remove_stale_temporaries(folder, (npz.name, sidecar.name))
+    for name in (npz.name, sidecar.name):   # this golden's temporaries only: the folder may hold others' too
+        remove_stale_temporaries(folder, f".{glob.escape(name)}.*.tmp")
     with atomic_writer(npz) as f:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, array in arrays.items():
@@ -213,21 +213,6 @@ def _write_golden(folder: str | Path, stem: str, arrays: Mapping[str, np.ndarray
                         for k, v in arrays.items()}}
     with atomic_writer(sidecar) as f:
         f.write((_compact(json.dumps(meta, indent=1, sort_keys=True, default=_json_default)) + "\n").encode())
-
-
-STALE_TEMPORARY_SECONDS = 3600
-
-
-def _remove_stale_temporaries(folder: Path, names) -> None:
-    """Temporary files of writers killed mid-write (older than an hour: no live writer takes that long)."""
-    now = time.time()
-    for name in names:
-        for tmp in folder.glob(f".{glob.escape(name)}.*.tmp"):
-            try:
-                if now - tmp.stat().st_mtime > STALE_TEMPORARY_SECONDS:
-                    tmp.unlink()
-            except OSError:
-                pass
 
 
 def _read_sidecar(path: str, text: bytes, hint: str) -> dict:

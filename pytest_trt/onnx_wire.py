@@ -115,27 +115,31 @@ def _tensor(view, span, external) -> str:
 
 
 def _value_info(view, span) -> ValueInfo:
-    name, elem, dims, is_tensor = "", None, [], False
+    name, elem, dims = _value(view, span)
+    return ValueInfo(name, elem, dims or ())
+
+
+def _value(view, span) -> tuple[str, int | None, tuple | None]:
+    """A ValueInfoProto's name, tensor element type (None: not a tensor) and dims (None: no shape stated,
+    unlike a scalar's ())."""
+    name, elem, dims = "", None, None
     for field, value in _fields(view, *span):
         if field == _VALUE_NAME and isinstance(value, tuple):
             name = _text(view, value)
         elif field == _VALUE_TYPE and isinstance(value, tuple):
             for tfield, tvalue in _fields(view, *value):
                 if tfield == _TYPE_TENSOR and isinstance(tvalue, tuple):
-                    is_tensor = True
                     elem, dims = _tensor_type(view, tvalue)
-    return ValueInfo(name, elem if is_tensor else None, tuple(dims))
+    return name, elem, dims
 
 
-def _tensor_type(view, span) -> tuple[int, list]:
-    elem, dims = 0, []
+def _tensor_type(view, span) -> tuple[int, tuple | None]:
+    elem, dims = 0, None
     for field, value in _fields(view, *span):
         if field == _TENSOR_TYPE_ELEM and isinstance(value, int):
             elem = value
         elif field == _TENSOR_TYPE_SHAPE and isinstance(value, tuple):
-            for sfield, dim in _fields(view, *value):
-                if sfield == _SHAPE_DIM and isinstance(dim, tuple):
-                    dims.append(_dim(view, dim))
+            dims = tuple(_dim(view, d) for f, d in _fields(view, *value) if f == _SHAPE_DIM and isinstance(d, tuple))
     return elem, dims
 
 
@@ -249,7 +253,7 @@ def read_nodes(data) -> GraphNodes:
                     name, shape = _tensor_dims(view, value)
                     dims[name] = shape
                 elif gfield in (_GRAPH_VALUE_INFO, _GRAPH_OUTPUT):
-                    name, shape = _value_dims(view, value)
+                    name, _, shape = _value(view, value)
                     if shape is not None:
                         dims.setdefault(name, shape)
     return GraphNodes(tuple(nodes), dims)
@@ -292,22 +296,6 @@ def _node(view, span) -> Node | None:
     if op_type == "Constant" and value is not None:
         attrs["_dims"] = value
     return Node(op_type, name, tuple(inputs), tuple(outputs), attrs)
-
-
-def _value_dims(view, span) -> tuple[str, tuple | None]:
-    """A value_info's name and dims; None when it states no shape (unlike a scalar's ())."""
-    name, dims = "", None
-    for field, value in _fields(view, *span):
-        if field == _VALUE_NAME and isinstance(value, tuple):
-            name = _text(view, value)
-        elif field == _VALUE_TYPE and isinstance(value, tuple):
-            for tfield, tvalue in _fields(view, *value):
-                if tfield == _TYPE_TENSOR and isinstance(tvalue, tuple):
-                    for sfield, shape in _fields(view, *tvalue):
-                        if sfield == _TENSOR_TYPE_SHAPE and isinstance(shape, tuple):
-                            dims = tuple(_dim(view, d) for f, d in _fields(view, *shape)
-                                         if f == _SHAPE_DIM and isinstance(d, tuple))
-    return name, dims
 
 
 def _tensor_dims(view, span) -> tuple[str, tuple[int, ...]]:

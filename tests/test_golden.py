@@ -8,6 +8,7 @@ import pytest
 
 import pytest_trt.golden as golden
 from pytest_trt.errors import GoldenError
+import pytest_trt.files as files
 from pytest_trt.files import atomic_writer
 from pytest_trt.golden import location_parts, read_golden, safe_component, write_golden
 
@@ -213,7 +214,7 @@ def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
     stale, fresh = tmp_path / ".reference.npz.abc.tmp", tmp_path / ".reference.json.def.tmp"
     stale.write_bytes(b"partial")
     fresh.write_bytes(b"another writer, now")
-    old = time.time() - 2 * golden.STALE_TEMPORARY_SECONDS
+    old = time.time() - 2 * files.STALE_TEMPORARY_SECONDS
     os.utime(stale, (old, old))
     write_golden(tmp_path, "reference", {"y": np.zeros(2)}, {})
     assert not stale.exists() and fresh.exists()
