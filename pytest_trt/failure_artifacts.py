@@ -41,7 +41,7 @@ def write_artifacts(directory: Path, result) -> list[Path]:
         written.append(_npz(directory / f"golden-{kind}.npz", arrays))
     comparisons = result.comparisons()
     report = {"test": result.test, "precision": result.precision, "passed": result.passed,
-              "backend": result.backend, "engine_skipped": result.engine_skipped, "problems": result.problems,
+              "backend": result.backend, "engine_skipped": _short(result.engine_skipped), "problems": result.problems,
               "comparisons": {_slug(name): _report_json(r) for name, r, *_ in comparisons}}
     path = directory / "report.json"
     path.write_text(json.dumps(_jsonable(report), indent=1) + "\n", encoding="utf-8")
@@ -230,3 +230,12 @@ def plot_heatmap(path: Path, a: np.ndarray, b: np.ndarray, out, report: Comparis
     ax.set_ylabel("leading dims (flattened)")
     figure.savefig(path, dpi=100)
     return path
+
+
+def _short(reason: str | None) -> str | None:
+    """The skip reason without its install hint (the session summary states it in full once)."""
+    if reason is None:
+        return None
+    from .backends import short_reason
+
+    return short_reason(reason)
