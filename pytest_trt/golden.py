@@ -237,27 +237,34 @@ def _sidecar_problem(meta: dict) -> str | None:
     """What makes the parsed sidecar's top-level groups unfit for the code that reads them (None: fit), so
     no damaged value reaches it as a TypeError; ``outputs`` entries are checked where read_golden reads them.
     Plain loops and type tests: this runs on every golden read."""
-    inputs, producer, model = meta.get("inputs"), meta.get("producer"), meta.get("model")
-    if inputs is not None:
-        if type(inputs) is not dict:
-            return f"inputs is {_brief(inputs)}, not an object"
-        for entry in inputs.values():
-            if type(entry) is not dict:
-                return f"inputs holds {_brief(entry)}, not an object"
+    producer, model = meta.get("producer"), meta.get("model")
+    problem = _objects_problem(meta, "inputs")
+    if problem:
+        return problem
     if producer is not None and type(producer) is not dict:
         return f"producer is {_brief(producer)}, not an object"
     if model is not None and (type(model) is not dict or type(model.get("sha256", "")) is not str):
         return f"model is {_brief(model)}, not an object with a sha256 digest"
-    errors = meta.get("errors_vs_reference")  # engine goldens: drift baselines, numbers float() takes
-    if errors is not None:
-        if type(errors) is not dict:
-            return f"errors_vs_reference is {_brief(errors)}, not an object"
-        for entry in errors.values():
-            if type(entry) is not dict:
-                return f"errors_vs_reference holds {_brief(entry)}, not an object"
-            for v in entry.values():
-                if type(v) is not float and (type(v) is not int or abs(v) > 1 << 1000):
-                    return f"errors_vs_reference holds {_brief(entry)}, not numbers"
+    problem = _objects_problem(meta, "errors_vs_reference")  # engine goldens: drift baselines
+    if problem:
+        return problem
+    for entry in (meta.get("errors_vs_reference") or {}).values():
+        for v in entry.values():   # numbers float() takes
+            if type(v) is not float and (type(v) is not int or abs(v) > 1 << 1000):
+                return f"errors_vs_reference holds {_brief(entry)}, not numbers"
+    return None
+
+
+def _objects_problem(meta: dict, key: str) -> str | None:
+    """Why ``meta[key]``, when present, is not an object of objects (None: it is)."""
+    group = meta.get(key)
+    if group is None:
+        return None
+    if type(group) is not dict:
+        return f"{key} is {_brief(group)}, not an object"
+    for entry in group.values():
+        if type(entry) is not dict:
+            return f"{key} holds {_brief(entry)}, not an object"
     return None
 
 
