@@ -1,6 +1,6 @@
-"""Builds the comparator's optional C kernel (pytest_trt/_scan.c); all other metadata is in pyproject.toml.
+"""Builds the comparator's optional C kernel (pytest_trt/comparison/_scan.c); all other metadata is in pyproject.toml.
 
-The kernel is optional: without a C compiler the install still succeeds and pytest_trt.comparison
+The kernel is optional: without a C compiler the install still succeeds and pytest_trt.comparison.compare
 uses its numpy path, which gives the same reports, only slower on large outputs.
 """
 from setuptools import Extension, setup
@@ -18,6 +18,6 @@ class BuildExt(build_ext):
 
 
 setup(
-    ext_modules=[Extension("pytest_trt._scan", ["pytest_trt/_scan.c"], optional=True)],
+    ext_modules=[Extension("pytest_trt.comparison._scan", ["pytest_trt/comparison/_scan.c"], optional=True)],
     cmdclass={"build_ext": BuildExt},
 )

@@ -44,11 +44,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_trt import compare  # noqa: E402
-from pytest_trt import comparison  # noqa: E402
-from pytest_trt.comparison import compare_outputs  # noqa: E402
-from pytest_trt.golden import read_golden, write_golden  # noqa: E402
-from pytest_trt.tolerance import Tolerance  # noqa: E402
+from pytest_trt import compare# noqa: E402
+from pytest_trt.comparison import compare as comparison# noqa: E402
+from pytest_trt.comparison.compare import compare_outputs  # noqa: E402
+from pytest_trt.goldens.store import read_golden, write_golden  # noqa: E402
+from pytest_trt.core.tolerance import Tolerance  # noqa: E402
 
 ATOL = RTOL = 1e-5
 TOLERANCE = Tolerance(atol=ATOL, rtol=RTOL)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest_trt
-from pytest_trt.backends import get_backend
+from pytest_trt.backends.registry import get_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"mlp.onnx": {"x": {"min": (1, 16), "opt": (4, 16), "max": (64, 16)}},

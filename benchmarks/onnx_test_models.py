@@ -46,7 +46,7 @@ def select(root: str | None = None) -> list[str]:
     """Model folders (relative to ``root``) that pass the selection rule above."""
     import onnxruntime as ort
 
-    from pytest_trt.model import load_model_info
+    from pytest_trt.core.model import load_model_info
 
     root = root or data_root()
     ort.set_default_logger_severity(4)
@@ -70,8 +70,8 @@ def measure(folders: list[str], root: str | None = None, seed: int = 0) -> list[
     import onnxruntime as ort
 
     from pytest_trt.errors import InputError
-    from pytest_trt.inputs import make_inputs
-    from pytest_trt.model import load_model_info
+    from pytest_trt.core.inputs import make_inputs
+    from pytest_trt.core.model import load_model_info
 
     root = root or data_root()
     ort.set_default_logger_severity(4)

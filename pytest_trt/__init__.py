@@ -16,23 +16,23 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _LAZY = {
-    "make_inputs": ("inputs", "make_inputs"),
-    "compare": ("comparison", "compare"),
-    "assert_close": ("comparison", "assert_close"),
-    "ComparisonReport": ("comparison", "ComparisonReport"),
-    "OutputReport": ("comparison", "OutputReport"),
-    "DEFAULT_TOLERANCES": ("tolerance", "DEFAULT_TOLERANCES"),
-    "PRECISIONS": ("tolerance", "PRECISIONS"),
-    "Tolerance": ("tolerance", "Tolerance"),
-    "load_model_info": ("model", "load_model_info"),
-    "ModelInfo": ("model", "ModelInfo"),
-    "CheckResult": ("check", "CheckResult"),
-    "get_backend": ("backends", "get_backend"),
-    "known_backends": ("backends", "known_backends"),
+    "make_inputs": ("core.inputs", "make_inputs"),
+    "compare": ("comparison.compare", "compare"),
+    "assert_close": ("comparison.compare", "assert_close"),
+    "ComparisonReport": ("comparison.compare", "ComparisonReport"),
+    "OutputReport": ("comparison.compare", "OutputReport"),
+    "DEFAULT_TOLERANCES": ("core.tolerance", "DEFAULT_TOLERANCES"),
+    "PRECISIONS": ("core.tolerance", "PRECISIONS"),
+    "Tolerance": ("core.tolerance", "Tolerance"),
+    "load_model_info": ("core.model", "load_model_info"),
+    "ModelInfo": ("core.model", "ModelInfo"),
+    "CheckResult": ("core.check", "CheckResult"),
+    "get_backend": ("backends.registry", "get_backend"),
+    "known_backends": ("backends.registry", "known_backends"),
     "TrtCompareError": ("errors", "TrtCompareError"),
     "TrtDriftWarning": ("errors", "TrtDriftWarning"),
-    "build_engine": ("engine", "build_engine"),
-    "run_engine": ("engine", "run_engine"),
+    "build_engine": ("backends.tensorrt.eager", "build_engine"),
+    "run_engine": ("backends.tensorrt.eager", "run_engine"),
 }
 __all__ = ["__version__", "run_onnxruntime", *_LAZY]
 
@@ -42,9 +42,9 @@ def run_onnxruntime(model, inputs, providers=("CPUExecutionProvider",)) -> dict:
 
     The session is cached per model and providers, so repeated calls are cheap.
     """
-    from .backends.onnxruntime import OnnxRuntimeBackend
-    from .inputs import prepare_user_inputs
-    from .model import load_model_info
+    from pytest_trt.backends.onnxruntime import OnnxRuntimeBackend
+    from pytest_trt.core.inputs import prepare_user_inputs
+    from pytest_trt.core.model import load_model_info
 
     info = load_model_info(model)
     return OnnxRuntimeBackend(providers).run(info, prepare_user_inputs(inputs, info))

@@ -40,8 +40,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import pytest_trt
-    from pytest_trt.backends import get_backend, select_engine_backend
-    from pytest_trt.tolerance import resolve
+    from pytest_trt.backends.registry import get_backend, select_engine_backend
+    from pytest_trt.core.tolerance import resolve
 
     backend, reason = select_engine_backend(args.backend) if args.backend == "auto" else (get_backend(args.backend), None)
     if backend is None or backend.unavailable_reason():

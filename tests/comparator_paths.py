@@ -1,7 +1,7 @@
 """The fixture that runs a comparator test on both inner loops: the C kernel and the numpy path must agree."""
 import pytest
 
-import pytest_trt.comparison as cmp
+import pytest_trt.comparison.compare as cmp
 
 
 @pytest.fixture(autouse=True, params=["kernel", "numpy"])

@@ -22,21 +22,21 @@ def test_a_pytest_session_without_checks_loads_no_heavy_modules(pytester, monkey
     pytester.makeconftest("""
         import sys
         def pytest_unconfigure(config):
-            heavy = [m for m in ('numpy', 'onnx', 'onnxruntime', 'tensorrt', 'tensorrt_rtx', 'cuda', 'pytest_trt.engine_plan')
+            heavy = [m for m in ('numpy', 'onnx', 'onnxruntime', 'tensorrt', 'tensorrt_rtx', 'cuda', 'pytest_trt.backends.tensorrt.plan')
                      if m in sys.modules]
             open('heavy.txt', 'w').write(repr(heavy))
     """)
     pytester.makepyfile("def test_x():\n    pass\n")
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")   # ours alone, no other plugin's imports
-    pytester.runpytest_subprocess("-p", "pytest_trt.plugin", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess("-p", "pytest_trt.plugin.hooks", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     assert (pytester.path / "heavy.txt").read_text() == "[]"
 
 
 def test_checks_where_no_engine_can_run_load_no_tensorrt_adapter(pytester, monkeypatch):
     """--trt-backend auto on a machine without TensorRT, cuda-python or a GPU (most CI) decides from module
     lookups: neither the TensorRT adapter nor its planning module is imported, and the reason is still given."""
-    from pytest_trt.backends import AUTO_ORDER
-    from pytest_trt.backends.tensorrt_probe import machine_reason
+    from pytest_trt.backends.registry import AUTO_ORDER
+    from pytest_trt.backends.tensorrt.probe import machine_reason
 
     reasons = [machine_reason(name) for name in AUTO_ORDER]
     if not all(reasons):
@@ -45,7 +45,7 @@ def test_checks_where_no_engine_can_run_load_no_tensorrt_adapter(pytester, monke
     pytester.makeconftest("""
         import sys
         def pytest_unconfigure(config):
-            loaded = [m for m in ('pytest_trt.backends.tensorrt', 'pytest_trt.engine_plan', 'tensorrt', 'tensorrt_rtx')
+            loaded = [m for m in ('pytest_trt.backends.tensorrt.backend', 'pytest_trt.backends.tensorrt.plan', 'tensorrt', 'tensorrt_rtx')
                       if m in sys.modules]
             open('loaded.txt', 'w').write(repr(loaded))
     """)
@@ -56,9 +56,9 @@ def test_checks_where_no_engine_can_run_load_no_tensorrt_adapter(pytester, monke
             assert trt_compare().engine_skipped
     """)
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    result = pytester.runpytest_subprocess("-p", "pytest_trt.plugin", "-p", "no:cacheprovider", "--update-golden")
+    result = pytester.runpytest_subprocess("-p", "pytest_trt.plugin.hooks", "-p", "no:cacheprovider", "--update-golden")
     result.assert_outcomes(passed=1)
-    from pytest_trt.backends import select_engine_backend
+    from pytest_trt.backends.registry import select_engine_backend
 
     assert f"engine side skipped in 1 check: {select_engine_backend('auto')[1]}; " in result.stdout.str()
     assert (pytester.path / "loaded.txt").read_text() == "[]"

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from pytest_trt.backends import get_backend, known_backends, select_engine_backend
+from pytest_trt.backends.registry import get_backend, known_backends, select_engine_backend
 from pytest_trt.errors import BackendError
 
 

@@ -16,10 +16,10 @@ from onnx import TensorProto, helper, numpy_helper
 import pytest_trt
 from pytest_trt import compare
 from pytest_trt.errors import BackendError, GoldenError, InputError, ModelError, SpecError
-from pytest_trt.golden import write_golden
-from pytest_trt.inputs import make_inputs, prepare_user_inputs
-from pytest_trt.model import load_model_info
-from pytest_trt.spec import ARGUMENTS, parse_marker
+from pytest_trt.goldens.store import write_golden
+from pytest_trt.core.inputs import make_inputs, prepare_user_inputs
+from pytest_trt.core.model import load_model_info
+from pytest_trt.core.spec import ARGUMENTS, parse_marker
 
 from models import scale_model, two_io_model
 
@@ -256,7 +256,7 @@ def test_golden_write_refused_by_the_filesystem(tmp_path, monkeypatch, code, cau
     def refuse(*args, **kwargs):
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr("pytest_trt.files._create_temporary", refuse)
+    monkeypatch.setattr("pytest_trt.core.files._create_temporary", refuse)
     assert _error(lambda: write_golden(tmp_path, "reference", {"y": np.zeros(2)}, {})) == (
         f"cannot write golden {str(tmp_path / 'reference.npz')!r} ({cause}); make the golden directory "
         "writable, free space, or choose another with --golden-dir")
@@ -264,7 +264,7 @@ def test_golden_write_refused_by_the_filesystem(tmp_path, monkeypatch, code, cau
 
 
 def test_golden_dir_that_is_a_file(tmp_path):
-    from pytest_trt.golden import read_golden
+    from pytest_trt.goldens.store import read_golden
 
     (tmp_path / "golden").write_text("x")
     assert _error(lambda: read_golden(tmp_path / "golden" / "t", "reference", "-")) == (

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from pytest_trt import compare
-from pytest_trt.build_progress import BuildProgress, install
-from pytest_trt.check_record import (CheckRecord, close_to_tolerance, drift_sentences, errors_by_output,
+from pytest_trt.backends.tensorrt.progress import BuildProgress, install
+from pytest_trt.reports.rows import (CheckRecord, close_to_tolerance, drift_sentences, errors_by_output,
                                      junit_properties, output_rows)
-from pytest_trt.failure_artifacts import heatmap_grid
-from pytest_trt.tolerance_suggestion import marker_text, round_up, suggest
+from pytest_trt.reports.artifacts import heatmap_grid
+from pytest_trt.reports.suggestions import marker_text, round_up, suggest
 
 
 def _report(shift, atol=1e-3, rtol=0.0, detail=True):

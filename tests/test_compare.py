@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import pytest_trt.comparison as cmp
+import pytest_trt.comparison.compare as cmp
 from comparator_paths import comparator_path  # noqa: F401  (autouse: every test on both paths)
 from pytest_trt import assert_close, compare
 
@@ -310,7 +310,7 @@ def test_numpy_path_is_selectable_by_environment(tmp_path):
     import subprocess
     import sys
 
-    code = "import pytest_trt.comparison as c; print(c.comparator_path())"
+    code = "import pytest_trt.comparison.compare as c; print(c.comparator_path())"
     env = {**__import__("os").environ, "PYTEST_TRT_COMPARE": "numpy"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "numpy"

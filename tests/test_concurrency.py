@@ -12,9 +12,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from pytest_trt.engine_cache import EngineCache
+from pytest_trt.backends.tensorrt.cache import EngineCache
 from pytest_trt.errors import GoldenError
-from pytest_trt.golden import read_golden
+from pytest_trt.goldens.store import read_golden
 
 from models import scale_model
 
@@ -32,7 +32,7 @@ def test_eight_workers_build_each_key_exactly_once(pytester):
     cache, log = pytester.path / "engines", pytester.path / "builds.log"
     pytester.makepyfile(test_builds=f"""
         import pytest, pytest_trt
-        from pytest_trt.backends import get_backend
+        from pytest_trt.backends.registry import get_backend
 
         @pytest.mark.parametrize("i", range(48))
         def test_build(i):
@@ -104,8 +104,8 @@ WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
     import numpy as np
-    from pytest_trt.engine_cache import EngineCache
-    from pytest_trt.golden import write_golden
+    from pytest_trt.backends.tensorrt.cache import EngineCache
+    from pytest_trt.goldens.store import write_golden
 
     root = Path(sys.argv[1])
     cache = EngineCache(root / "cache")
@@ -181,7 +181,7 @@ def test_sigkill_mid_write_leaves_no_partial_file(tmp_path):
 def test_lock_of_a_killed_builder_does_not_block(tmp_path):
     holder = textwrap.dedent("""
         import sys, time
-        from pytest_trt.engine_cache import EngineCache
+        from pytest_trt.backends.tensorrt.cache import EngineCache
         def build(timing):
             print("building", flush=True)
             time.sleep(600)

@@ -15,8 +15,8 @@ import warnings
 import pytest
 
 import pytest_trt
-from pytest_trt import files
-from pytest_trt.engine_cache import EngineCache, EngineCacheWarning
+from pytest_trt.core import files
+from pytest_trt.backends.tensorrt.cache import EngineCache, EngineCacheWarning
 from pytest_trt.errors import BackendError
 
 from models import scale_model
@@ -86,7 +86,7 @@ def refuse_writes_under(monkeypatch, folder):
 def test_populated_cache_loads_on_a_read_only_mount(tmp_path, monkeypatch):
     """Plans built by a real TensorRT-RTX build, then served from a read-only cache: no lock, no write."""
     pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx-cu13 is not installed")
-    from pytest_trt.backends import get_backend
+    from pytest_trt.backends.registry import get_backend
 
     model, cache = scale_model(tmp_path / "m.onnx", dims=(2, 4)), tmp_path / "cache"
     plan = pytest_trt.build_engine(model, backend="tensorrt_rtx", cache_dir=cache)
@@ -189,7 +189,7 @@ def test_lock_files_do_not_accumulate(tmp_path):
 
 
 def test_golden_locks_do_not_accumulate(tmp_path, sticky_tmp):
-    from pytest_trt.check import _golden_lock
+    from pytest_trt.core.check import _golden_lock
 
     for i in range(50):
         with _golden_lock(tmp_path / "golden" / f"test_{i}" / "reference.npz"):
@@ -201,7 +201,7 @@ def test_removed_lock_files_still_exclude(tmp_path):
     """Four processes increment one counter 200 times each under one lock whose file is removed at every
     release: a process that waited on a removed file must lock the new one, or increments are lost."""
     script = (
-        "import sys\nfrom pathlib import Path\nfrom pytest_trt.files import file_lock\n"
+        "import sys\nfrom pathlib import Path\nfrom pytest_trt.core.files import file_lock\n"
         "root = Path(sys.argv[1])\n"
         "for _ in range(200):\n"
         "    with file_lock(root / 'locks' / 'counter.lock'):\n"
@@ -231,7 +231,7 @@ def sticky_tmp(tmp_path, monkeypatch):
 
 
 def golden_lock_works(tmp_path):
-    from pytest_trt.check import _golden_lock
+    from pytest_trt.core.check import _golden_lock
 
     with _golden_lock(tmp_path / "golden" / "reference.npz"):
         pass

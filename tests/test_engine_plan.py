@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from pytest_trt.engine_plan import (BuildOptions, Flavor, TensorIO, check_within_profile, engine_inputs,
+from pytest_trt.backends.tensorrt.plan import (BuildOptions, Flavor, TensorIO, check_within_profile, engine_inputs,
                                     merge_build_options, parse_build_options, plan_outputs, plan_profiles,
                                     realize_precision, restore_output_dtypes, shapes_for_run)
 from pytest_trt.errors import BackendError, InputError, SpecError
-from pytest_trt.model import TensorSpec
+from pytest_trt.core.model import TensorSpec
 
 TRT86, TRT10, TRT11 = Flavor.parse("tensorrt", "8.6.1"), Flavor.parse("tensorrt", "10.13.0.35"), Flavor.parse("tensorrt", "11.0.0")
 RTX = Flavor.parse("tensorrt_rtx", "1.7.1.116")
@@ -111,8 +111,8 @@ def test_output_plan_and_dtype_restore():
 
 
 def test_build_option_missing_in_this_tensorrt_is_one_sentence():
-    from pytest_trt.backends.tensorrt import _require
-    from pytest_trt.engine_plan import Flavor
+    from pytest_trt.backends.tensorrt.backend import _require
+    from pytest_trt.backends.tensorrt.plan import Flavor
     from pytest_trt.errors import BackendError
 
     class ConfigWithoutTacticSources:  # stands in for a TensorRT whose builder config lacks the setter

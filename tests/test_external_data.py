@@ -8,8 +8,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import pytest_trt
-from pytest_trt.engine_cache import cache_key, key_fields
-from pytest_trt.model import load_model_info
+from pytest_trt.backends.tensorrt.cache import cache_key, key_fields
+from pytest_trt.core.model import load_model_info
 
 INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
 
@@ -63,7 +63,7 @@ def test_engine_cache_key_follows_external_weights(tmp_path):
 
 def test_tensorrt_rtx_rebuilds_when_only_external_weights_change(tmp_path):
     pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx-cu13 is not installed")
-    from pytest_trt.backends import get_backend
+    from pytest_trt.backends.registry import get_backend
 
     model, cache = weights_model(tmp_path / "m.onnx", 1.0), tmp_path / "cache"
     events = get_backend("tensorrt_rtx").events

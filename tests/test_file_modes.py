@@ -5,8 +5,8 @@ import stat
 import numpy as np
 import pytest
 
-from pytest_trt.engine_cache import EngineCache
-from pytest_trt.golden import write_golden
+from pytest_trt.backends.tensorrt.cache import EngineCache
+from pytest_trt.goldens.store import write_golden
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)],

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pytest_trt import make_inputs
 from pytest_trt.errors import InputError
-from pytest_trt.inputs import generate
+from pytest_trt.core.inputs import generate
 
 F, I64, I32 = TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32
 
@@ -199,7 +199,7 @@ def test_onnx_shipped_test_models():
 
 
 def test_node_reader_agrees_with_onnx(tmp_path):
-    from pytest_trt.onnx_wire import read_nodes
+    from pytest_trt.core.onnx_wire import read_nodes
 
     const = helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.zeros((2, 5), np.int64)))
     slice_ = helper.make_node("Slice", ["x", "c", "c"], ["y"], name="s")
@@ -219,7 +219,7 @@ def test_node_reader_agrees_with_onnx(tmp_path):
 
 def test_node_reader_takes_packed_repeated_ints():
     """proto3 writers pack repeated ints (onnx's own proto2 writer does not); both read the same."""
-    from pytest_trt.onnx_wire import read_nodes
+    from pytest_trt.core.onnx_wire import read_nodes
 
     def varint(v):
         v &= (1 << 64) - 1

@@ -6,11 +6,11 @@ import zlib
 import numpy as np
 import pytest
 
-import pytest_trt.golden as golden
+import pytest_trt.goldens.store as golden
 from pytest_trt.errors import GoldenError
-import pytest_trt.files as files
-from pytest_trt.files import atomic_writer
-from pytest_trt.golden import location_parts, read_golden, safe_component, write_golden
+import pytest_trt.core.files as files
+from pytest_trt.core.files import atomic_writer
+from pytest_trt.goldens.store import location_parts, read_golden, safe_component, write_golden
 
 HINT = "pytest --update-golden t.py::test_x"
 
@@ -223,7 +223,7 @@ def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
 def test_unused_golden_folders(tmp_path):
     """Folders with goldens that no collected test uses are listed; a test's own folder and everything inside
     it (later calls' callN/ folders) never are, nor are folders outside the scanned modules."""
-    from pytest_trt.session import SessionSummary
+    from pytest_trt.plugin.summary import SessionSummary
 
     for folder in ["m/test_x", "m/test_x/call2", "m/test_x[1]", "m/Cls/test_y", "m/Cls/test_old", "m/deep/er/test_z",
                    "other/test_q"]:

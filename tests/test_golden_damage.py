@@ -12,11 +12,11 @@ import pytest
 
 from models import two_io_model
 from pytest_trt.backends.onnxruntime import OnnxRuntimeBackend
-from pytest_trt.check import CheckContext, run_check
-from pytest_trt.check_record import record_check
+from pytest_trt.core.check import CheckContext, run_check
+from pytest_trt.reports.rows import record_check
 from pytest_trt.errors import GoldenError
-from pytest_trt.golden import _read_npz, read_golden, write_golden
-from pytest_trt.spec import CompareSpec
+from pytest_trt.goldens.store import _read_npz, read_golden, write_golden
+from pytest_trt.core.spec import CompareSpec
 
 INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
 HINT = "pytest --update-golden t.py::test_x"

@@ -5,7 +5,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_trt.golden import read_golden, write_golden
+from pytest_trt.goldens.store import read_golden, write_golden
 
 INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
 HINT = "pytest --update-golden t.py::test_x"
@@ -65,7 +65,7 @@ def test_a_model_with_rank_0_and_empty_outputs_passes_its_goldens(pytester):
 
 def test_engine_inputs_keep_rank_0_and_empty_shapes():
     """The arrays handed to TensorRT (set_input_shape takes their shape) keep the shapes the model declares."""
-    from pytest_trt.engine_plan import TensorIO, engine_inputs
+    from pytest_trt.backends.tensorrt.plan import TensorIO, engine_inputs
 
     io = [TensorIO("s", True, "float32", ()), TensorIO("e", True, "int32", (3, 0)),
           TensorIO("f", True, "float32", (2, 3))]

@@ -8,7 +8,7 @@ import pytest
 
 from models import two_io_model
 from pytest_trt.errors import GoldenError
-from pytest_trt.golden import read_golden, write_golden
+from pytest_trt.goldens.store import read_golden, write_golden
 
 INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
 TESTS = """

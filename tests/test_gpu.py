@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pytest_trt
-from pytest_trt import cuda
+from pytest_trt.backends.tensorrt import cuda
 from pytest_trt.errors import BackendError, InputError
 
 from models import scale_model
@@ -18,7 +18,7 @@ EXAMPLES = pytest_trt.__file__.rsplit("/", 2)[0] + "/examples"
 
 @pytest.fixture(scope="module")
 def backend_name():
-    from pytest_trt.backends import select_engine_backend
+    from pytest_trt.backends.registry import select_engine_backend
 
     backend, reason = select_engine_backend("auto")
     if backend is None:
@@ -62,7 +62,7 @@ def test_dynamic_mlp_matches_onnxruntime(backend_name, build, tmp_path, precisio
 
 
 def test_engine_cache_hit_on_second_build(backend_name, build, tmp_path):
-    from pytest_trt.backends import get_backend
+    from pytest_trt.backends.registry import get_backend
 
     model = scale_model(tmp_path / "s.onnx", dims=(2, 4))
     events = get_backend(backend_name).events
@@ -96,7 +96,7 @@ def test_data_dependent_output_shape(backend_name, build, tmp_path):
     onnx.save(model, str(tmp_path / "nz.onnx"))
     x = np.array([0, 1, 0, 2, 3, 0, 0, 4], np.float32)
     plan = pytest_trt.build_engine(tmp_path / "nz.onnx", backend=backend_name, build=build)
-    from pytest_trt.backends import get_backend
+    from pytest_trt.backends.registry import get_backend
 
     try:
         got = pytest_trt.run_engine(plan, {"x": x}, backend=backend_name)["idx"]
@@ -137,7 +137,7 @@ def test_xdist_workers_run_engines_on_their_assigned_gpu(backend_name, build, tm
 
     pytest.importorskip("xdist")
     visible = cuda.device_count()
-    command = [sys.executable, "-m", "pytest", "-p", "pytest_trt.plugin", "-q", "-n", "2", "--trt-require",
+    command = [sys.executable, "-m", "pytest", "-p", "pytest_trt.plugin.hooks", "-q", "-n", "2", "--trt-require",
                "--trt-engine-dir", str(tmp_path / "engines"), "--junitxml", str(tmp_path / "junit.xml"),
                "-p", "no:cacheprovider", f"{EXAMPLES}/test_models.py"]
     if devices:
@@ -163,7 +163,7 @@ def test_trt_devices_beyond_the_visible_gpus_is_one_sentence(backend_name, tmp_p
     import sys
 
     visible = cuda.device_count()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "pytest_trt.plugin", "-q", "--trt-require",
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "pytest_trt.plugin.hooks", "-q", "--trt-require",
                            "--trt-devices", str(visible), "-p", "no:cacheprovider", "-k", "test_mlp and fp32",
                            f"{EXAMPLES}/test_models.py"], cwd=EXAMPLES.rsplit("/", 1)[0],
                           capture_output=True, text=True, timeout=600, env=_with_project_on_path())

@@ -2,7 +2,7 @@
 import pytest
 
 from pytest_trt.errors import SpecError
-from pytest_trt.gpu_assignment import assign_device, parse_devices, worker_index
+from pytest_trt.backends.tensorrt.gpu import assign_device, parse_devices, worker_index
 
 
 def test_round_robin_over_visible_gpus_by_default():

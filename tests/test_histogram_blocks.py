@@ -4,7 +4,7 @@ the numpy path's count (both paths run: see the fixture in test_compare.py)."""
 import numpy as np
 import pytest
 
-import pytest_trt.comparison as cmp
+import pytest_trt.comparison.compare as cmp
 from comparator_paths import comparator_path  # noqa: F401  (autouse: every test on both paths)
 from pytest_trt import compare
 

@@ -18,8 +18,8 @@ import pytest
 
 from models import scale_model
 from pytest_trt import assert_close, build_engine, compare, run_engine
-from pytest_trt.backends import select_engine_backend, short_reason
-from pytest_trt.backends.tensorrt_probe import machine_reason
+from pytest_trt.backends.registry import select_engine_backend, short_reason
+from pytest_trt.backends.tensorrt.probe import machine_reason
 from pytest_trt.errors import BackendError, SpecError
 
 INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
@@ -80,7 +80,7 @@ def test_skip_reason_names_the_extra_of_the_installed_flavor():
 
 def test_skip_reason_without_any_tensorrt_names_both_extras(tmp_path):
     """A Python without site-packages (python -S) has neither TensorRT flavor: a real lookup, no mocks."""
-    code = "from pytest_trt.backends import select_engine_backend; print(select_engine_backend('auto')[1])"
+    code = "from pytest_trt.backends.registry import select_engine_backend; print(select_engine_backend('auto')[1])"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
                          check=True).stdout.strip()
@@ -139,7 +139,7 @@ def test_deserializing_where_cuda_cannot_run_blames_the_machine_not_the_plan(rtx
     fails on CUDA here, and the sentence says the machine cannot run plans, not that the plan is stale."""
     import tensorrt_rtx
 
-    from pytest_trt.backends.tensorrt import Engine
+    from pytest_trt.backends.tensorrt.backend import Engine
 
     with pytest.raises(BackendError) as info:
         Engine(tensorrt_rtx, rtx_plan)

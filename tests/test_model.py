@@ -1,7 +1,7 @@
 import pytest
 
 from pytest_trt.errors import ModelError
-from pytest_trt.model import load_model_info
+from pytest_trt.core.model import load_model_info
 
 from models import external_data_model, scale_model, two_io_model
 
@@ -28,7 +28,7 @@ def test_hash_covers_external_data(tmp_path):
     raw = bytearray(data.read_bytes())
     raw[100] ^= 1
     data.write_bytes(bytes(raw))
-    from pytest_trt import model as model_module
+    from pytest_trt.core import model as model_module
     model_module._cache.clear()
     assert load_model_info(path).sha256 != first.sha256
 

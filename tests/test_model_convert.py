@@ -5,7 +5,7 @@ import pytest
 
 import pytest_trt
 from pytest_trt.errors import ModelError
-from pytest_trt.model_convert import convert
+from pytest_trt.backends.tensorrt.convert import convert
 
 EXAMPLES = pytest_trt.__file__.rsplit("/", 2)[0] + "/examples/models"
 

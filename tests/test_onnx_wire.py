@@ -6,7 +6,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_trt.onnx_wire import ELEM_TYPES, WireError, read_signature
+from pytest_trt.core.onnx_wire import ELEM_TYPES, WireError, read_signature
 
 from models import external_data_model, scale_model, two_io_model
 

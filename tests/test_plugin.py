@@ -131,7 +131,7 @@ def test_one_fixture_object_serves_each_running_test(repo):
 
 def test_goldens_of_tests_in_nested_classes(repo):
     """Class names are golden folders (outer first), and a failure's regenerate command names the class path."""
-    from pytest_trt.golden import location_parts
+    from pytest_trt.goldens.store import location_parts
 
     repo.makepyfile(test_a="""
         import pytest
@@ -238,7 +238,7 @@ def test_engine_side_skipped_with_reason_and_require(repo):
 
 
 def test_header_names_the_comparator_path(repo, monkeypatch):
-    from pytest_trt.comparison import comparator_path
+    from pytest_trt.comparison.compare import comparator_path
 
     repo.makepyfile(test_a="def test_x():\n    pass\n")
     repo.runpytest_subprocess().stdout.fnmatch_lines([f"*; comparator: {comparator_path()}*"])

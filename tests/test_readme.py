@@ -34,8 +34,8 @@ def blocks():
 
 
 def _engine_can_run() -> bool:
-    from pytest_trt.backends import AUTO_ORDER
-    from pytest_trt.backends.tensorrt_probe import machine_reason
+    from pytest_trt.backends.registry import AUTO_ORDER
+    from pytest_trt.backends.tensorrt.probe import machine_reason
 
     return any(machine_reason(m) is None for m in AUTO_ORDER)
 
@@ -87,7 +87,7 @@ def test_no_leftover_placeholders():
 
 def test_options_reference_agrees_with_pytest_help():
     """Every flag in the README's reference table, with the ini key and environment variable --help names."""
-    from pytest_trt.plugin import _OPTIONS
+    from pytest_trt.plugin.hooks import _OPTIONS
 
     text = README.read_text()
     table = text[text.index("## Options, ini keys and environment variables"):]

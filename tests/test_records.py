@@ -3,11 +3,11 @@ import pickle
 
 import pytest
 
-from pytest_trt.check_record import CheckRecord, OutputRow
-from pytest_trt.comparison import Extreme, OutputReport
-from pytest_trt.model import TensorSpec
-from pytest_trt.spec import CompareSpec
-from pytest_trt.tolerance import Tolerance
+from pytest_trt.reports.rows import CheckRecord, OutputRow
+from pytest_trt.comparison.compare import Extreme, OutputReport
+from pytest_trt.core.model import TensorSpec
+from pytest_trt.core.spec import CompareSpec
+from pytest_trt.core.tolerance import Tolerance
 
 
 def test_equality_is_by_class_and_fields():

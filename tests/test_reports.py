@@ -115,7 +115,7 @@ SHIFTED_BACKEND = """
         def precision_reason(self, precision): return None
         def describe(self): return {"backend": "shifted", "version": os.environ.get("SHIFT", "0")}
         def run(self, model, inputs, *, precision="fp32", options=None):
-            from pytest_trt.backends import get_backend
+            from pytest_trt.backends.registry import get_backend
             out = get_backend("onnxruntime").run(model, inputs)
             shift = np.float32(os.environ.get("SHIFT", "0"))
             return {k: (v + shift if v.dtype.kind == "f" else v) for k, v in out.items()}
@@ -328,7 +328,7 @@ def test_suggestion_mode_still_fails_what_no_tolerance_fixes(pytester):
     golden = next((pytester.path / "golden").rglob("reference.npz"))
     data = dict(np.load(golden))
     data["i"] = data["i"] + 1  # the golden of the integer output now differs: exact outputs have no tolerance
-    import pytest_trt.golden as g
+    import pytest_trt.goldens.store as g
 
     meta = json.loads(golden.with_suffix(".json").read_text())
     g.write_golden(golden.parent, "reference", data, {k: v for k, v in meta.items() if k != "outputs"})

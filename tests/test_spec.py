@@ -1,7 +1,7 @@
 import pytest
 
 from pytest_trt.errors import SpecError
-from pytest_trt.spec import ARGUMENTS, merge_call, parse_marker, resolve_model_path
+from pytest_trt.core.spec import ARGUMENTS, merge_call, parse_marker, resolve_model_path
 
 from models import scale_model
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from models import identity_model, scale_model
-from pytest_trt.tolerance_suggestion import FLOOR_ULPS, atol_floor, coarser_float, round_up
+from pytest_trt.reports.suggestions import FLOOR_ULPS, atol_floor, coarser_float, round_up
 
 INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
 
@@ -146,7 +146,7 @@ def test_scale_of_the_floor_ignores_inf_and_nan_and_reads_narrow_floats(dtype):
     import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy)
 
     from pytest_trt import compare
-    from pytest_trt.check_record import _add_scale, output_rows
+    from pytest_trt.reports.rows import _add_scale, output_rows
 
     expected = np.array([-3.5, 1.0, np.inf, np.nan], dtype)
     report = compare({"y": expected.copy()}, {"y": expected}, detail=True)
@@ -158,8 +158,8 @@ def test_scale_of_the_floor_ignores_inf_and_nan_and_reads_narrow_floats(dtype):
 def test_a_check_failed_for_drift_under_strict_drift_is_not_shown_as_tolerated():
     """--trt-strict-drift fails a drifted check even in suggest mode, so its row must not read 'would fail'."""
     from pytest_trt import compare
-    from pytest_trt.check import CheckResult
-    from pytest_trt.check_record import record_check
+    from pytest_trt.core.check import CheckResult
+    from pytest_trt.reports.rows import record_check
 
     reference = {"y": np.ones(4, np.float32)}
     result = CheckResult("t", "fp32", {}, reference)

@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import pytest_trt
-from pytest_trt.engine_cache import EngineCache, EngineCacheWarning
+from pytest_trt.backends.tensorrt.cache import EngineCache, EngineCacheWarning
 from pytest_trt.errors import InputError, ModelError
 
 from models import scale_model
@@ -24,7 +24,7 @@ def build(model, cache, **kwargs):
 
 
 def events():
-    from pytest_trt.backends import get_backend
+    from pytest_trt.backends.registry import get_backend
 
     return get_backend(RTX).events
 
@@ -120,7 +120,7 @@ def test_parallel_processes_build_a_key_once(tmp_path):
     """Four processes ask for one key at once: one builds, three wait on the lock and load."""
     script = (
         "import sys, time, json\n"
-        "from pytest_trt.engine_cache import EngineCache\n"
+        "from pytest_trt.backends.tensorrt.cache import EngineCache\n"
         "def slow(timing):\n"
         "    time.sleep(0.5); return b'plan', None\n"
         "print(EngineCache(sys.argv[1]).get_or_build('k' * 64, {}, slow).status)\n")

@@ -1,7 +1,7 @@
 import pytest
 
 from pytest_trt.errors import SpecError
-from pytest_trt.tolerance import DEFAULT_TOLERANCES, PRECISIONS, check_tolerances, resolve
+from pytest_trt.core.tolerance import DEFAULT_TOLERANCES, PRECISIONS, check_tolerances, resolve
 
 
 def test_default_table_covers_every_precision():

@@ -8,9 +8,9 @@ from onnx import TensorProto, helper
 import pytest_trt
 from pytest_trt import make_inputs
 from pytest_trt.errors import InputError
-from pytest_trt import inputs as inputs_module
-from pytest_trt.inputs import generate, prepare_user_inputs
-from pytest_trt.model import load_model_info
+from pytest_trt.core import inputs as inputs_module
+from pytest_trt.core.inputs import generate, prepare_user_inputs
+from pytest_trt.core.model import load_model_info
 
 from models import identity_model, scale_model
 

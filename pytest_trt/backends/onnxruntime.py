@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import BackendError, ModelError, first_line
+from pytest_trt.errors import BackendError, ModelError, first_line
 
 _MAX_SESSIONS = 8
 _sessions: OrderedDict = OrderedDict()

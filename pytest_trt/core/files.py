@@ -11,7 +11,7 @@ import stat
 import time
 from pathlib import Path
 
-from .errors import TrtCompareError
+from pytest_trt.errors import TrtCompareError
 
 STALE_TEMPORARY_SECONDS = 3600
 

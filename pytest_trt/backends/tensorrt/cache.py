@@ -28,8 +28,8 @@ import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .errors import BackendError
-from .files import atomic_writer, file_lock, remove_stale_temporaries
+from pytest_trt.errors import BackendError
+from pytest_trt.core.files import atomic_writer, file_lock, remove_stale_temporaries
 
 CACHE_FORMAT_VERSION = 1
 

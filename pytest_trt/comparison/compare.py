@@ -22,9 +22,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import comparator_kernel
-from .records import Record
-from .tolerance import CONVENTIONS, Tolerance, resolve
+from pytest_trt.comparison import kernel as comparator_kernel
+from pytest_trt.core.records import Record
+from pytest_trt.core.tolerance import CONVENTIONS, Tolerance, resolve
 
 _kernel = comparator_kernel.load()      # the C kernel module, or None: the numpy path (see comparator_kernel)
 
@@ -155,7 +155,7 @@ def compare(actual, expected, *, atol: float | None = None, rtol: float | None =
     per-output or per-precision sections as in the marker. ``detail=True`` also computes the
     smallest passing tolerances and the error histogram for outputs that pass.
     """
-    from .tolerance import check_tolerances, check_value
+    from pytest_trt.core.tolerance import check_tolerances, check_value
 
     test_level = {}
     for field, value in (("atol", atol), ("rtol", rtol), ("convention", convention), ("equal_nan", equal_nan)):

@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from .check_record import SUGGEST_MARGIN, CheckRecord
-from .tolerance import PRECISIONS
+from pytest_trt.reports.rows import SUGGEST_MARGIN, CheckRecord
+from pytest_trt.core.tolerance import PRECISIONS
 
 FLOOR_ULPS = 2.0
 PRECISION_EPSILON = {"fp32": 2.0 ** -23, "tf32": 2.0 ** -10, "fp16": 2.0 ** -10, "bf16": 2.0 ** -7,

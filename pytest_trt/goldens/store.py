@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .comparison import dtype_name
-from .errors import GoldenError
-from .files import atomic_writer, remove_stale_temporaries
-from .records import Record
+from pytest_trt.comparison.compare import dtype_name
+from pytest_trt.errors import GoldenError
+from pytest_trt.core.files import atomic_writer, remove_stale_temporaries
+from pytest_trt.core.records import Record
 
 FORMAT = "pytest-trt golden"
 FORMAT_VERSION = 1
@@ -142,7 +142,7 @@ def read_golden(folder: str | Path, stem: str, regenerate_hint: str) -> Golden |
 def _ml_view(array: np.ndarray, dtype: str) -> np.ndarray:
     """Raw bytes stored for an ml_dtypes array (bfloat16, float8_*) viewed as ``dtype``; unchanged when that
     dtype is unknown or of another width (then the caller reports the mismatch)."""
-    from .inputs import numpy_dtype
+    from pytest_trt.core.inputs import numpy_dtype
 
     try:
         wanted = numpy_dtype(dtype)

@@ -6,9 +6,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .errors import SpecError
-from .records import FrozenRecord, set_field
-from .tolerance import FIELDS, PRECISIONS, check_tolerances, check_value
+from pytest_trt.errors import SpecError
+from pytest_trt.core.records import FrozenRecord, set_field
+from pytest_trt.core.tolerance import FIELDS, PRECISIONS, check_tolerances, check_value
 
 ARGUMENTS = ("model", "atol", "rtol", "precision", "tolerances", "shapes", "seed", "outputs",
              "input_range", "convention", "equal_nan", "build")
@@ -69,7 +69,7 @@ def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
     if kwargs.get("input_range") is not None:
         fields["input_range"] = check_input_range(kwargs["input_range"])
     if kwargs.get("build") is not None:
-        from .engine_plan import parse_build_options
+        from pytest_trt.backends.tensorrt.plan import parse_build_options
 
         if not isinstance(kwargs["build"], Mapping):
             raise SpecError(f"trt_compare build={kwargs['build']!r} must be a dict of builder options, "
@@ -95,7 +95,7 @@ def resolve_model_path(model, test_dir: Path | None, rootdir: Path | None) -> Pa
             return candidate.resolve()
     for candidate in candidates:
         if candidate.is_dir():
-            from .model import directory_problem
+            from pytest_trt.core.model import directory_problem
 
             raise SpecError(f"trt_compare {directory_problem(model, candidate)}")
     looked = " and ".join(repr(str(c)) for c in candidates) or repr(str(path))

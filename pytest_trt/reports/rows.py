@@ -10,12 +10,12 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .backends import short_reason
-from .records import Record
-from .session import shown_action, strongest_action
+from pytest_trt.backends.registry import short_reason
+from pytest_trt.core.records import Record
+from pytest_trt.plugin.summary import shown_action, strongest_action
 
 if TYPE_CHECKING:  # annotations only: importing comparison loads numpy, which a session without checks never needs
-    from .comparison import ComparisonReport, OutputReport
+    from pytest_trt.comparison.compare import ComparisonReport, OutputReport
 
 CLOSE_SHARE = 0.8      # a passing check that used more of its tolerance than this is "close to tolerance"
 DRIFT_FACTOR = 2.0     # an error that grew by more than this since its golden was recorded is "drift"
@@ -136,7 +136,7 @@ def _add_scale(rows: list[OutputRow], report: ComparisonReport, expected: Mappin
     """Each row's magnitude (largest finite |expected|) and coarser dtype, where its min_atol is known."""
     import numpy as np
 
-    from .tolerance_suggestion import coarser_float
+    from pytest_trt.reports.suggestions import coarser_float
 
     for row, o in zip(rows, report.outputs):
         if o.min_atol is None or o.exact or o.name not in expected:

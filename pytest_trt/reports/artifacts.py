@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .comparison import ComparisonReport
+from pytest_trt.comparison.compare import ComparisonReport
 
 PNG_SIZE = (800, 450)           # pixels, width x height
 HEATMAP_MAX = 256               # heatmaps show at most this many rows and columns (block maxima beyond)
@@ -236,6 +236,6 @@ def _short(reason: str | None) -> str | None:
     """The skip reason without its install hint (the session summary states it in full once)."""
     if reason is None:
         return None
-    from .backends import short_reason
+    from pytest_trt.backends.registry import short_reason
 
     return short_reason(reason)

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import get_backend
-from .check_record import errors_by_output
-from .comparison import ComparisonReport, compare_outputs, dtype_name
-from .errors import GoldenError, InputError
-from .golden import array_digest, golden_paths, read_golden, stem_for, write_golden
-from .inputs import make_inputs, prepare_user_inputs
-from .model import ModelInfo, load_model_info
-from .records import Record
-from .spec import CompareSpec
-from .tolerance import REFERENCE_PRECISION, resolve
+from pytest_trt.backends.registry import get_backend
+from pytest_trt.reports.rows import errors_by_output
+from pytest_trt.comparison.compare import ComparisonReport, compare_outputs, dtype_name
+from pytest_trt.errors import GoldenError, InputError
+from pytest_trt.goldens.store import array_digest, golden_paths, read_golden, stem_for, write_golden
+from pytest_trt.core.inputs import make_inputs, prepare_user_inputs
+from pytest_trt.core.model import ModelInfo, load_model_info
+from pytest_trt.core.records import Record
+from pytest_trt.core.spec import CompareSpec
+from pytest_trt.core.tolerance import REFERENCE_PRECISION, resolve
 
 
 class GoldenAction(Record):
@@ -139,7 +139,7 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
             result.backend = engine.describe()
             options = {**(ctx.engine_options or {}), "shapes": spec.shapes}
             if spec.build is not None:
-                from .engine_plan import merge_build_options, parse_build_options
+                from pytest_trt.backends.tensorrt.plan import merge_build_options, parse_build_options
 
                 options["build"] = merge_build_options(parse_build_options(options.get("build")), spec.build)
             result.engine = _select(engine.run(info, inputs, precision=precision, options=options), spec)
@@ -181,14 +181,14 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
 def check_outputs_filter(spec: CompareSpec, info: ModelInfo) -> None:
     """Every output name in ``outputs=`` and ``tolerances=`` is one of the model's (else one sentence)."""
     if spec.tolerances:
-        from .spec import check_names
+        from pytest_trt.core.spec import check_names
 
         check_names(spec, info.output_names, info.path.name)
     if spec.outputs is None:
         return
     unknown = [o for o in spec.outputs if o not in info.output_names]
     if unknown:
-        from .spec import did_you_mean
+        from pytest_trt.core.spec import did_you_mean
 
         raise InputError(f"trt_compare outputs names {', '.join(map(repr, unknown))}, which is not an output of "
                          f"{info.path.name}{did_you_mean(unknown[0], info.output_names)}; its outputs are: "
@@ -208,7 +208,7 @@ def _input_identity(inputs: Mapping) -> dict:
 
 def _golden_meta(spec: CompareSpec, info: ModelInfo, identity: dict, ctx: CheckContext) -> dict:
     model_file = _shown(info.path, ctx.rootdir)
-    from . import __version__
+    from pytest_trt import __version__
 
     return {
         "test": ctx.golden_test_id or ctx.test_id,
@@ -319,7 +319,7 @@ def _golden_lock(npz: Path):
     import hashlib
     import tempfile
 
-    from .files import file_lock
+    from pytest_trt.core.files import file_lock
 
     user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
     name = hashlib.sha256(str(_resolved(npz)).encode()).hexdigest()[:32]

@@ -13,8 +13,8 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import ModelError
-from .records import FrozenRecord, set_field
+from pytest_trt.errors import ModelError
+from pytest_trt.core.records import FrozenRecord, set_field
 
 _HASH_BLOCK = 1 << 20
 
@@ -124,7 +124,7 @@ def _resolve(path: str) -> Path | None:
 
 def _read_model_info(path: Path) -> tuple[ModelInfo, tuple]:
     """The model's info and (path, stamp) of each external data file as it was when hashed."""
-    from .onnx_wire import WireError, read_signature
+    from pytest_trt.core.onnx_wire import WireError, read_signature
 
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -157,7 +157,7 @@ def _read_model_info(path: Path) -> tuple[ModelInfo, tuple]:
 
 
 def _tensor_spec(value, path: Path) -> TensorSpec:
-    from .onnx_wire import ELEM_TYPE_NAMES, ELEM_TYPES
+    from pytest_trt.core.onnx_wire import ELEM_TYPE_NAMES, ELEM_TYPES
 
     if value.elem_type is None:
         raise ModelError(f"model {str(path)!r}: I/O {value.name!r} is not a tensor "

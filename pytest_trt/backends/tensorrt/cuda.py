@@ -8,7 +8,7 @@ from __future__ import annotations
 import ctypes
 import functools
 
-from .errors import BackendError
+from pytest_trt.errors import BackendError
 
 
 class CudaError(BackendError):

@@ -27,12 +27,12 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..build_progress import BuildProgress
-from ..engine_plan import (BuildOptions, Flavor, Profile, Realization, TensorIO, check_within_profile,
+from pytest_trt.backends.tensorrt.progress import BuildProgress
+from pytest_trt.backends.tensorrt.plan import (BuildOptions, Flavor, Profile, Realization, TensorIO, check_within_profile,
                            engine_inputs, numpy_dtype_name, parse_build_options, plan_outputs, plan_profiles,
                            realize_precision, restore_output_dtypes, shapes_for_run)
-from ..errors import BackendError, ModelError
-from .tensorrt_probe import install_hint, machine_reason
+from pytest_trt.errors import BackendError, ModelError
+from pytest_trt.backends.tensorrt.probe import install_hint, machine_reason
 
 log = logging.getLogger("pytest_trt.tensorrt")
 _SEVERITY = {"INTERNAL_ERROR": logging.CRITICAL, "ERROR": logging.ERROR, "WARNING": logging.WARNING,
@@ -84,7 +84,7 @@ class TensorRTBackend:
         if reason:
             return reason
         if self.flavor.is_rtx:
-            from .. import cuda
+            from pytest_trt.backends.tensorrt import cuda
 
             cc = cuda.device_info()["compute_capability"]
             if cc not in RTX_RUNTIME_CAPABILITIES:
@@ -102,7 +102,7 @@ class TensorRTBackend:
     @functools.cached_property
     def device(self) -> dict:
         """The GPU plans are built for; ``{"name": None, ...}`` when building without one (TensorRT-RTX on CPU)."""
-        from .. import cuda
+        from pytest_trt.backends.tensorrt import cuda
 
         try:
             if cuda.device_count():
@@ -146,8 +146,8 @@ class TensorRTBackend:
 
     def build(self, model, precision: str, *, shapes: Mapping, build_options=None, cache_dir=None):
         """(CacheOutcome, Profile or None) for ``model`` (a ModelInfo) at ``precision``."""
-        from ..engine_cache import EngineCache, cache_key, key_fields, timing_key
-        from .. import model_convert
+        from pytest_trt.backends.tensorrt.cache import EngineCache, cache_key, key_fields, timing_key
+        from pytest_trt.backends.tensorrt import convert as model_convert
 
         reason = self.build_reason()
         if reason:
@@ -253,7 +253,7 @@ def _callback_classes(trt):
             return self.buffer.ptr if self.buffer is not None else 0
 
         def reallocate_output(self, tensor_name, memory, size, alignment):
-            from .. import cuda
+            from pytest_trt.backends.tensorrt import cuda
 
             if self.buffer is None or self.buffer.nbytes < size:
                 self.free()
@@ -427,8 +427,8 @@ class Engine:
         """Copy inputs in, ``execute_async_v3``, copy outputs out; every buffer is freed before returning."""
         import numpy as np
 
-        from .. import cuda
-        from ..inputs import numpy_dtype
+        from pytest_trt.backends.tensorrt import cuda
+        from pytest_trt.core.inputs import numpy_dtype
 
         host = engine_inputs(self.io, inputs)
         with self._lock, cuda.Stream() as stream, contextlib.ExitStack() as stack:

@@ -5,7 +5,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from .records import Record
+from pytest_trt.core.records import Record
 
 # When several checks touch one golden file (e.g. the reference shared by [fp32] and [fp16]),
 # the summary shows the strongest thing that happened to it.
@@ -70,7 +70,7 @@ class SessionSummary(Record):
         self.checks += data.get("checks", 0)
         self.engines.update(data.get("engines", {}))
         self.build_seconds += data.get("build_seconds", 0.0)
-        from .check_record import CheckRecord
+        from pytest_trt.reports.rows import CheckRecord
 
         self.records.extend(CheckRecord.from_json(r) for r in data.get("records", ()))
 
@@ -129,7 +129,7 @@ def check_rows(records: list, full: bool) -> list[str]:
     checks = sorted(records, key=lambda r: (r.test, r.precision))
     if not checks:
         return []
-    from .check_record import budget_text, number
+    from pytest_trt.reports.rows import budget_text, number
 
     failed = [r for r in checks if not r.passed and not r.tolerated]
     tolerated = [r for r in checks if r.tolerated]   # pytest passed them: --trt-suggest-tolerances

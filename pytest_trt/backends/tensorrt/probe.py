@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 
-from ..errors import BackendError
+from pytest_trt.errors import BackendError
 
 EXTRAS = {"tensorrt": "trt", "tensorrt_rtx": "rtx"}   # the pytest-trt extra that installs each, with cuda-python
 
@@ -28,7 +28,7 @@ def machine_reason(module: str) -> str | None:
     cuda-python import would otherwise be retried on every call."""
     if importlib.util.find_spec(module) is None:
         return f"{module} is not installed ({install_hint(module)})"
-    from .. import cuda
+    from pytest_trt.backends.tensorrt import cuda
 
     # CUDA first: on CPU-only machines this answers without importing TensorRT (tens of milliseconds).
     try:

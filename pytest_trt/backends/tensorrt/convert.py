@@ -17,7 +17,7 @@ import contextlib
 import tempfile
 from pathlib import Path
 
-from .errors import ModelError
+from pytest_trt.errors import ModelError
 
 CONVERTER = "pytest-trt casts v1"
 # Ops kept in float32: reductions and normalizations (accumulate in fp32), exp/log/pow family, ops whose

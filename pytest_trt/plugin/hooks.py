@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .errors import SpecError, TrtCompareError, TrtDriftWarning
-from .records import Record
+from pytest_trt.errors import SpecError, TrtCompareError, TrtDriftWarning
+from pytest_trt.core.records import Record
 
 MARKER = "trt_compare"
 _STATE = pytest.StashKey["_PluginState"]()
@@ -51,7 +51,7 @@ class _Options(Record):
 
 class _PluginState:
     def __init__(self, config: pytest.Config, options: _Options):
-        from .session import SessionSummary
+        from pytest_trt.plugin.summary import SessionSummary
 
         self.config = config
         self.options = options
@@ -68,7 +68,7 @@ class _PluginState:
     def engine(self):
         """(backend or None, reason) for the engine under test; decided once per session."""
         if self._engine is None:
-            from .backends import AUTO_ORDER, select_engine_backend
+            from pytest_trt.backends.registry import AUTO_ORDER, select_engine_backend
 
             problem = self._assign_gpu()
             self._engine = select_engine_backend(self.options.backend)
@@ -81,16 +81,16 @@ class _PluginState:
         that fails. Skipped where no TensorRT backend can run, so CUDA is not loaded for nothing."""
         import os
 
-        from .backends import AUTO_ORDER
-        from .backends.tensorrt_probe import machine_reason
+        from pytest_trt.backends.registry import AUTO_ORDER
+        from pytest_trt.backends.tensorrt.probe import machine_reason
 
         if self.options.backend not in ("auto", *AUTO_ORDER):
             return None
         if all(machine_reason(m) for m in AUTO_ORDER):  # not installed, no cuda-python, or no GPU visible
             return None  # the backend itself says why it cannot run
 
-        from . import cuda
-        from .gpu_assignment import assign_device, worker_index
+        from pytest_trt.backends.tensorrt import cuda
+        from pytest_trt.backends.tensorrt.gpu import assign_device, worker_index
 
         try:
             self.gpu = assign_device(worker_index(os.environ.get("PYTEST_XDIST_WORKER")), self.options.devices,
@@ -203,7 +203,7 @@ def _read_options(config: pytest.Config) -> _Options:
 
     backend = text("trt_backend") or "auto"
     build = text("trt_build_options")
-    from .gpu_assignment import parse_devices
+    from pytest_trt.backends.tensorrt.gpu import parse_devices
 
     def number(ini, flag_name, default, low, high):
         text = config.getoption(ini) or config.getini(ini)
@@ -224,7 +224,7 @@ def _read_options(config: pytest.Config) -> _Options:
     try:
         build_options = None   # TensorRT's defaults; engine_plan (a 5 ms import) is loaded only when options are given
         if build:
-            from .engine_plan import parse_build_options
+            from pytest_trt.backends.tensorrt.plan import parse_build_options
 
             build_options = parse_build_options(build, "--trt-build-options")
         devices = parse_devices(text("trt_devices"))
@@ -310,14 +310,14 @@ def pytest_configure(config: pytest.Config) -> None:
             "found no ini file; set trt_golden_dir in your ini file (or --golden-dir=DIR, or PYTEST_TRT_GOLDEN_DIR) "
             "to choose where they go"), stacklevel=2)
     if options.backend not in ("auto", "none"):
-        from .backends import known_backends
+        from pytest_trt.backends.registry import known_backends
 
         if options.backend not in known_backends():
             raise pytest.UsageError(f"--trt-backend {options.backend!r} is unknown; use auto, none, or one of: "
                                     f"{', '.join(known_backends())}")
     config.stash[_STATE] = _PluginState(config, options)
     if not hasattr(config, "workerinput"):  # xdist workers have no terminal: their builds show in the summary
-        from . import build_progress
+        from pytest_trt.backends.tensorrt import progress as build_progress
 
         config.stash[_PREVIOUS_SINK] = build_progress.install(_terminal_progress(config))
 
@@ -342,7 +342,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     state = config.stash.get(_STATE, None)
     if state is None:
         return []
-    from . import __version__, comparator_kernel
+    from pytest_trt import __version__
+    from pytest_trt.comparison import kernel as comparator_kernel
 
     # The engine is chosen at the first check, not here: choosing imports TensorRT and CUDA, which a
     # session without trt_compare tests must not pay for. The summary at the end says what ran.
@@ -360,7 +361,7 @@ def _spec_for(node, rootdir: Path):
     """The node's validated marker arguments, parsed once per marker (not once per test)."""
     marker = _closest_marker(node)
     if marker is None:
-        from .spec import CompareSpec
+        from pytest_trt.core.spec import CompareSpec
 
         return CompareSpec()
     state = node.config.stash.get(_STATE, None)
@@ -369,7 +370,7 @@ def _spec_for(node, rootdir: Path):
     cached = specs.get(key)
     if cached is not None and cached[0] is marker:
         return cached[1]
-    from .spec import parse_marker
+    from pytest_trt.core.spec import parse_marker
 
     spec = parse_marker(marker.args, marker.kwargs, Path(node.path).parent, rootdir)
     specs[key] = (marker, spec)  # parametrized items share one Mark; holding it keeps its id unique
@@ -449,7 +450,7 @@ def _golden_location(item) -> tuple[tuple[str, ...], int, str]:
     cached = item.stash.get(_LOCATION, None)
     if cached is not None:
         return cached
-    from .golden import location_parts
+    from pytest_trt.goldens.store import location_parts
 
     module_parts, module_id = _module_location(item.path, item.config.rootpath)
     classes = []
@@ -585,7 +586,7 @@ class _TestCheck:
         if self.spec.model is None:  # looked up only when the marker names no model
             model = _fixture_value(item, "trt_model")
             if model is not None:
-                from .spec import resolve_model_path
+                from pytest_trt.core.spec import resolve_model_path
 
                 self.spec = self.spec.replace(model=resolve_model_path(model, item.path.parent, rootdir))
         self.precision = _precision_param(item) or self.spec.precisions[0]
@@ -674,7 +675,7 @@ class _TestCheck:
 
     def _write_artifacts(self, result, parts) -> str:
         """Write the failure artifacts; the message tail that names them (or why there are none)."""
-        from .failure_artifacts import have_matplotlib, write_artifacts
+        from pytest_trt.reports.artifacts import have_matplotlib, write_artifacts
 
         options = self._state.options
         if options.artifacts is not None:
@@ -698,9 +699,9 @@ def _check_api():
     """What a check calls, imported on the first check (they load numpy), then looked up once per process."""
     from types import SimpleNamespace
 
-    from .check import CheckContext, run_check
-    from .check_record import junit_properties, record_check
-    from .spec import merge_call
+    from pytest_trt.core.check import CheckContext, run_check
+    from pytest_trt.reports.rows import junit_properties, record_check
+    from pytest_trt.core.spec import merge_call
 
     return SimpleNamespace(CheckContext=CheckContext, run_check=run_check, merge_call=merge_call,
                            record_check=record_check, junit_properties=junit_properties)
@@ -788,7 +789,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if engine is not None and hasattr(engine, "close"):
         engine.close()
     if _PREVIOUS_SINK in config.stash:
-        from . import build_progress
+        from pytest_trt.backends.tensorrt import progress as build_progress
 
         build_progress.install(config.stash[_PREVIOUS_SINK])
 
@@ -813,7 +814,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     state = config.stash.get(_STATE, None)
     if state is None or hasattr(config, "workerinput"):
         return
-    from .session import check_rows
+    from pytest_trt.plugin.summary import check_rows
 
     verbose = config.getoption("verbose") > 0
     lines = check_rows(state.summary.records, full=verbose or state.options.summary == "full")
@@ -824,7 +825,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         for line in lines:
             terminalreporter.write_line(line)
     if state.options.suggest and state.summary.records:
-        from .tolerance_suggestion import suggestion_lines
+        from pytest_trt.reports.suggestions import suggestion_lines
 
         terminalreporter.section("pytest-trt tolerance suggestions")
         for line in suggestion_lines(state.summary.records):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .errors import BackendError
+from pytest_trt.errors import BackendError
 
 ENGINE_BACKENDS = ("tensorrt", "tensorrt_rtx")
 
@@ -11,7 +11,7 @@ ENGINE_BACKENDS = ("tensorrt", "tensorrt_rtx")
 def _backend(name: str):
     if name not in ENGINE_BACKENDS:
         raise BackendError(f"backend {name!r} builds no TensorRT engines; use one of: {', '.join(ENGINE_BACKENDS)}")
-    from .backends import get_backend
+    from pytest_trt.backends.registry import get_backend
 
     return get_backend(name)
 
@@ -24,8 +24,8 @@ def build_engine(model, *, backend: str = "tensorrt", precision: str = "fp32", s
     ``build`` holds builder options (workspace, optimization_level, tactic_sources,
     hardware_compatibility, version_compatible). TensorRT-RTX builds without a GPU.
     """
-    from .model import load_model_info
-    from .spec import check_shapes
+    from pytest_trt.core.model import load_model_info
+    from pytest_trt.core.spec import check_shapes
 
     outcome, _ = _backend(backend).build(load_model_info(model), precision, shapes=check_shapes(shapes or {}),
                                          build_options=build, cache_dir=cache_dir)
@@ -38,7 +38,7 @@ def run_engine(plan: bytes, inputs: Mapping, *, backend: str = "tensorrt") -> di
     The engine and its buffers are released before this returns. Where no plan can run (no cuda-python,
     no GPU), says so before TensorRT tries: it would report a plan it cannot deserialize.
     """
-    from .backends.tensorrt import Engine
+    from pytest_trt.backends.tensorrt.backend import Engine
 
     engine_backend = _backend(backend)
     reason = engine_backend.unavailable_reason()

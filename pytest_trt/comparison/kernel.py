@@ -20,7 +20,7 @@ def load():
     if forced_numpy():
         return None
     try:
-        from . import _scan
+        from pytest_trt.comparison import _scan
     except ImportError:  # pragma: no cover - exercised where no compiler was available at install
         return None
     return _scan
@@ -32,4 +32,4 @@ def describe() -> str:
 
     if forced_numpy():
         return f"numpy ({ENV}=numpy)"
-    return "C kernel" if find_spec("pytest_trt._scan") is not None else "numpy (C kernel not built)"
+    return "C kernel" if find_spec("pytest_trt.comparison._scan") is not None else "numpy (C kernel not built)"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from .errors import SpecError
-from .records import FrozenRecord, set_field
+from pytest_trt.errors import SpecError
+from pytest_trt.core.records import FrozenRecord, set_field
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 REFERENCE_PRECISION = "fp32"

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .model import ModelInfo, TensorSpec
+from pytest_trt.errors import InputError
+from pytest_trt.core.model import ModelInfo, TensorSpec
 
 DEFAULT_FLOAT_RANGE = (-1.0, 1.0)
 DEFAULT_INT_RANGE = (0, 10)
@@ -321,7 +321,7 @@ def _ranges_by_input(input_range, info: ModelInfo) -> dict:
 def _model_info(model) -> ModelInfo:
     if isinstance(model, ModelInfo):
         return model
-    from .model import load_model_info
+    from pytest_trt.core.model import load_model_info
 
     return load_model_info(model)
 
@@ -396,7 +396,7 @@ def _graph_uses(path: str, sha256: str) -> tuple[dict, dict]:
     """
     import mmap
 
-    from .onnx_wire import WireError, read_nodes
+    from pytest_trt.core.onnx_wire import WireError, read_nodes
 
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:

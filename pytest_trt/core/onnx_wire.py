@@ -8,7 +8,7 @@ copying them. It is checked against ``onnx`` itself in the tests.
 """
 from __future__ import annotations
 
-from .records import FrozenRecord, set_field
+from pytest_trt.core.records import FrozenRecord, set_field
 
 # onnx.TensorProto.DataType -> numpy dtype name (ml_dtypes names for the narrow float types)
 ELEM_TYPES = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import SpecError
+from pytest_trt.errors import SpecError
 
 
 def parse_devices(text: str | None, where: str = "--trt-devices") -> tuple[int, ...] | None:

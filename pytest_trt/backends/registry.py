@@ -1,0 +1,123 @@
+"""Backends: one small protocol, a registry of built-ins, and an entry-point group for third parties.
+
+A backend runs a model on given inputs and returns ``{output name: numpy array}``. Third parties add
+one without changing pytest-trt by declaring, in their package metadata::
+
+    [project.entry-points."pytest_trt.backends"]
+    mybackend = "mypkg.backend:MyBackend"     # a class (or factory) taking no arguments
+
+and selecting it with ``pytest --trt-backend mybackend``.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+from pytest_trt.errors import BackendError
+
+ENTRY_POINT_GROUP = "pytest_trt.backends"
+BUILTIN = {
+    "onnxruntime": "pytest_trt.backends.onnxruntime:OnnxRuntimeBackend",
+    "tensorrt": "pytest_trt.backends.tensorrt.backend:TensorRTBackend",
+    "tensorrt_rtx": "pytest_trt.backends.tensorrt.backend:TensorRTRTXBackend",
+}
+# What --trt-backend=auto tries, in order, for the engine under test. Each is named after the module it imports.
+AUTO_ORDER = ("tensorrt", "tensorrt_rtx")
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What pytest-trt needs from an engine backend."""
+
+    name: str
+
+    def unavailable_reason(self) -> str | None:
+        """None when this backend can run on this machine, else why not (one sentence)."""
+
+    def precision_reason(self, precision: str) -> str | None:
+        """None when ``precision`` can be realized, else why not."""
+
+    def describe(self) -> dict:
+        """Metadata stored with goldens: at least ``{"backend": name, "version": ...}``."""
+
+    def run(self, model, inputs: Mapping, *, precision: str = "fp32", options: Mapping | None = None) -> dict:
+        """Run ``model`` (a ``ModelInfo``) on ``inputs``; return all outputs by name."""
+
+
+_instances: dict[str, Backend] = {}
+
+
+def _entry_points() -> dict:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def known_backends() -> list[str]:
+    """Names of built-in and installed third-party backends."""
+    return sorted(set(BUILTIN) | set(_entry_points()))
+
+
+def get_backend(name: str) -> Backend:
+    """The backend registered under ``name`` (one instance per process)."""
+    if name in _instances:
+        return _instances[name]
+    if name in BUILTIN:
+        module, _, attr = BUILTIN[name].partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+    else:
+        eps = _entry_points()
+        if name not in eps:
+            raise BackendError(f"unknown backend {name!r}; known backends: {', '.join(known_backends())} "
+                               f"(third-party backends register in the entry-point group {ENTRY_POINT_GROUP!r})")
+        try:
+            factory = eps[name].load()
+        except Exception as exc:  # a broken third-party package must not read as ours
+            raise BackendError(f"backend {name!r} failed to load from entry point {eps[name].value!r}: "
+                               f"{type(exc).__name__}: {exc}; reinstall or fix that package") from exc
+    backend = factory()
+    if not isinstance(backend, Backend):
+        raise BackendError(f"backend {name!r} ({factory!r}) does not implement the pytest_trt Backend protocol "
+                           "(name, unavailable_reason, precision_reason, describe, run)")
+    _instances[name] = backend
+    return backend
+
+
+def select_engine_backend(choice: str) -> tuple[Backend | None, str | None]:
+    """The engine under test for ``--trt-backend`` (``auto``, ``none`` or a name), or why there is none."""
+    if choice == "none":
+        return None, "engine side disabled (--trt-backend none)"
+    if choice == "auto":
+        import importlib.util
+
+        from pytest_trt.backends.tensorrt.probe import EXTRAS, machine_reason
+
+        reasons = []
+        for name in AUTO_ORDER:
+            if importlib.util.find_spec(name) is None:
+                continue  # only the flavors installed here have something to say
+            reason = machine_reason(name)  # without importing the adapter where no engine can run
+            if reason:
+                reasons.append(reason)
+                continue
+            backend = get_backend(name)
+            reason = backend.unavailable_reason()
+            if reason is None:
+                return backend, None
+            reasons.append(reason)
+        if not reasons:
+            reasons = [f"neither tensorrt nor tensorrt_rtx is installed (pip install 'pytest-trt[{EXTRAS['tensorrt']}]', "
+                       f"or 'pytest-trt[{EXTRAS['tensorrt_rtx']}]' for TensorRT-RTX)"]
+        return None, "no TensorRT backend can run here: " + "; ".join(reasons)
+    backend = get_backend(choice)
+    reason = backend.unavailable_reason()
+    return (backend, None) if reason is None else (None, f"backend {choice!r} cannot run here: {reason}")
+
+
+def short_reason(reason: str) -> str:
+    """A skip reason without its install hints ``(pip install ...)``, for what repeats it per check (JUnit
+    properties): the terminal summary states the whole reason once per session."""
+    import re
+
+    return re.sub(r" \(pip install [^)]*\)", "", reason)

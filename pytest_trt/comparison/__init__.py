@@ -1,0 +1,1 @@
+"""Comparing outputs: report records and their messages, the scan (numpy, C kernel, threads), statistics."""
