@@ -23,6 +23,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from pytest_trt.comparison import kernel as comparator_kernel
+from pytest_trt.core.dtypes import dtype_name
 from pytest_trt.core.records import Record
 from pytest_trt.core.tolerance import CONVENTIONS, Tolerance, resolve
 
@@ -221,12 +222,6 @@ def comparator_path() -> str:
     """Which inner loop compares floats here: "C kernel" or "numpy" (the kernel was not built, or
     PYTEST_TRT_COMPARE=numpy). Shown in pytest's header and by the benchmark."""
     return "C kernel" if _kernel is not None else "numpy"
-
-
-@functools.lru_cache(maxsize=64)
-def dtype_name(dtype: np.dtype) -> str:
-    """``dtype.name``, cached: numpy builds that string on every access (microseconds per call)."""
-    return dtype.name
 
 
 def unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pytest_trt.errors import InputError
+from pytest_trt.core.dtypes import numpy_dtype
 from pytest_trt.core.model import ModelInfo, TensorSpec
 
 DEFAULT_FLOAT_RANGE = (-1.0, 1.0)
@@ -102,16 +103,6 @@ def _values(bits: np.ndarray, np_dtype: np.dtype, low, high) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def numpy_dtype(name: str) -> np.dtype:
-    """numpy dtype for a name, including ml_dtypes' bfloat16 and float8 types."""
-    try:
-        return np.dtype(name)
-    except TypeError:
-        import ml_dtypes  # registers bfloat16, float8_* with numpy
-
-        return np.dtype(getattr(ml_dtypes, name))
-
-
 def concrete_shape(spec: TensorSpec, given=None) -> tuple[int, ...]:
     """The shape to generate for ``spec``: its static dims, with dynamic ones taken from ``given``.
 

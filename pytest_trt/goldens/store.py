@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_trt.comparison.compare import dtype_name
+from pytest_trt.core.dtypes import dtype_name
 from pytest_trt.errors import GoldenError
 from pytest_trt.core.files import atomic_writer, remove_stale_temporaries
 from pytest_trt.core.records import Record
@@ -142,7 +142,7 @@ def read_golden(folder: str | Path, stem: str, regenerate_hint: str) -> Golden |
 def _ml_view(array: np.ndarray, dtype: str) -> np.ndarray:
     """Raw bytes stored for an ml_dtypes array (bfloat16, float8_*) viewed as ``dtype``; unchanged when that
     dtype is unknown or of another width (then the caller reports the mismatch)."""
-    from pytest_trt.core.inputs import numpy_dtype
+    from pytest_trt.core.dtypes import numpy_dtype
 
     try:
         wanted = numpy_dtype(dtype)

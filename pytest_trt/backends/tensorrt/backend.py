@@ -428,7 +428,7 @@ class Engine:
         import numpy as np
 
         from pytest_trt.backends.tensorrt import cuda
-        from pytest_trt.core.inputs import numpy_dtype
+        from pytest_trt.core.dtypes import numpy_dtype
 
         host = engine_inputs(self.io, inputs)
         with self._lock, cuda.Stream() as stream, contextlib.ExitStack() as stack:

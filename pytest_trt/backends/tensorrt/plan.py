@@ -314,7 +314,7 @@ def engine_inputs(io: Sequence[TensorIO], inputs: Mapping) -> dict:
     """Host arrays in the engine's input dtypes, contiguous; int64 -> int32 only when values fit."""
     import numpy as np
 
-    from pytest_trt.core.inputs import numpy_dtype
+    from pytest_trt.core.dtypes import numpy_dtype
 
     prepared = {}
     wanted = [t for t in io if t.is_input]
@@ -345,7 +345,7 @@ def plan_outputs(io: Sequence[TensorIO], resolved_shapes: Mapping) -> tuple[list
 
     ``resolved_shapes`` are ``context.get_tensor_shape`` after all input shapes were set.
     """
-    from pytest_trt.core.inputs import numpy_dtype
+    from pytest_trt.core.dtypes import numpy_dtype
 
     buffers, dynamic = [], []
     for t in io:
