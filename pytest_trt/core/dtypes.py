@@ -7,6 +7,7 @@ import functools
 import numpy as np
 
 
+@functools.lru_cache(maxsize=64)
 def numpy_dtype(name: str) -> np.dtype:
     """numpy dtype for a name, including ml_dtypes' bfloat16 and float8 types."""
     try:

@@ -102,7 +102,6 @@ def _values(bits: np.ndarray, np_dtype: np.dtype, low, high) -> np.ndarray:
     return unit.astype(np_dtype)
 
 
-@functools.lru_cache(maxsize=64)
 def concrete_shape(spec: TensorSpec, given=None) -> tuple[int, ...]:
     """The shape to generate for ``spec``: its static dims, with dynamic ones taken from ``given``.
 
