@@ -51,12 +51,6 @@ class ModelInfo(FrozenRecord):
         set_field(self, "outputs", outputs)
         set_field(self, "external_data", external_data)  # relative file names, sorted
 
-    def input(self, name: str) -> TensorSpec:
-        for spec in self.inputs:
-            if spec.name == name:
-                return spec
-        raise KeyError(name)
-
     @property
     def input_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.inputs)

@@ -46,8 +46,9 @@ def cache_key(fields: Mapping) -> str:
 
 def key_fields(*, model_sha256: str, flavor: str, version: str, device: Mapping, realization: Mapping,
                profile: Mapping | None, build_options: Mapping, converter: str | None = None) -> dict:
-    """The plan's identity (DESIGN §2): model bytes incl. external data, TensorRT flavor and full version,
-    GPU name and compute capability, CUDA runtime, OS/arch, precision realization, profile, builder options."""
+    """The plan's identity: everything that changes a plan. Model bytes incl. external data, TensorRT flavor and
+    full version, GPU name and compute capability, CUDA runtime, OS/arch, precision realization, profile,
+    builder options."""
     return {
         "model_sha256": model_sha256,
         "tensorrt": {"flavor": flavor, "version": version},
@@ -73,7 +74,6 @@ class CacheOutcome:
     status: str            # "built" (cold), "loaded" (warm), "rebuilt" (damaged entry replaced), "uncached"
     seconds: float         # build seconds (0 when loaded)
     key: str
-    warning: str | None = None
 
 
 class EngineCache:
@@ -115,7 +115,7 @@ class EngineCache:
                 raise self._unwritable(exc) from None
         if problem:
             warnings.warn(EngineCacheWarning(problem + "; rebuilt it"), stacklevel=2)
-        return CacheOutcome(plan, "rebuilt" if problem else "built", seconds, key, problem)
+        return CacheOutcome(plan, "rebuilt" if problem else "built", seconds, key)
 
     def _prepare_for_writing(self) -> None:
         """The cache's folders, or one sentence saying why the cache directory cannot take a new plan."""

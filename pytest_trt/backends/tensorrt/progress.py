@@ -40,12 +40,10 @@ class BuildProgress:
         self._start = clock()
         self._last = self._start
         self._lock = threading.Lock()
-        self.lines: list[str] = []
 
     def _emit(self, text: str) -> None:
         line = f"pytest-trt: {text}"
         with self._lock:
-            self.lines.append(line)
             report(line)
 
     def started(self) -> None:
