@@ -23,6 +23,44 @@ def test_builtins_and_slots():
     assert select_engine_backend("onnxruntime")[0].name == "onnxruntime"
 
 
+def test_builtins_have_every_protocol_member():
+    from pytest_trt.backends.base import OPTIONAL, REQUIRED
+
+    for name in ("onnxruntime", "tensorrt", "tensorrt_rtx"):
+        backend = get_backend(name)
+        assert all(hasattr(backend, member) for member in REQUIRED + OPTIONAL), name
+    assert get_backend("onnxruntime").events == () and get_backend("onnxruntime").close() is None
+
+
+def test_a_backend_without_optional_members_gets_their_defaults():
+    from pytest_trt.backends.base import missing_members, with_defaults
+
+    class Minimal:
+        name = "minimal"
+        def unavailable_reason(self): return None
+        def precision_reason(self, precision): return None
+        def describe(self): return {"backend": "minimal", "version": "1"}
+        def run(self, model, inputs, *, precision="fp32", options=None): return dict(inputs)
+
+    class Closing(Minimal):
+        closed = False
+        def close(self): self.closed = True
+
+    backend = with_defaults(Minimal())
+    assert missing_members(Minimal()) == [] and missing_members(object()) == ["name", "unavailable_reason",
+                                                                            "precision_reason", "describe", "run"]
+    assert backend.name == "minimal" and backend.run(None, {"a": 1}) == {"a": 1}
+    assert backend.events == () and backend.close() is None
+    closing = with_defaults(Closing())
+    closing.close()
+    assert closing.events == () and closing.backend.closed   # its own close, the default events
+    full = Closing()
+    full.events = []
+    assert with_defaults(full) is full
+    with pytest.raises(AttributeError):
+        backend.build
+
+
 def test_unknown_backend():
     with pytest.raises(BackendError, match="unknown backend 'nope'; known backends: .*pytest_trt.backends"):
         get_backend("nope")

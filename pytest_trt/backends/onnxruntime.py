@@ -59,6 +59,7 @@ class OnnxRuntimeBackend:
     """Runs models with onnxruntime (CPU provider unless told otherwise); fp32 only."""
 
     name = "onnxruntime"
+    events = ()   # it builds nothing
 
     def __init__(self, providers: Sequence[str] = ("CPUExecutionProvider",)):
         self.providers = tuple(providers)
@@ -89,3 +90,6 @@ class OnnxRuntimeBackend:
         except Exception as exc:
             raise BackendError(f"onnxruntime failed to run {model.path.name}: {ort_error_text(exc)}") from None
         return {name: np.asarray(v) for name, v in zip(names, values)}
+
+    def close(self) -> None:
+        """Nothing to free: sessions are cached per process (``session_for``), shared by every instance."""

@@ -1,7 +1,7 @@
-"""Backends: one small protocol, a registry of built-ins, and an entry-point group for third parties.
+"""Finding backends: the built-ins by name, third parties through an entry-point group.
 
-A backend runs a model on given inputs and returns ``{output name: numpy array}``. Third parties add
-one without changing pytest-trt by declaring, in their package metadata::
+Third parties add a backend (see ``base.Backend`` for the protocol) without changing pytest-trt by
+declaring, in their package metadata::
 
     [project.entry-points."pytest_trt.backends"]
     mybackend = "mypkg.backend:MyBackend"     # a class (or factory) taking no arguments
@@ -11,9 +11,9 @@ and selecting it with ``pytest --trt-backend mybackend``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
 
+from pytest_trt.backends.base import REQUIRED, Backend, missing_members, with_defaults
+from pytest_trt.backends.tensorrt import FLAVORS
 from pytest_trt.errors import BackendError
 
 ENTRY_POINT_GROUP = "pytest_trt.backends"
@@ -22,28 +22,8 @@ BUILTIN = {
     "tensorrt": "pytest_trt.backends.tensorrt.backend:TensorRTBackend",
     "tensorrt_rtx": "pytest_trt.backends.tensorrt.backend:TensorRTRTXBackend",
 }
-# What --trt-backend=auto tries, in order, for the engine under test. Each is named after the module it imports.
-AUTO_ORDER = ("tensorrt", "tensorrt_rtx")
-
-
-@runtime_checkable
-class Backend(Protocol):
-    """What pytest-trt needs from an engine backend."""
-
-    name: str
-
-    def unavailable_reason(self) -> str | None:
-        """None when this backend can run on this machine, else why not (one sentence)."""
-
-    def precision_reason(self, precision: str) -> str | None:
-        """None when ``precision`` can be realized, else why not."""
-
-    def describe(self) -> dict:
-        """Metadata stored with goldens: at least ``{"backend": name, "version": ...}``."""
-
-    def run(self, model, inputs: Mapping, *, precision: str = "fp32", options: Mapping | None = None) -> dict:
-        """Run ``model`` (a ``ModelInfo``) on ``inputs``; return all outputs by name."""
-
+# What --trt-backend=auto tries, in order, for the engine under test: the TensorRT flavors.
+AUTO_ORDER = FLAVORS
 
 _instances: dict[str, Backend] = {}
 
@@ -60,7 +40,7 @@ def known_backends() -> list[str]:
 
 
 def get_backend(name: str) -> Backend:
-    """The backend registered under ``name`` (one instance per process)."""
+    """The backend registered under ``name`` (one instance per process), with every member of ``Backend``."""
     if name in _instances:
         return _instances[name]
     if name in BUILTIN:
@@ -77,10 +57,10 @@ def get_backend(name: str) -> Backend:
             raise BackendError(f"backend {name!r} failed to load from entry point {eps[name].value!r}: "
                                f"{type(exc).__name__}: {exc}; reinstall or fix that package") from exc
     backend = factory()
-    if not isinstance(backend, Backend):
+    if missing_members(backend):
         raise BackendError(f"backend {name!r} ({factory!r}) does not implement the pytest_trt Backend protocol "
-                           "(name, unavailable_reason, precision_reason, describe, run)")
-    _instances[name] = backend
+                           f"({', '.join(REQUIRED)})")
+    backend = _instances[name] = with_defaults(backend)
     return backend
 
 

@@ -628,9 +628,9 @@ class _TestCheck:
             ctx = api.CheckContext(item.nodeid, options.golden_dir, parts, options.update_golden,
                                options.require, self._rootdir, golden_test_id,
                                {"engine_dir": options.engine_dir, "build": options.build}, detail=options.suggest)
-            events_before = len(getattr(engine, "events", ()))
+            events_before = len(engine.events) if engine is not None else 0
             result = api.run_check(spec, self.precision, ctx, engine, reason, inputs)
-            events = list(getattr(engine, "events", ())[events_before:])
+            events = list(engine.events[events_before:]) if engine is not None else []
         except TrtCompareError as exc:
             error = f"{item.nodeid}: {exc}"
         if error is not None:  # outside the except block: one sentence, no chained traceback
@@ -786,7 +786,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Free engines and execution contexts before the interpreter tears CUDA down."""
     state = config.stash.get(_STATE, None)
     engine = state._engine[0] if state is not None and state._engine is not None else None
-    if engine is not None and hasattr(engine, "close"):
+    if engine is not None:
         engine.close()
     if _PREVIOUS_SINK in config.stash:
         from pytest_trt.backends.tensorrt import progress as build_progress

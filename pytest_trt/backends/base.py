@@ -1,0 +1,99 @@
+"""The backend protocol: what pytest-trt calls on a backend, and the defaults for what a backend may leave out.
+
+A backend runs a model on given inputs and returns ``{output name: numpy array}``. Every backend has the
+members of :class:`Backend`; a third-party backend need only implement the required ones (``REQUIRED``):
+``get_backend`` gives one that leaves out an optional member (``OPTIONAL``) that member's no-op default,
+so callers use each member directly.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+REQUIRED = ("name", "unavailable_reason", "precision_reason", "describe", "run")
+OPTIONAL = ("events", "close")
+
+
+class Backend(Protocol):
+    """What pytest-trt needs from a backend: the reference (onnxruntime) or an engine under test.
+
+    Required: ``name``, ``unavailable_reason``, ``precision_reason``, ``describe``, ``run``.
+    Optional, with a no-op default: ``events`` (empty) and ``close`` (nothing to free).
+    """
+
+    name: str
+
+    def unavailable_reason(self) -> str | None:
+        """None when this backend can run on this machine, else why not (one sentence)."""
+
+    def precision_reason(self, precision: str) -> str | None:
+        """None when ``precision`` can be realized, else why not."""
+
+    def describe(self) -> dict:
+        """Metadata stored with goldens: at least ``{"backend": name, "version": ...}``."""
+
+    def run(self, model, inputs: Mapping, *, precision: str = "fp32", options: Mapping | None = None) -> dict:
+        """Run ``model`` (a ``ModelInfo``) on ``inputs``; return all outputs by name.
+
+        ``options`` (from the plugin): ``shapes`` (the marker's, validated), ``engine_dir`` (the engine cache
+        folder or None) and ``build`` (a ``BuildOptions`` or None for the builder's defaults); a backend
+        uses those it understands."""
+
+    @property
+    def events(self) -> Sequence[dict]:
+        """Optional. Builds and cache hits so far, oldest first, each ``{"model", "precision", "status",
+        "seconds", "key"}``; the plugin's summary reads the ones a check added. Default: none."""
+
+    def close(self) -> None:
+        """Optional. Free what the backend holds (engines, device memory); the plugin calls it at session end.
+        Default: nothing to free."""
+
+
+class PlanBuilder(Backend, Protocol):
+    """An engine backend that builds TensorRT plans (``tensorrt``, ``tensorrt_rtx``), as ``build_engine`` and
+    ``run_engine`` use it; no other backend has these members."""
+
+    def trt(self):
+        """The TensorRT module this backend builds and runs with (imported on first use)."""
+
+    def build(self, model, precision: str, *, shapes: Mapping, build_options=None, cache_dir=None) -> tuple:
+        """(CacheOutcome, Profile or None) for ``model`` (a ``ModelInfo``) at ``precision``; ``build_options``
+        is a ``BuildOptions`` or None (the builder's defaults). Appends one entry to ``events``."""
+
+
+def missing_members(backend) -> list[str]:
+    """The required members ``backend`` lacks."""
+    return [member for member in REQUIRED if not hasattr(backend, member)]
+
+
+def with_defaults(backend) -> Backend:
+    """``backend`` itself when it has every member, else a view of it that adds the optional ones it lacks."""
+    if all(hasattr(backend, member) for member in OPTIONAL):
+        return backend
+    return _WithDefaults(backend)
+
+
+def _no_close() -> None:
+    pass
+
+
+class _WithDefaults:
+    """A backend that left out optional members, completed with their defaults; everything else is its own."""
+
+    __slots__ = ("backend",)
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def __getattr__(self, member):
+        try:
+            return getattr(self.backend, member)
+        except AttributeError:
+            if member == "events":
+                return ()
+            if member == "close":
+                return _no_close
+            raise
+
+    def __repr__(self) -> str:
+        return repr(self.backend)
