@@ -1,11 +1,10 @@
-"""Pure build/run planning: flavors, precision realization, build options, profiles, dtypes, buffers."""
+"""Pure build/run planning: flavors, precision realization, profiles, dtypes, buffers."""
 import numpy as np
 import pytest
 
-from pytest_trt.backends.tensorrt.plan import (BuildOptions, Flavor, TensorIO, check_within_profile, engine_inputs,
-                                    merge_build_options, parse_build_options, plan_outputs, plan_profiles,
-                                    realize_precision, restore_output_dtypes, shapes_for_run)
-from pytest_trt.errors import BackendError, InputError, SpecError
+from pytest_trt.backends.tensorrt.plan import (Flavor, TensorIO, check_within_profile, engine_inputs, plan_outputs,
+                                               plan_profiles, realize_precision, restore_output_dtypes, shapes_for_run)
+from pytest_trt.errors import BackendError, InputError
 from pytest_trt.core.model import TensorSpec
 
 TRT86, TRT10, TRT11 = Flavor.parse("tensorrt", "8.6.1"), Flavor.parse("tensorrt", "10.13.0.35"), Flavor.parse("tensorrt", "11.0.0")
@@ -38,31 +37,6 @@ def test_unbuildable_precisions_say_why():
         realize_precision(TRT10, "int8", has_qdq=False)
     assert realize_precision(TRT10, "int8", has_qdq=True).flags == ("INT8",)
     assert realize_precision(RTX, "fp8", has_qdq=True).flags == ()
-
-
-def test_build_options_from_marker_and_ini():
-    ini = parse_build_options("workspace=2G optimization_level=5 tactic_sources=edge_mask_convolutions,JIT_CONVOLUTIONS")
-    assert ini == BuildOptions(workspace=2 << 30, optimization_level=5,
-                               tactic_sources=("EDGE_MASK_CONVOLUTIONS", "JIT_CONVOLUTIONS"))
-    marker = parse_build_options({"optimization_level": 1, "hardware_compatibility": "AMPERE_PLUS"})
-    merged = merge_build_options(ini, marker)
-    assert merged.optimization_level == 1 and merged.workspace == 2 << 30 and merged.hardware_compatibility == "ampere_plus"
-    assert parse_build_options({"workspace": "512MiB", "version_compatible": "yes"}).workspace == 512 << 20
-
-
-@pytest.mark.parametrize("value, message", [
-    ({"worksapce": 1}, "unknown option 'worksapce'; valid options are: workspace, optimization_level"),
-    ({"workspace": "lots"}, "workspace='lots' is not a positive size"),
-    ({"optimization_level": 9}, "optimization_level=9 must be an integer from 0 to 5"),
-    ({"tactic_sources": "CUBLAS,FOO"}, "unknown source(s) FOO"),
-    ({"hardware_compatibility": "turing"}, "must be one of: none, ampere_plus, same_compute_capability"),
-    ({"version_compatible": "maybe"}, "must be true or false"),
-    ("workspace", "'workspace' is not key=value"),
-])
-def test_bad_build_options_are_one_sentence(value, message):
-    with pytest.raises(SpecError) as info:
-        parse_build_options(value)
-    assert message in str(info.value)
 
 
 INPUTS = (TensorSpec("x", "float32", ("batch", 16)), TensorSpec("m", "int64", (2, 3)))
@@ -111,7 +85,7 @@ def test_output_plan_and_dtype_restore():
 
 
 def test_build_option_missing_in_this_tensorrt_is_one_sentence():
-    from pytest_trt.backends.tensorrt.backend import _require
+    from pytest_trt.backends.tensorrt.build import _require
     from pytest_trt.backends.tensorrt.plan import Flavor
     from pytest_trt.errors import BackendError
 

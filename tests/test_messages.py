@@ -139,7 +139,7 @@ def test_deserializing_where_cuda_cannot_run_blames_the_machine_not_the_plan(rtx
     fails on CUDA here, and the sentence says the machine cannot run plans, not that the plan is stale."""
     import tensorrt_rtx
 
-    from pytest_trt.backends.tensorrt.backend import Engine
+    from pytest_trt.backends.tensorrt.runtime import Engine
 
     with pytest.raises(BackendError) as info:
         Engine(tensorrt_rtx, rtx_plan)

@@ -109,12 +109,12 @@ class CheckContext(Record):
         self.require_engine = require_engine
         self.rootdir = rootdir
         self.golden_test_id = golden_test_id  # the test's id without the precision parameter (goldens are shared)
-        self.engine_options = engine_options  # passed to the engine backend's run(): engine_dir, build options
+        self.engine_options = engine_options  # passed to the engine backend's run(): engine_dir, build (BuildOptions)
         self.detail = detail                  # also compute smallest passing tolerances for passing outputs
 
 
 def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None, engine_skip_reason: str | None = None,
-              inputs=None, reference_backend=None) -> CheckResult:
+              inputs=None) -> CheckResult:
     """Run one check. Configuration errors raise ``TrtCompareError``; numeric ones land in ``problems``."""
     if spec.model is None:
         raise InputError("trt_compare has no model; pass model= to the marker, to trt_compare(model=...), "
@@ -125,8 +125,7 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
         inputs = make_inputs(info, spec.shapes, spec.seed, spec.input_range)
     else:
         inputs = prepare_user_inputs(inputs, info)
-    if reference_backend is None:
-        reference_backend = get_backend("onnxruntime")
+    reference_backend = get_backend("onnxruntime")
     reference = _select(reference_backend.run(info, inputs, precision=REFERENCE_PRECISION), spec)
     result = CheckResult(ctx.test_id, precision, inputs, reference)
 
@@ -140,9 +139,9 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
             result.backend = engine.describe()
             options = {**(ctx.engine_options or {}), "shapes": spec.shapes}
             if spec.build is not None:
-                from pytest_trt.backends.tensorrt.plan import merge_build_options, parse_build_options
+                from pytest_trt.core.build_options import merge_build_options
 
-                options["build"] = merge_build_options(parse_build_options(options.get("build")), spec.build)
+                options["build"] = merge_build_options(options.get("build"), spec.build)
             result.engine = _select(engine.run(info, inputs, precision=precision, options=options), spec)
             result.engine_vs_reference = ComparisonReport(
                 compare_outputs(result.engine, reference, tolerance_for(precision), detail=ctx.detail),

@@ -34,7 +34,7 @@ class CompareSpec(FrozenRecord):
         set_field(self, "seed", seed)
         set_field(self, "outputs", outputs)
         set_field(self, "input_range", input_range)
-        set_field(self, "build", build)   # engine_plan.BuildOptions from build={...}; None: ini/defaults
+        set_field(self, "build", build)   # core.build_options.BuildOptions from build={...}; None: ini/defaults
 
 
 def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
@@ -69,7 +69,7 @@ def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
     if kwargs.get("input_range") is not None:
         fields["input_range"] = check_input_range(kwargs["input_range"])
     if kwargs.get("build") is not None:
-        from pytest_trt.backends.tensorrt.plan import parse_build_options
+        from pytest_trt.core.build_options import parse_build_options
 
         if not isinstance(kwargs["build"], Mapping):
             raise SpecError(f"trt_compare build={kwargs['build']!r} must be a dict of builder options, "

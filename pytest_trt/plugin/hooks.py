@@ -37,7 +37,7 @@ class _Options(Record):
         self.backend = backend
         self.require = require
         self.engine_dir = engine_dir
-        self.build = build                  # engine_plan.BuildOptions; None: TensorRT's defaults
+        self.build = build                  # core.build_options.BuildOptions; None: TensorRT's defaults
         self.devices = devices              # --trt-devices; None: every visible GPU
         self.summary = summary              # --trt-summary: compact (rows that need attention) or full
         self.close_share = close_share      # --trt-close-share
@@ -222,9 +222,9 @@ def _read_options(config: pytest.Config) -> _Options:
     if summary not in ("compact", "full"):
         raise pytest.UsageError(f"--trt-summary {summary!r} is unknown; use compact or full")
     try:
-        build_options = None   # TensorRT's defaults; engine_plan (a 5 ms import) is loaded only when options are given
+        build_options = None   # TensorRT's defaults; core.build_options is loaded only when options are given
         if build:
-            from pytest_trt.backends.tensorrt.plan import parse_build_options
+            from pytest_trt.core.build_options import parse_build_options
 
             build_options = parse_build_options(build, "--trt-build-options")
         devices = parse_devices(text("trt_devices"))

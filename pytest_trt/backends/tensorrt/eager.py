@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
+from pytest_trt.backends.tensorrt import FLAVORS
 from pytest_trt.errors import BackendError
 
-ENGINE_BACKENDS = ("tensorrt", "tensorrt_rtx")
+if TYPE_CHECKING:
+    from pytest_trt.backends.base import PlanBuilder
 
 
-def _backend(name: str):
-    if name not in ENGINE_BACKENDS:
-        raise BackendError(f"backend {name!r} builds no TensorRT engines; use one of: {', '.join(ENGINE_BACKENDS)}")
+def _backend(name: str) -> PlanBuilder:
+    if name not in FLAVORS:
+        raise BackendError(f"backend {name!r} builds no TensorRT engines; use one of: {', '.join(FLAVORS)}")
     from pytest_trt.backends.registry import get_backend
 
     return get_backend(name)
@@ -24,11 +27,12 @@ def build_engine(model, *, backend: str = "tensorrt", precision: str = "fp32", s
     ``build`` holds builder options (workspace, optimization_level, tactic_sources,
     hardware_compatibility, version_compatible). TensorRT-RTX builds without a GPU.
     """
+    from pytest_trt.core.build_options import parse_build_options
     from pytest_trt.core.model import load_model_info
     from pytest_trt.core.spec import check_shapes
 
     outcome, _ = _backend(backend).build(load_model_info(model), precision, shapes=check_shapes(shapes or {}),
-                                         build_options=build, cache_dir=cache_dir)
+                                         build_options=parse_build_options(build), cache_dir=cache_dir)
     return outcome.plan
 
 
@@ -38,7 +42,7 @@ def run_engine(plan: bytes, inputs: Mapping, *, backend: str = "tensorrt") -> di
     The engine and its buffers are released before this returns. Where no plan can run (no cuda-python,
     no GPU), says so before TensorRT tries: it would report a plan it cannot deserialize.
     """
-    from pytest_trt.backends.tensorrt.backend import Engine
+    from pytest_trt.backends.tensorrt.runtime import Engine
 
     engine_backend = _backend(backend)
     reason = engine_backend.unavailable_reason()

@@ -1,0 +1,124 @@
+"""Running a serialized TensorRT plan: ``Engine`` deserializes it, stages buffers, runs ``execute_async_v3``.
+
+TensorRT calls used (as in ``build``, the name-based API of 8.6, 10, 11 and TensorRT-RTX):
+Runtime.deserialize_cuda_engine, ICudaEngine.num_io_tensors/get_tensor_name/get_tensor_mode/get_tensor_dtype/
+get_tensor_shape/create_execution_context, IExecutionContext.set_input_shape/get_tensor_shape/
+set_tensor_address/set_output_allocator/execute_async_v3; CUDA memory and streams through ``cuda``.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Mapping
+
+from pytest_trt.backends.tensorrt.build import _callback_classes, _python_gc_paused
+from pytest_trt.backends.tensorrt.plan import TensorIO, engine_inputs, numpy_dtype_name, plan_outputs
+from pytest_trt.errors import BackendError
+
+
+class Engine:
+    """A deserialized engine and its execution context; ``run`` is one synchronous inference.
+
+    Use as a context manager (or call ``close``) to release the TensorRT objects deterministically.
+    """
+
+    _lock = threading.Lock()
+
+    def __init__(self, trt, plan: bytes):
+        self.trt = trt
+        Logger, _, self._OutputAllocator = _callback_classes(trt)
+        self._logger = Logger()
+        with _python_gc_paused():
+            self.runtime = trt.Runtime(self._logger)
+            self.engine = self.runtime.deserialize_cuda_engine(plan)
+            self.context = self.engine.create_execution_context() if self.engine is not None else None
+        if self.engine is None:
+            self.close()
+            detail = "; ".join(self._logger.errors[-2:])
+            cuda_error = re.search(r"cudaError \d+: [^)]*", detail)
+            if cuda_error:  # the machine cannot run any plan (no GPU, old driver): not this plan's fault
+                raise BackendError(f"TensorRT cannot use CUDA on this machine ({cuda_error.group(0)}), so no plan can "
+                                   "run here; run it on a machine with an NVIDIA GPU and a driver recent enough for "
+                                   "this TensorRT")
+            raise BackendError("TensorRT could not deserialize the plan (built by another TensorRT version or for "
+                               f"another GPU?){': ' + detail if detail else ''}; rebuild it (build_engine, or delete it "
+                               "from the engine cache)")
+        if self.context is None:
+            self.close()
+            detail = "; ".join(self._logger.errors[-2:]) or "no error was logged"
+            raise BackendError(f"TensorRT could not create an execution context for this engine: {detail}")
+        self.io = [TensorIO(name, self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
+                            numpy_dtype_name(self.engine.get_tensor_dtype(name).name),
+                            _dims(self.engine.get_tensor_shape(name)))
+                   for name in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors))]
+
+    def run(self, inputs: Mapping) -> dict:
+        """Copy inputs in, ``execute_async_v3``, copy outputs out; every buffer is freed before returning."""
+        import numpy as np
+
+        from pytest_trt.backends.tensorrt import cuda
+        from pytest_trt.core.dtypes import numpy_dtype
+
+        host = engine_inputs(self.io, inputs)
+        with self._lock, cuda.Stream() as stream, contextlib.ExitStack() as stack:
+            for name, array in host.items():
+                if not self.context.set_input_shape(name, array.shape):
+                    raise BackendError(f"TensorRT rejected shape {tuple(array.shape)} for input {name!r}; "
+                                       "it is outside the engine's optimization profile")
+                device = stack.enter_context(cuda.DeviceBuffer(array.nbytes))
+                pinned = stack.enter_context(cuda.PinnedBuffer(array.nbytes))
+                pinned.view(array.dtype, array.shape)[...] = array
+                cuda.copy_to_device(device.ptr, pinned, array.nbytes, stream)
+                self.context.set_tensor_address(name, device.ptr)
+            shapes = {t.name: _dims(self.context.get_tensor_shape(t.name)) for t in self.io if not t.is_input}
+            buffers, dynamic = plan_outputs(self.io, shapes)
+            staged = []
+            for buf in buffers:
+                device = stack.enter_context(cuda.DeviceBuffer(buf.nbytes))
+                self.context.set_tensor_address(buf.name, device.ptr)
+                staged.append((buf, device))
+            allocators = {}
+            for name in dynamic:
+                allocator = self._OutputAllocator()
+                stack.callback(allocator.free)
+                self.context.set_output_allocator(name, allocator)
+                allocators[name] = allocator
+            with _python_gc_paused():  # the logger and output allocators are called back from inside
+                ran = self.context.execute_async_v3(stream.handle)
+            if not ran:
+                raise BackendError("TensorRT execute_async_v3 returned false; see the TensorRT log above")
+            outputs = {}
+            for buf, device in staged:
+                pinned = stack.enter_context(cuda.PinnedBuffer(buf.nbytes))
+                cuda.copy_to_host(pinned, device.ptr, buf.nbytes, stream)
+                outputs[buf.name] = (pinned, buf.dtype, buf.shape)
+            stream.synchronize()
+            for name, allocator in allocators.items():
+                dtype = next(t.dtype for t in self.io if t.name == name)
+                nbytes = int(np.prod(allocator.shape, dtype=np.int64)) * numpy_dtype(dtype).itemsize
+                pinned = stack.enter_context(cuda.PinnedBuffer(nbytes))
+                cuda.copy_to_host(pinned, allocator.ptr, nbytes, stream)
+                outputs[name] = (pinned, dtype, allocator.shape)
+            stream.synchronize()
+            return {name: pinned.view(numpy_dtype(dtype), shape).copy() for name, (pinned, dtype, shape) in outputs.items()}
+
+    def close(self) -> None:
+        for attr in ("context", "engine", "runtime"):
+            if getattr(self, attr, None) is not None:
+                setattr(self, attr, None)  # TensorRT frees on release of the last reference
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def _dims(shape) -> tuple[int, ...]:
+    """A TensorRT Dims as a tuple; unknown rank (nbDims -1, e.g. data-dependent outputs on 8.6) -> (-1,)."""
+    try:
+        return tuple(int(d) for d in shape)
+    except ValueError:
+        return (-1,)
