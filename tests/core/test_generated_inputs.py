@@ -179,7 +179,7 @@ def test_a_sentence_when_the_model_does_not_say(tmp_path):
 
 
 def _benchmark():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "onnx_test_models.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "onnx_test_models.py"
     spec = importlib.util.spec_from_file_location("onnx_test_models", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -10,7 +10,7 @@ from pytest_trt.core.onnx_wire import ELEM_TYPES, WireError, read_signature
 
 from models import external_data_model, scale_model, two_io_model
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples" / "models").glob("*.onnx"))
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "models").glob("*.onnx"))
 
 
 def onnx_view(proto: onnx.ModelProto):

@@ -23,7 +23,7 @@ from pytest_trt.backends.tensorrt.probe import machine_reason
 from pytest_trt.errors import BackendError, SpecError
 
 INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _cuda_python() -> bool:
