@@ -86,11 +86,6 @@ MARKER_CASES = [
 ]
 
 
-@pytest.fixture
-def model(tmp_path):
-    return scale_model(tmp_path / "m.onnx")
-
-
 @pytest.mark.parametrize("kwargs, sentence", MARKER_CASES)
 def test_marker_argument(model, kwargs, sentence):
     with pytest.raises(SpecError) as info:
