@@ -18,7 +18,7 @@ from pytest_trt.goldens.store import read_golden
 
 from models import scale_model
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\n"
+from shared import INI
 
 
 @pytest.mark.slow

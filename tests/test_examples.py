@@ -1,11 +1,10 @@
 """The example suite stays runnable and its models stay what the generator makes."""
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from shared import ROOT
 
 
 def test_generator_reproduces_committed_models(tmp_path):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from shared import ROOT
+
 README = ROOT / "README.md"
 BLOCK = re.compile(r"(?:^<!-- (?P<note>[^>]*) -->\n)?^(?P<indent> *)```(?P<lang>\w*)\n(?P<body>.*?)^(?P=indent)```$",
                    re.S | re.M)

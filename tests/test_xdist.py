@@ -3,7 +3,7 @@ import pytest
 
 from models import two_io_model
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\n"
+from shared import INI
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 
 from models import scale_model, two_io_model
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
+from shared import INI
 
 
 def sha(path):
@@ -14,9 +14,8 @@ def sha(path):
 
 
 @pytest.fixture
-def repo(pytester):
-    pytester.makeini(INI)
-    pytester.makepyfile(test_a="""
+def repo(repo):
+    repo.makepyfile(test_a="""
         import pytest
         @pytest.mark.trt_compare(model="models/scale.onnx", shapes={"x": (3, 4)})
         def test_x(trt_compare):
@@ -25,7 +24,7 @@ def repo(pytester):
         def test_inputs(trt_compare):
             trt_compare()
     """)
-    return pytester
+    return repo
 
 
 def test_failing_golden_of_a_re_exported_model_says_the_model_changed_first(repo):

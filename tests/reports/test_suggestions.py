@@ -14,7 +14,7 @@ import pytest
 from models import identity_model, scale_model
 from pytest_trt.reports.suggestions import FLOOR_ULPS, atol_floor, coarser_float, round_up
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
+from shared import INI
 
 
 def _section(stdout: str) -> list[str]:

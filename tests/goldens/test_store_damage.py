@@ -18,8 +18,8 @@ from pytest_trt.errors import GoldenError
 from pytest_trt.goldens.store import _read_npz, read_golden, write_golden
 from pytest_trt.core.spec import CompareSpec
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
-HINT = "pytest --update-golden t.py::test_x"
+from shared import HINT, INI
+
 DEEP = "[" * 100_000 + "]" * 100_000
 
 

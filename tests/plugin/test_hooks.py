@@ -4,16 +4,15 @@ import pytest
 
 from models import scale_model, two_io_model
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
+from shared import INI
 
 
 @pytest.fixture
-def repo(pytester):
+def repo(repo):
     """A small model repo: models/, a conftest-free test dir, goldens under golden/."""
-    scale_model(pytester.path / "models" / "scale.onnx", dims=("batch", 4))
-    two_io_model(pytester.path / "models" / "two.onnx")
-    pytester.makeini(INI)
-    return pytester
+    scale_model(repo.path / "models" / "scale.onnx", dims=("batch", 4))
+    two_io_model(repo.path / "models" / "two.onnx")
+    return repo
 
 
 def snapshot(root):

@@ -4,7 +4,6 @@ Each model runs in onnxruntime on make_inputs' result: values drawn without look
 input would be out of bounds as indices, or invalid as shapes, in every one of these.
 """
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -15,6 +14,8 @@ from onnx import TensorProto, helper, numpy_helper
 from pytest_trt import make_inputs
 from pytest_trt.errors import InputError
 from pytest_trt.core.inputs import generate
+
+from shared import ROOT
 
 F, I64, I32 = TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32
 
@@ -179,7 +180,7 @@ def test_a_sentence_when_the_model_does_not_say(tmp_path):
 
 
 def _benchmark():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "onnx_test_models.py"
+    path = ROOT / "benchmarks" / "onnx_test_models.py"
     spec = importlib.util.spec_from_file_location("onnx_test_models", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +21,7 @@ from pytest_trt.backends.registry import select_engine_backend, short_reason
 from pytest_trt.backends.tensorrt.probe import machine_reason
 from pytest_trt.errors import BackendError, SpecError
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
-REPO = Path(__file__).resolve().parent.parent
+from shared import INI, ROOT
 
 
 def _cuda_python() -> bool:
@@ -81,7 +79,7 @@ def test_skip_reason_names_the_extra_of_the_installed_flavor():
 def test_skip_reason_without_any_tensorrt_names_both_extras(tmp_path):
     """A Python without site-packages (python -S) has neither TensorRT flavor: a real lookup, no mocks."""
     code = "from pytest_trt.backends.registry import select_engine_backend; print(select_engine_backend('auto')[1])"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
                          check=True).stdout.strip()
     assert out == ("no TensorRT backend can run here: neither tensorrt nor tensorrt_rtx is installed "

@@ -1,4 +1,4 @@
-"""GPU assignment per xdist worker: pure selection logic (the GPU side is in test_gpu.py)."""
+"""GPU assignment per xdist worker: pure selection logic (the GPU side is in tests/test_gpu.py)."""
 import pytest
 
 from pytest_trt.errors import SpecError

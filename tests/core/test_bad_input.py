@@ -1,7 +1,7 @@
 """The bad-input catalogue: each case asserts the exact sentence a user reads (problem and fix).
 
 Marker arguments are checked through the same parser collection uses (the plugin prefixes the test id;
-test_plugin.py shows that prefix); files, models, inputs and goldens through the real functions.
+plugin/test_hooks.py shows that prefix); files, models, inputs and goldens through the real functions.
 Marker arguments are also fuzzed: whatever a user writes, the answer is a SpecError, never a traceback.
 """
 import errno
@@ -84,11 +84,6 @@ MARKER_CASES = [
      "trt_compare build=5 must be a dict of builder options, e.g. build={'workspace': '1G', 'optimization_level': 3}"),
 
 ]
-
-
-@pytest.fixture
-def model(tmp_path):
-    return scale_model(tmp_path / "m.onnx")
 
 
 @pytest.mark.parametrize("kwargs, sentence", MARKER_CASES)

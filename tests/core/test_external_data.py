@@ -11,7 +11,7 @@ import pytest_trt
 from pytest_trt.backends.tensorrt.cache import cache_key, key_fields
 from pytest_trt.core.model import load_model_info
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
+from shared import INI
 
 
 def weights_model(path, w: float):

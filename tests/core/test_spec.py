@@ -6,11 +6,6 @@ from pytest_trt.core.spec import ARGUMENTS, merge_call, parse_marker, resolve_mo
 from models import scale_model
 
 
-@pytest.fixture
-def model(tmp_path):
-    return scale_model(tmp_path / "m.onnx")
-
-
 def test_unknown_argument_names_it_suggests_and_lists_valid(model):
     with pytest.raises(SpecError) as info:
         parse_marker((), {"model": str(model), "atoll": 1e-3})

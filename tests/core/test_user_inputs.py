@@ -14,7 +14,7 @@ from pytest_trt.core.model import load_model_info
 
 from models import identity_model, scale_model
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
+from shared import INI
 
 
 def shared_batch_model(path):

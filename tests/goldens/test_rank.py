@@ -7,8 +7,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pytest_trt.goldens.store import read_golden, write_golden
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
-HINT = "pytest --update-golden t.py::test_x"
+from shared import HINT, INI
+
 SHAPES = [(), (0,), (3, 0, 2), (1,), (1, 1, 0), (2, 3)]
 
 

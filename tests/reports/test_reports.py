@@ -18,7 +18,7 @@ import pytest
 
 from models import scale_model, two_io_model
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
+from shared import INI
 
 # y = x * factor on x = ones(2, 4): the error against a golden recorded at factor 2.0 is exactly |factor - 2|.
 ONES_TEST = textwrap.dedent("""
@@ -32,10 +32,9 @@ ONES_TEST = textwrap.dedent("""
 
 
 @pytest.fixture
-def repo(pytester):
-    scale_model(pytester.path / "models" / "scale.onnx", dims=(2, 4), factor=2.0)
-    pytester.makeini(INI)
-    return pytester
+def repo(repo):
+    scale_model(repo.path / "models" / "scale.onnx", dims=(2, 4), factor=2.0)
+    return repo
 
 
 def _rescale(repo, factor):

@@ -1,6 +1,4 @@
 """The protobuf reader against onnx itself: same inputs, outputs, dtypes, dims and external files."""
-from pathlib import Path
-
 import numpy as np
 import onnx
 import pytest
@@ -9,8 +7,9 @@ from onnx import TensorProto, helper, numpy_helper
 from pytest_trt.core.onnx_wire import ELEM_TYPES, WireError, read_signature
 
 from models import external_data_model, scale_model, two_io_model
+from shared import ROOT
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples" / "models").glob("*.onnx"))
+EXAMPLES = sorted((ROOT / "examples" / "models").glob("*.onnx"))
 
 
 def onnx_view(proto: onnx.ModelProto):

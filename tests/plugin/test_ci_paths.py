@@ -11,7 +11,8 @@ import pytest
 
 from models import scale_model, two_io_model
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
+from shared import INI
+
 TEST = """
 import pytest
 @pytest.mark.trt_compare(model="models/two.onnx")

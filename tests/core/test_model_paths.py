@@ -6,7 +6,7 @@ from pytest_trt.errors import ModelError
 
 from models import scale_model
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
+from shared import INI
 
 
 @pytest.mark.parametrize("call", [pytest_trt.load_model_info, lambda m: pytest_trt.run_onnxruntime(m, {}),

@@ -12,7 +12,7 @@ import pytest_trt.core.files as files
 from pytest_trt.core.files import atomic_writer
 from pytest_trt.goldens.store import location_parts, read_golden, safe_component, write_golden
 
-HINT = "pytest --update-golden t.py::test_x"
+from shared import HINT
 
 
 def test_pytest_regressions_collision_ids_stay_distinct():

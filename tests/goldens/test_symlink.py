@@ -10,7 +10,6 @@ from models import two_io_model
 from pytest_trt.errors import GoldenError
 from pytest_trt.goldens.store import read_golden, write_golden
 
-INI = "[pytest]\naddopts = -p no:cacheprovider\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
 TESTS = """
     import pytest
     @pytest.mark.trt_compare(model="models/two.onnx")
@@ -25,11 +24,10 @@ def tree(root):
 
 
 @pytest.fixture
-def repo(pytester, tmp_path_factory):
-    two_io_model(pytester.path / "models" / "two.onnx")
-    pytester.makeini(INI)
-    pytester.makepyfile(**{"tests/sub/test_a": TESTS, "tests/sub/test_b": TESTS})
-    return pytester, tmp_path_factory.mktemp("elsewhere")
+def repo(repo, tmp_path_factory):
+    two_io_model(repo.path / "models" / "two.onnx")
+    repo.makepyfile(**{"tests/sub/test_a": TESTS, "tests/sub/test_b": TESTS})
+    return repo, tmp_path_factory.mktemp("elsewhere")
 
 
 # The symlinked folder at each depth of test_a's chain: module path, module, test, later call.
