@@ -2,12 +2,10 @@
 
 The plugin's fixture calls :func:`run_check`; everything it decides is in plain data
 (:class:`CheckResult`), so the session summary and the failure message read the same facts.
+What happens to each golden (missing, changed, updated) is decided in ``goldens.policy``.
 """
 from __future__ import annotations
 
-import functools
-import os
-import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,26 +14,14 @@ import numpy as np
 from pytest_trt.backends.registry import get_backend
 from pytest_trt.reports.rows import errors_by_output
 from pytest_trt.comparison.compare import ComparisonReport, compare_outputs
-from pytest_trt.core.dtypes import dtype_name
-from pytest_trt.errors import GoldenError, InputError
-from pytest_trt.goldens.store import array_digest, golden_paths, read_golden, stem_for, write_golden
+from pytest_trt.errors import InputError
+from pytest_trt.goldens.policy import GoldenAction, check_golden, golden_meta, input_identity
+from pytest_trt.goldens.store import stem_for
 from pytest_trt.core.inputs import make_inputs, prepare_user_inputs
 from pytest_trt.core.model import ModelInfo, load_model_info
 from pytest_trt.core.records import Record
 from pytest_trt.core.spec import CompareSpec
 from pytest_trt.core.tolerance import REFERENCE_PRECISION, resolve
-
-
-class GoldenAction(Record):
-    """What happened to one golden file in this check."""
-
-    __slots__ = ("path", "action", "kind")
-
-    def __init__(self, path: str, action: str, kind: str):
-        self.path = path        # the .npz path, relative to the golden directory (posix)
-        self.action = action    # "created", "updated", "unchanged", "model changed" (passed, recorded from
-                                # another model), "failed", "missing"
-        self.kind = kind        # "reference" or "engine"
 
 
 class CheckResult(Record):
@@ -157,21 +143,20 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
 
     # Goldens.
     if ctx.golden_dir is not None:
-        identity = _input_identity(inputs)
+        identity = input_identity(inputs)
 
         def meta_for(kind, p, producer):  # built only when a golden is written
             def meta():
-                extra = {"errors_vs_reference": errors_by_output(result.engine_vs_reference)} if kind == "engine" else {}
-                return {**_golden_meta(spec, info, identity, ctx), "kind": kind, "precision": p, "producer": producer(),
-                        **extra}
+                errors = errors_by_output(result.engine_vs_reference) if kind == "engine" else None
+                return golden_meta(spec, info, identity, ctx, kind, p, producer(), errors)
             return meta
 
-        result.reference_vs_golden = _check_golden(
+        result.reference_vs_golden = check_golden(
             result, ctx, "reference", reference, tolerance_for(REFERENCE_PRECISION), identity, spec.seed,
             meta_for("reference", REFERENCE_PRECISION, reference_backend.describe),
             stem_for("reference"), "reference (onnxruntime)", info.sha256)
         if result.engine is not None:
-            result.engine_vs_golden = _check_golden(
+            result.engine_vs_golden = check_golden(
                 result, ctx, "engine", result.engine, tolerance_for(precision), identity, spec.seed,
                 meta_for("engine", precision, lambda: result.backend),
                 stem_for("engine", engine.name, precision), f"engine ({engine.name}, {precision})", info.sha256)
@@ -199,168 +184,3 @@ def _select(outputs: Mapping, spec: CompareSpec) -> dict:
     if spec.outputs is None:
         return dict(outputs)
     return {name: outputs[name] for name in spec.outputs if name in outputs}
-
-
-def _input_identity(inputs: Mapping) -> dict:
-    """What a golden records about its inputs, to tell 'other inputs' from 'other outputs' later."""
-    return {k: {"dtype": dtype_name(v.dtype), "shape": list(v.shape), "sha256": array_digest(v)} for k, v in inputs.items()}
-
-
-def _golden_meta(spec: CompareSpec, info: ModelInfo, identity: dict, ctx: CheckContext) -> dict:
-    model_file = _shown(info.path, ctx.rootdir)
-    from pytest_trt import __version__
-
-    return {
-        "test": ctx.golden_test_id or ctx.test_id,
-        "model": {"file": model_file, "sha256": info.sha256},
-        "seed": spec.seed,
-        "shapes": {k: v for k, v in spec.shapes.items()},
-        "inputs": identity,
-        "pytest_trt": __version__,
-    }
-
-
-def regenerate_command(test_id: str) -> str:
-    return f"pytest --update-golden {shlex.quote(test_id)}"
-
-
-def _check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Mapping, tolerance_for,
-                  identity: dict, seed, make_meta, stem: str, label: str, model_sha256: str) -> ComparisonReport | None:
-    folder = os.path.join(ctx.golden_dir, *ctx.golden_parts)  # a string: pathlib costs more than the read
-    rel = "/".join((*ctx.golden_parts, f"{stem}.npz"))
-    hint = regenerate_command(ctx.test_id)
-
-    def write() -> bool:
-        tolerances = {name: _tolerance_meta(tolerance_for(name), outputs[name]) for name in outputs}
-        try:
-            write_golden(folder, stem, outputs, {**make_meta(), "tolerances": tolerances}, root=ctx.golden_dir)
-        except GoldenError as exc:
-            record("failed", str(exc))
-            return False
-        return True
-
-    def record(action, problem=None):
-        result.golden_actions.append(GoldenAction(rel, action, kind))
-        if problem:
-            result.problems.append(problem)
-
-    def decide() -> ComparisonReport | None:
-        corrupt = False
-        try:
-            golden = read_golden(folder, stem, hint)
-        except GoldenError as exc:
-            if not ctx.update_golden:
-                record("failed", str(exc))
-                return None
-            golden, corrupt = None, True
-        if golden is None:
-            if ctx.update_golden:
-                if write():
-                    record("updated" if corrupt else "created")
-                return None
-            if kind == "engine":
-                return None  # engine goldens are optional: recorded by --update-golden on an engine machine
-            shown = _shown(golden_paths(folder, stem)[0], ctx.rootdir)
-            record("missing", f"no {kind} golden for this test at {shown}; create it with: {hint}")
-            return None
-        changed_inputs = _input_changes(golden.meta, identity, seed)
-        if changed_inputs:
-            shown = _shown(golden_paths(folder, stem)[0], ctx.rootdir)
-            if ctx.update_golden:
-                if write():
-                    record("updated")
-            else:
-                record("failed", _model_change(golden.meta, model_sha256) +
-                       f"{kind} golden {shown} was recorded for different inputs ({changed_inputs}); "
-                       f"if that change is intended, regenerate it with: {hint}")
-            return None
-        result.goldens[kind] = golden.arrays
-        if kind == "engine":
-            baseline = golden.meta.get("errors_vs_reference")
-            result.engine_baseline = baseline if isinstance(baseline, dict) else None
-        report = ComparisonReport(compare_outputs(outputs, golden.arrays, tolerance_for, detail=ctx.detail),
-                                  label, f"golden {rel}")
-        if report.passed:
-            if (golden.meta.get("model") or {}).get("sha256", model_sha256) == model_sha256:
-                record("unchanged")
-            elif ctx.update_golden:  # within tolerance, but its record names another model: record this one
-                if write():
-                    record("updated")
-            else:
-                record("model changed")
-        elif ctx.update_golden:
-            if write():
-                record("updated")
-        else:
-            producer = golden.meta.get("producer") or {}
-            recorded = ", ".join(f"{k} {v}" for k, v in producer.items() if isinstance(v, (str, int, float)))
-            text = (_model_change(golden.meta, model_sha256) + report.message +
-                    f"\n(golden recorded by {recorded}; if the change is intended, regenerate it with: {hint})")
-            record("failed")
-            result.add_comparison_problem(report, text)
-        return report
-
-    if ctx.update_golden:  # writers of one golden (e.g. [fp32] and [fp16] on two xdist workers) take turns
-        with _golden_lock(golden_paths(folder, stem)[0]):
-            return decide()
-    return decide()
-
-
-def _model_change(meta: dict, model_sha256: str) -> str:
-    """The line that opens a golden's failure when the model is not the one it was recorded from, else ""."""
-    recorded = (meta.get("model") or {}).get("sha256")
-    if not recorded or recorded == model_sha256:
-        return ""
-    return f"the model changed since this golden was recorded: sha256 {recorded[:8]}… -> {model_sha256[:8]}…\n"
-
-
-def _golden_lock(npz: Path):
-    """A lock per golden file, kept out of the golden directory (which users commit)."""
-    import hashlib
-    import tempfile
-
-    from pytest_trt.core.files import file_lock
-
-    user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
-    name = hashlib.sha256(str(_resolved(npz)).encode()).hexdigest()[:32]
-    return file_lock(Path(tempfile.gettempdir()) / f"pytest-trt-locks-{user}" / f"{name}.lock")
-
-
-def _shown(path: Path, rootdir: Path | None) -> str:
-    """A path as users should read it: relative to the rootdir when it lies inside."""
-    if rootdir is not None:
-        try:
-            return path.relative_to(_resolved(rootdir)).as_posix()
-        except ValueError:
-            pass
-    return str(path)
-
-
-@functools.lru_cache(maxsize=8)
-def _resolved(path: Path) -> Path:
-    return path.resolve()
-
-
-def _tolerance_meta(tol, array) -> dict:
-    if np.asarray(array).dtype.kind in "biu":
-        return {"exact": True}
-    return {"atol": tol.atol, "rtol": tol.rtol, "convention": tol.convention}
-
-
-def _input_changes(old: dict, after: dict, seed) -> str:
-    before = old.get("inputs") or {}
-    changes = []
-    for name in sorted(set(before) | set(after)):
-        if name not in before:
-            changes.append(f"input {name!r} is new")
-        elif name not in after:
-            changes.append(f"input {name!r} is gone")
-        elif before[name].get("sha256") != after[name]["sha256"]:
-            b, a = before[name], after[name]
-            if (b.get("dtype"), b.get("shape")) != (a["dtype"], a["shape"]):
-                changes.append(f"input {name!r} was {b.get('dtype')}{b.get('shape')}, now {a['dtype']}{a['shape']}")
-            else:
-                changes.append(f"input {name!r} has other values")
-    if changes and old.get("seed") != seed:
-        changes.append(f"seed was {old.get('seed')}, now {seed}")
-    return "; ".join(changes)

@@ -6,24 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from pytest_trt.core.records import Record
-
-# When several checks touch one golden file (e.g. the reference shared by [fp32] and [fp16]),
-# the summary shows the strongest thing that happened to it.
-# "would fail": the comparison failed on tolerances alone and --trt-suggest-tolerances passed the test.
-_STRENGTH = {"unchanged": 0, "model changed": 1, "created": 2, "updated": 3, "would fail": 4, "missing": 5,
-             "failed": 6}
-
-
-def strongest_action(actions) -> str:
-    """What happened to a check's goldens, in one word ("-" when it touched none)."""
-    return max(actions, key=_STRENGTH.__getitem__, default="-")
-
-
-def shown_action(action: str, tolerated: bool) -> str:
-    """A golden action as the summary shows it: a tolerated check's failed comparison "would fail".
-
-    A tolerated check failed only on tolerances, so each of its failed goldens failed that way."""
-    return "would fail" if tolerated and action == "failed" else action
+from pytest_trt.goldens.policy import shown_action, stronger
 
 
 class SessionSummary(Record):
@@ -51,7 +34,7 @@ class SessionSummary(Record):
         if tolerated:
             action = shown_action(action, True)
         old = self.goldens.get(path)
-        if old is None or _STRENGTH[action] > _STRENGTH[old]:
+        if stronger(action, old):
             self.goldens[path] = action
 
     def to_json(self) -> dict:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pytest_trt.backends.registry import short_reason
 from pytest_trt.core.records import Record
-from pytest_trt.plugin.summary import shown_action, strongest_action
+from pytest_trt.goldens.policy import shown_action, strongest_action
 
 if TYPE_CHECKING:  # annotations only: importing comparison loads numpy, which a session without checks never needs
     from pytest_trt.comparison.compare import ComparisonReport, OutputReport

@@ -189,10 +189,10 @@ def test_lock_files_do_not_accumulate(tmp_path):
 
 
 def test_golden_locks_do_not_accumulate(tmp_path, sticky_tmp):
-    from pytest_trt.core.check import _golden_lock
+    from pytest_trt.goldens.policy import golden_lock
 
     for i in range(50):
-        with _golden_lock(tmp_path / "golden" / f"test_{i}" / "reference.npz"):
+        with golden_lock(tmp_path / "golden" / f"test_{i}" / "reference.npz"):
             pass
     assert list(sticky_tmp.iterdir()) == []
 
@@ -231,9 +231,9 @@ def sticky_tmp(tmp_path, monkeypatch):
 
 
 def golden_lock_works(tmp_path):
-    from pytest_trt.core.check import _golden_lock
+    from pytest_trt.goldens.policy import golden_lock
 
-    with _golden_lock(tmp_path / "golden" / "reference.npz"):
+    with golden_lock(tmp_path / "golden" / "reference.npz"):
         pass
     return True
 
