@@ -136,7 +136,7 @@ def _add_scale(rows: list[OutputRow], report: ComparisonReport, expected: Mappin
     """Each row's magnitude (largest finite |expected|) and coarser dtype, where its min_atol is known."""
     import numpy as np
 
-    from pytest_trt.reports.suggestions import coarser_float
+    from pytest_trt.core.dtypes import coarser_float
 
     for row, o in zip(rows, report.outputs):
         if o.min_atol is None or o.exact or o.name not in expected:

@@ -24,22 +24,12 @@ import math
 from collections.abc import Iterable
 
 from pytest_trt.reports.rows import SUGGEST_MARGIN, CheckRecord
+from pytest_trt.core.dtypes import DTYPE_EPSILON
 from pytest_trt.core.tolerance import PRECISIONS
 
 FLOOR_ULPS = 2.0
 PRECISION_EPSILON = {"fp32": 2.0 ** -23, "tf32": 2.0 ** -10, "fp16": 2.0 ** -10, "bf16": 2.0 ** -7,
                      "int8": 2.0 ** -7, "fp8": 2.0 ** -3}
-DTYPE_EPSILON = {"float64": 2.0 ** -52, "float32": 2.0 ** -23, "float16": 2.0 ** -10, "bfloat16": 2.0 ** -7,
-                 "float8_e4m3fn": 2.0 ** -3, "float8_e4m3fnuz": 2.0 ** -3, "float8_e5m2": 2.0 ** -2,
-                 "float8_e5m2fnuz": 2.0 ** -2}
-
-
-def coarser_float(*dtypes: str | None) -> str | None:
-    """Of the given dtype names, the float dtype with the largest epsilon (None when none is a known float)."""
-    known = [d for d in dtypes if d in DTYPE_EPSILON]
-    return max(known, key=DTYPE_EPSILON.__getitem__) if known else None
-
-
 def atol_floor(precision: str, dtype: str | None, magnitude: float | None) -> float:
     """The smallest atol suggested for an output (see the module docstring for the rule)."""
     eps = max(PRECISION_EPSILON.get(precision, PRECISION_EPSILON["fp32"]), DTYPE_EPSILON.get(dtype or "", 0.0))

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from models import identity_model, scale_model
-from pytest_trt.reports.suggestions import FLOOR_ULPS, atol_floor, coarser_float, round_up
+from pytest_trt.core.dtypes import coarser_float
+from pytest_trt.reports.suggestions import FLOOR_ULPS, atol_floor, round_up
 
 from shared import INI
 
