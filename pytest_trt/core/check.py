@@ -15,7 +15,8 @@ import numpy as np
 
 from pytest_trt.backends.registry import get_backend
 from pytest_trt.reports.rows import errors_by_output
-from pytest_trt.comparison.compare import ComparisonReport, compare_outputs
+from pytest_trt.comparison.compare import compare_outputs
+from pytest_trt.comparison.report import ComparisonReport
 from pytest_trt.core.dtypes import dtype_name
 from pytest_trt.errors import GoldenError, InputError
 from pytest_trt.goldens.store import array_digest, golden_paths, read_golden, stem_for, write_golden

@@ -15,7 +15,7 @@ from pytest_trt.core.records import Record
 from pytest_trt.plugin.summary import shown_action, strongest_action
 
 if TYPE_CHECKING:  # annotations only: importing comparison loads numpy, which a session without checks never needs
-    from pytest_trt.comparison.compare import ComparisonReport, OutputReport
+    from pytest_trt.comparison.report import ComparisonReport, OutputReport
 
 CLOSE_SHARE = 0.8      # a passing check that used more of its tolerance than this is "close to tolerance"
 DRIFT_FACTOR = 2.0     # an error that grew by more than this since its golden was recorded is "drift"
