@@ -1,8 +1,9 @@
-"""Records of a comparison and their messages.
+"""Records of a comparison and their messages, and the numbers the plugin reports, as text.
 
 ``Extreme``, ``OutputReport`` and ``ComparisonReport`` are what ``compare`` returns; ``format_output``
-and ``format_report`` write them for people (the assertion message and the report files). This module
-imports no numpy.
+and ``format_report`` write them for people (the assertion message and the report files). The number
+formatters below serve the session summary, JUnit properties, drift sentences and the self-check too.
+This module imports no numpy, so those can format without loading it.
 """
 from __future__ import annotations
 
@@ -118,24 +119,52 @@ class ComparisonReport(Record):
         return format_report(self)
 
 
-# ------------------------------------------------------------------------------------- messages
+# ------------------------------------------------------------------------------------- numbers as text
+# One home for numbers as text. They differ on purpose, by who reads them, and each keeps its form:
+#   number       a value in a message (failure reports): 6 significant digits, exponent form from 1e6 on
+#   short        a value in a one-line sentence (drift, the self-check, a percentage): 3 significant digits
+#   column       a value in the summary table: always d.dde±xx, so that the columns line up
+#   plain        a JUnit property value, read by dashboards: %g, non-floats as they are
+#   budget_text  the share of its tolerance a check used, in whole percent (the summary table, drift)
+#   share_text   the same share in a failure message: digits enough that a failing share never reads 100%
+# Not here: settings echoed as given (atol, rtol, limits: ``:g``), durations (``.1f`` s) and the statistic
+# checks' own sentences (stats.py), which keep the forms their messages have always had.
 
-def _fmt(x: float | None) -> str:
+def number(x: float | None) -> str:
     if x is None:
         return "-"
     return f"{x:.6g}" if abs(x) < 1e6 or not math.isfinite(x) else f"{x:.4e}"
 
 
-def _index(index: tuple[int, ...]) -> str:
-    return "(" + ", ".join(map(str, index)) + ")" if len(index) != 1 else f"({index[0]},)"
+def short(x: float) -> str:
+    return f"{x:.3g}"
 
 
-def _indices(indices: tuple[tuple[int, ...], ...], count: int) -> str:
-    """The listed indices, and "..." when there are more than listed."""
-    return ", ".join(map(_index, indices)) + (", ..." if count > len(indices) else "")
+def column(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x == 0:
+        return "0"
+    return f"{x:.2e}"
 
 
-def _share(share: float) -> str:
+def plain(x):
+    """Numbers as JUnit text: plain floats, 'inf' spelled out, '-' for none."""
+    if x is None:
+        return "-"
+    return f"{x:.6g}" if isinstance(x, float) else x
+
+
+def budget_text(budget, missing: str = "-") -> str:
+    """``missing`` for anything but a number (a golden's sidecar may lack it or hold something else)."""
+    if not isinstance(budget, (int, float)):
+        return missing
+    if math.isinf(budget):
+        return "inf"
+    return f"{budget * 100:.0f}%"
+
+
+def share_text(share: float) -> str:
     """A share of the bound as a percentage; digits enough that a failing one never reads 100%."""
     if math.isinf(share) or math.isnan(share):
         return str(share)
@@ -147,11 +176,22 @@ def _share(share: float) -> str:
     return f"{100 * share:.{digits}g}%"
 
 
+# ------------------------------------------------------------------------------------- messages
+
+def _index(index: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, index)) + ")" if len(index) != 1 else f"({index[0]},)"
+
+
+def _indices(indices: tuple[tuple[int, ...], ...], count: int) -> str:
+    """The listed indices, and "..." when there are more than listed."""
+    return ", ".join(map(_index, indices)) + (", ..." if count > len(indices) else "")
+
+
 def _at(e: Extreme) -> str:
     """actual, expected and the bound at an extreme, with the share of the bound used."""
-    bound = "" if e.allowed is None else f"; allowed {_fmt(e.allowed)}" + (
-        f", {_share(e.share)} of it" if e.share is not None else "")
-    return f"(actual {_fmt(e.actual)}, expected {_fmt(e.expected)}{bound})"
+    bound = "" if e.allowed is None else f"; allowed {number(e.allowed)}" + (
+        f", {share_text(e.share)} of it" if e.share is not None else "")
+    return f"(actual {number(e.actual)}, expected {number(e.expected)}{bound})"
 
 
 def format_output(r: OutputReport) -> str:
@@ -170,7 +210,7 @@ def format_output(r: OutputReport) -> str:
     lines = [f"{head}: {'ok' if r.passed else 'values differ'}"
              + (f" (dtypes {r.actual_dtype} vs {r.expected_dtype})" if r.actual_dtype != r.expected_dtype else "")]
     pct = 100.0 * r.mismatches / r.size if r.size else 0.0
-    lines.append(f"  mismatched elements: {r.mismatches} / {r.size} ({pct:.3g}%)")
+    lines.append(f"  mismatched elements: {r.mismatches} / {r.size} ({short(pct)}%)")
     nonfinite = r.nan_mismatches + r.inf_mismatches
     if nonfinite:
         lines.append("  of which " + ", ".join(
@@ -179,14 +219,15 @@ def format_output(r: OutputReport) -> str:
                                          ("Inf", r.inf_mismatches, r.inf_indices))))
     if r.worst is not None and not r.exact:
         e = r.worst
-        lines.append(f"  largest share of its bound: {_share(e.share)} at index {_index(e.index)} (actual "
-                     f"{_fmt(e.actual)}, expected {_fmt(e.expected)}, |a-b| {_fmt(e.value)}, allowed {_fmt(e.allowed)})")
+        lines.append(f"  largest share of its bound: {share_text(e.share)} at index {_index(e.index)} (actual "
+                     f"{number(e.actual)}, expected {number(e.expected)}, |a-b| {number(e.value)}, "
+                     f"allowed {number(e.allowed)})")
     if r.max_abs is not None:
         e = r.max_abs
-        lines.append(f"  greatest absolute difference: {_fmt(e.value)} at index {_index(e.index)} {_at(e)}")
+        lines.append(f"  greatest absolute difference: {number(e.value)} at index {_index(e.index)} {_at(e)}")
     if r.max_rel is not None:
         e = r.max_rel
-        lines.append(f"  greatest relative difference: {_fmt(e.value)} at index {_index(e.index)} {_at(e)}")
+        lines.append(f"  greatest relative difference: {number(e.value)} at index {_index(e.index)} {_at(e)}")
     if r.failing_indices:
         lines.append(f"  {'first failing indices' if r.mismatches > len(r.failing_indices) else 'failing indices'}: "
                      + _indices(r.failing_indices, r.mismatches))
@@ -203,9 +244,10 @@ def format_output(r: OutputReport) -> str:
             if math.isinf(r.min_atol):
                 lines.append("  no finite tolerance passes: |a-b| overflows the dtype's range")
             elif finite_failures:
-                rtol_text = "no rtol (an expected value is 0)" if math.isinf(r.min_rtol) else f"rtol >= {_fmt(r.min_rtol)}"
+                rtol_text = ("no rtol (an expected value is 0)" if math.isinf(r.min_rtol)
+                             else f"rtol >= {number(r.min_rtol)}")
                 lines.append(f"  {'the other elements ' if nonfinite else ''}would pass with atol >= "
-                             f"{_fmt(r.min_atol)} (at rtol {t.rtol:g}) or {rtol_text} (at atol {t.atol:g})")
+                             f"{number(r.min_atol)} (at rtol {t.rtol:g}) or {rtol_text} (at atol {t.atol:g})")
         lines.append(f"  tolerance: {t.describe()}; convention {t.convention}: {CONVENTIONS[t.convention]}")
     elif r.problem == "values":
         lines.append("  integers and bools compare exactly")
