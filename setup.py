@@ -1,6 +1,6 @@
 """Builds the comparator's optional C kernel (pytest_trt/comparison/_scan.c); all other metadata is in pyproject.toml.
 
-The kernel is optional: without a C compiler the install still succeeds and pytest_trt.comparison.compare
+The kernel is optional: without a C compiler the install still succeeds and pytest_trt.comparison.scan
 uses its numpy path, which gives the same reports, only slower on large outputs.
 """
 from setuptools import Extension, setup

@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pytest_trt import compare# noqa: E402
-from pytest_trt.comparison import compare as comparison# noqa: E402
-from pytest_trt.comparison.compare import compare_outputs  # noqa: E402
+from pytest_trt.comparison import scan  # noqa: E402
+from pytest_trt.comparison.compare import comparator_path, compare_outputs  # noqa: E402
 from pytest_trt.goldens.store import read_golden, write_golden  # noqa: E402
 from pytest_trt.core.tolerance import Tolerance  # noqa: E402
 
@@ -84,11 +84,11 @@ def ours_compare(actual, expected):
 
 def ours_compare_numpy_path(actual, expected):
     """The same call with the C kernel switched off (what runs where it was not built)."""
-    kernel, comparison._kernel = comparison._kernel, None
+    kernel, scan._kernel = scan._kernel, None
     try:
         return ours_compare(actual, expected)
     finally:
-        comparison._kernel = kernel
+        scan._kernel = kernel
 
 
 def np_allclose(actual, expected):
@@ -199,7 +199,7 @@ def run_size(n: int, tmp: Path, skip_slow: bool) -> list[tuple[str, str, float, 
         assert ours_compare(actual, expected) == (outcome == "pass")
         assert np_allclose(actual, expected) == (outcome == "pass")
         add("compare", "pytest-trt compare", outcome, lambda: ours_compare(actual, expected))
-        if comparison.comparator_path() == "C kernel":
+        if comparator_path() == "C kernel":
             add("compare", "pytest-trt compare, numpy path", outcome, lambda: ours_compare_numpy_path(actual, expected))
         add("compare", "np.allclose", outcome, lambda: np_allclose(actual, expected))
         add("compare", "np.testing.assert_allclose", outcome, lambda: np_assert_allclose(actual, expected))
@@ -288,11 +288,11 @@ def floor_table(n: int, repeats: int) -> list[str]:
 
         assert ours() == name.endswith("pass"), name
         ours_t, ours_mib = measure(ours, repeats)
-        kernel, comparison._kernel = comparison._kernel, None
+        kernel, scan._kernel = scan._kernel, None
         try:
             numpy_t, _ = measure(ours, max(1, repeats // 3))
         finally:
-            comparison._kernel = kernel
+            scan._kernel = kernel
         a32, e32 = actual.astype(np.float32), expected.astype(np.float32)   # np.allclose on float32 (fp16 is slower)
         close = lambda: np.allclose(actual, expected, atol=ATOL, rtol=RTOL) if actual.dtype == expected.dtype == np.float32 \
             else np.allclose(a32, e32, atol=ATOL, rtol=RTOL)
@@ -318,7 +318,7 @@ def main(argv=None) -> int:
     parser.add_argument("--floor-only", action="store_true", help="only the table against the floor")
     args = parser.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
-    print(f"numpy {np.__version__}, {os.cpu_count()} CPUs; pytest-trt comparator: {comparison.comparator_path()}; "
+    print(f"numpy {np.__version__}, {os.cpu_count()} CPUs; pytest-trt comparator: {comparator_path()}; "
           f"default tolerances per precision; best of {REPEATS_NOTE}")
     print("\nagainst the floor (the time to read both arrays once: np.maximum.reduce over integer views)")
     print(FLOOR_HEAD)
@@ -332,7 +332,7 @@ def main(argv=None) -> int:
 
     print(f"numpy {np.__version__}, polygraphy {polygraphy.__version__}, pytest-regressions "
           f"{version('pytest-regressions')}, {os.cpu_count()} CPUs; atol = rtol = {ATOL:g}; "
-          f"pytest-trt comparator: {comparison.comparator_path()}")
+          f"pytest-trt comparator: {comparator_path()}")
     summary = []
     with tempfile.TemporaryDirectory(prefix="pytest-trt-bench-") as tmp:
         for n in sizes:

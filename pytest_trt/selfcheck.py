@@ -41,6 +41,7 @@ def main(argv=None) -> int:
 
     import pytest_trt
     from pytest_trt.backends.registry import get_backend, select_engine_backend
+    from pytest_trt.comparison.report import short
     from pytest_trt.core.tolerance import resolve
 
     backend, reason = select_engine_backend(args.backend) if args.backend == "auto" else (get_backend(args.backend), None)
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
             status = "ok" if report.passed else "MISMATCH"
             failures += not report.passed
             worst = report.outputs[0].max_abs
-            print(f"  {precision:5s} {status}: max |engine - onnxruntime| = {worst.value:.3g} "
+            print(f"  {precision:5s} {status}: max |engine - onnxruntime| = {short(worst.value)} "
                   f"(atol {tol.atol:g}, rtol {tol.rtol:g}); build + run {seconds:.1f} s")
             if not report.passed:
                 print("    " + report.message.replace("\n", "\n    "))

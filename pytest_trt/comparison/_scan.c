@@ -2,9 +2,9 @@
  *
  * numpy needs nine array operations (each a trip through memory or cache) per chunk for what this
  * does in one read of the two arrays, and the GIL stays released for the whole call, so threads
- * scale. pytest_trt/comparison.py decides everything else (chunks, threads, NaN/Inf classes,
- * messages) and falls back to its numpy path when this module is not built; both paths give the
- * same reports (tests/test_compare.py runs every test on both).
+ * scale. pytest_trt/comparison/ decides everything else (scan.py: chunks, threads, NaN/Inf classes;
+ * report.py: messages) and scan.py falls back to its numpy path when this module is not built; both
+ * paths give the same reports (tests/test_compare.py runs every test on both).
  *
  * scan(a, b, kinds, atol, rtol, either, detail, histogram, want) -> None | tuple
  *   a, b: 1-D C-contiguous buffers, equally long; kinds: their element types, two of 'f' (float32),
@@ -24,7 +24,7 @@
  *
  * histogram(a, b, kinds) -> bytes: the decade histogram of |a-b| alone (NaN/Inf in the last bin).
  * set_decades(kind, lo, split, bins): the tables that map |a-b| to its decade, computed exactly in
- *   comparison.py (see _decades there): per binary octave, the bin of its lowest decade and the bit
+ *   comparison/stats.py (see _decades there): per binary octave, the bin of its lowest decade and the bit
  *   pattern of the power of ten inside it, if any. From them set_decades derives each bin's lowest
  *   pattern, so that a block spread over few bins is counted by comparisons (see DEFINE_HISTOGRAM).
  */
@@ -516,7 +516,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_scan", "The comparator's fused inner loop (see pytest_trt/comparison.py).", -1, methods,
+    PyModuleDef_HEAD_INIT, "_scan", "The comparator's fused inner loop (see pytest_trt/comparison/scan.py).", -1, methods,
 };
 
 PyMODINIT_FUNC

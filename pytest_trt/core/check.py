@@ -13,7 +13,8 @@ import numpy as np
 
 from pytest_trt.backends.registry import get_backend
 from pytest_trt.reports.rows import errors_by_output
-from pytest_trt.comparison.compare import ComparisonReport, compare_outputs
+from pytest_trt.comparison.compare import compare_outputs
+from pytest_trt.comparison.report import ComparisonReport
 from pytest_trt.errors import InputError
 from pytest_trt.goldens.policy import GoldenAction, check_golden, golden_meta, input_identity
 from pytest_trt.goldens.store import stem_for

@@ -23,7 +23,7 @@ from pytest_trt.core.records import Record
 from pytest_trt.errors import GoldenError
 
 if TYPE_CHECKING:  # annotations only
-    from pytest_trt.comparison.compare import ComparisonReport
+    from pytest_trt.comparison.report import ComparisonReport
     from pytest_trt.core.check import CheckContext, CheckResult
     from pytest_trt.core.model import ModelInfo
     from pytest_trt.core.spec import CompareSpec
@@ -75,7 +75,8 @@ def _golden_api():
 
     import numpy as np
 
-    from pytest_trt.comparison.compare import ComparisonReport, compare_outputs
+    from pytest_trt.comparison.compare import compare_outputs
+    from pytest_trt.comparison.report import ComparisonReport
     from pytest_trt.core.dtypes import dtype_name
     from pytest_trt.goldens.store import array_digest, golden_paths, read_golden, write_golden
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_trt.comparison.compare import ComparisonReport
+from pytest_trt.comparison.report import ComparisonReport
 
 PNG_SIZE = (800, 450)           # pixels, width x height
 HEATMAP_MAX = 256               # heatmaps show at most this many rows and columns (block maxima beyond)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from pytest_trt.backends.registry import short_reason
+from pytest_trt.comparison.report import ComparisonReport, OutputReport, budget_text, plain, short  # loads no numpy
+from pytest_trt.comparison.report import column as number  # noqa: F401  (the summary table's name for it)
 from pytest_trt.core.records import Record
 from pytest_trt.goldens.policy import shown_action, strongest_action
-
-if TYPE_CHECKING:  # annotations only: importing comparison loads numpy, which a session without checks never needs
-    from pytest_trt.comparison.compare import ComparisonReport, OutputReport
 
 CLOSE_SHARE = 0.8      # a passing check that used more of its tolerance than this is "close to tolerance"
 DRIFT_FACTOR = 2.0     # an error that grew by more than this since its golden was recorded is "drift"
@@ -171,8 +169,8 @@ def drift_sentences(baseline: Mapping | None, report: ComparisonReport | None, f
             continue
         growth = f"{n_abs / b_abs:.1f}x" if b_abs > 0 else "from exact"
         found.append(f"output {name!r} error against the reference grew {growth} since its golden was recorded "
-                     f"(max abs {b_abs:.3g} -> {n_abs:.3g}; {_percent(before.get('budget'))} -> "
-                     f"{_percent(now['budget'])} of its tolerance)")
+                     f"(max abs {short(b_abs)} -> {short(n_abs)}; {budget_text(before.get('budget'), '?')} -> "
+                     f"{budget_text(now['budget'])} of its tolerance)")
     return found
 
 
@@ -180,27 +178,7 @@ def close_to_tolerance(rows: list[OutputRow], share: float = CLOSE_SHARE) -> boo
     return any(r.passed and r.budget is not None and r.budget > share for r in rows)
 
 
-def _percent(budget) -> str:
-    if not isinstance(budget, (int, float)):
-        return "?"
-    if math.isinf(budget):
-        return "inf"
-    return f"{budget * 100:.0f}%"
-
-
 # --------------------------------------------------------------------------------- presentation
-
-def budget_text(budget: float | None) -> str:
-    return "-" if budget is None else _percent(budget)
-
-
-def number(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if x == 0:
-        return "0"
-    return f"{x:.2e}"
-
 
 def junit_properties(record: CheckRecord) -> list[tuple[str, object]]:
     """Per test properties for JUnit XML (``record_property`` style) that CI dashboards can chart."""
@@ -209,8 +187,8 @@ def junit_properties(record: CheckRecord) -> list[tuple[str, object]]:
     worst = record.worst
     if worst is not None:
         props += [("trt_worst_output", worst.output), ("trt_comparison", worst.comparison),
-                  ("trt_max_abs", _plain(worst.max_abs)), ("trt_max_rel", _plain(worst.max_rel)),
-                  ("trt_budget", _plain(worst.budget)), ("trt_atol", _plain(worst.atol)), ("trt_rtol", _plain(worst.rtol))]
+                  ("trt_max_abs", plain(worst.max_abs)), ("trt_max_rel", plain(worst.max_rel)),
+                  ("trt_budget", plain(worst.budget)), ("trt_atol", plain(worst.atol)), ("trt_rtol", plain(worst.rtol))]
     if record.cache is not None:
         props += [("trt_engine_cache", "hit" if record.cache == "loaded" else "miss"),
                   ("trt_build_seconds", round(record.build_seconds, 3))]
@@ -221,13 +199,6 @@ def junit_properties(record: CheckRecord) -> list[tuple[str, object]]:
     for row in record.outputs:
         if row.budget is not None:
             key = f"trt[{row.comparison}][{row.output}]"
-            props += [(f"{key}.max_abs", _plain(row.max_abs)), (f"{key}.max_rel", _plain(row.max_rel)),
-                      (f"{key}.budget", _plain(row.budget))]
+            props += [(f"{key}.max_abs", plain(row.max_abs)), (f"{key}.max_rel", plain(row.max_rel)),
+                      (f"{key}.budget", plain(row.budget))]
     return props
-
-
-def _plain(x):
-    """Numbers as JUnit text: plain floats, 'inf' spelled out, '-' for none."""
-    if x is None:
-        return "-"
-    return f"{x:.6g}" if isinstance(x, float) else x

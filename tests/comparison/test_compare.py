@@ -6,6 +6,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import pytest_trt.comparison.compare as cmp
+from pytest_trt.comparison import scan, stats
+from pytest_trt.comparison.report import format_report
 from comparator_paths import comparator_path  # noqa: F401  (autouse: every test on both paths)
 from pytest_trt import assert_close, compare
 
@@ -156,15 +158,15 @@ def test_parallel_path_agrees_with_serial(monkeypatch):
     a = e + rng.standard_normal(300_000).astype(np.float32) * 1e-4
     a[123_457] = np.nan
     serial = compare(a, e, atol=1e-4, rtol=1e-4)["output"]
-    monkeypatch.setattr(cmp, "PARALLEL_MIN", 1000)
-    monkeypatch.setattr(cmp, "_threads", lambda: 3)
+    monkeypatch.setattr(scan, "PARALLEL_MIN", 1000)
+    monkeypatch.setattr(scan, "_threads", lambda: 3)
     parallel = compare(a, e, atol=1e-4, rtol=1e-4)["output"]
     for field in ("mismatches", "nan_mismatches", "max_abs", "max_rel", "budget", "min_atol", "min_rtol"):
         assert getattr(parallel, field) == getattr(serial, field), field
 
 
 def test_chunk_boundaries(monkeypatch):
-    monkeypatch.setattr(cmp, "CHUNK", 7)
+    monkeypatch.setattr(scan, "CHUNK", 7)
     e = np.arange(50, dtype=np.float32)
     a = e.copy()
     a[[6, 7, 49]] += 1
@@ -221,7 +223,7 @@ def test_float32_near_the_bound_agrees_with_the_exact_formula(expected, atol, rt
 @pytest.mark.parametrize("convention", ["allclose", "either"])
 @pytest.mark.parametrize("atol, rtol", [(1e-3, 1e-3), (0.0, 1e-2), (1e-2, 0.0), (1e-30, 1e-38)])
 def test_budget_and_extremes_match_the_obvious_computation(monkeypatch, convention, atol, rtol):
-    monkeypatch.setattr(cmp, "CHUNK", 1000)   # many chunks, some failing, some passing
+    monkeypatch.setattr(scan, "CHUNK", 1000)   # many chunks, some failing, some passing
     rng = np.random.default_rng(5)
     e = rng.standard_normal(20_000).astype(np.float32)
     e[::50] = 0.0                                       # zeros in expected (ReLU-like): 0/0 must not poison maxima
@@ -241,7 +243,7 @@ def test_relative_difference_against_an_expected_zero_is_infinite():
 
 
 def test_all_failing_chunks_are_counted_exactly(monkeypatch):
-    monkeypatch.setattr(cmp, "CHUNK", 256)
+    monkeypatch.setattr(scan, "CHUNK", 256)
     e = np.linspace(-3, 3, 10_000, dtype=np.float32)
     r = compare(e + np.float32(1), e, atol=1e-5, rtol=1e-5)["output"]
     assert r.mismatches == 10_000 and r.min_atol == pytest.approx(1 - 1e-5 * 3, rel=1e-4)
@@ -268,16 +270,16 @@ def test_failure_report_of_many_outputs_stays_readable():
     text = compare(actual, expected).message
     assert text.startswith("actual vs expected: 20 of 40 outputs differ")
     assert "... and 0 more" not in text and text.count("values differ") == 20
-    text = cmp.format_report(compare(actual, expected), limit=5)
+    text = format_report(compare(actual, expected), limit=5)
     assert "... and 15 more failing outputs: out11, out13" in text
     assert "outputs that match: out0, out2" in text
 
 
 @pytest.mark.parametrize("threads, float32_elements", [(1, 1 << 18), (2, 1 << 18), (4, (14 << 20) // 28 // 4)])
 def test_chunk_buffers_of_all_threads_stay_within_the_memory_bound(monkeypatch, threads, float32_elements):
-    monkeypatch.setattr(cmp, "_threads", lambda: threads)
-    assert cmp._chunk_size(np.dtype(np.float32)) == float32_elements
-    assert cmp._chunk_size(np.dtype(np.float64)) == float32_elements // 2
+    monkeypatch.setattr(scan, "_threads", lambda: threads)
+    assert scan._chunk_size(np.dtype(np.float32)) == float32_elements
+    assert scan._chunk_size(np.dtype(np.float64)) == float32_elements // 2
     assert 7 * threads * float32_elements * 4 <= 14 << 20   # 7 buffers per thread, under 16 MiB with headroom
 
 
@@ -302,7 +304,7 @@ def test_the_kernel_is_built_where_a_compiler_is(comparator_path):
     if comparator_path == "numpy":
         pytest.skip("checked once, in the kernel run")
     compiler = shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0])
-    assert compiler is None or cmp._kernel is not None
+    assert compiler is None or scan._kernel is not None
     assert cmp.comparator_path() == "C kernel"
 
 
@@ -339,7 +341,7 @@ _FIELDS = ("passed", "mismatches", "nan_mismatches", "inf_mismatches", "worst", 
        st.sampled_from(["allclose", "either"]), st.booleans(), st.integers(0, 2**32 - 1))
 def test_kernel_and_numpy_paths_give_the_same_report(dtype, n, atol, rtol, convention, detail, seed):
     """Zeros, equal zeros, values at the bound, NaN and Inf, in every mix; many small chunks."""
-    if cmp._kernel is None:
+    if scan._kernel is None:
         pytest.skip("the C kernel was not built")
     rng = np.random.default_rng(seed)
     e = rng.standard_normal(n).astype(dtype)
@@ -351,9 +353,9 @@ def test_kernel_and_numpy_paths_give_the_same_report(dtype, n, atol, rtol, conve
     reports = {}
     for path in ("kernel", "numpy"):
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(cmp, "CHUNK", 700)
+            mp.setattr(scan, "CHUNK", 700)
             if path == "numpy":
-                mp.setattr(cmp, "_kernel", None)
+                mp.setattr(scan, "_kernel", None)
             reports[path] = compare(a, e, atol=atol, rtol=rtol, convention=convention, detail=detail)["output"]
     kernel, numpy_ = reports["kernel"], reports["numpy"]
     for field in _FIELDS:
@@ -411,7 +413,7 @@ def test_a_share_just_over_the_bound_never_reads_100_percent():
 
 
 def test_first_failing_indices_are_the_first_five_in_index_order(monkeypatch):
-    monkeypatch.setattr(cmp, "CHUNK", 64)               # failures in several chunks, found chunk by chunk
+    monkeypatch.setattr(scan, "CHUNK", 64)               # failures in several chunks, found chunk by chunk
     e = np.zeros(1000, np.float32)
     a = e.copy()
     where = [3, 70, 71, 500, 640, 641, 999]
@@ -476,9 +478,9 @@ def test_histogram_of_a_many_chunk_output_matches_a_plain_count():
 
 @pytest.mark.parametrize("where", ["first chunk", "last chunk", "second thread only", "nan in a late chunk"])
 def test_histogram_counts_the_chunks_before_the_first_failure(monkeypatch, where):
-    monkeypatch.setattr(cmp, "CHUNK", 1000)
-    monkeypatch.setattr(cmp, "PARALLEL_MIN", 1000)
-    monkeypatch.setattr(cmp, "_threads", lambda: 2)
+    monkeypatch.setattr(scan, "CHUNK", 1000)
+    monkeypatch.setattr(scan, "PARALLEL_MIN", 1000)
+    monkeypatch.setattr(scan, "_threads", lambda: 2)
     rng = np.random.default_rng(3)
     e = rng.standard_normal(20_000).astype(np.float32)
     a = (e + rng.standard_normal(20_000).astype(np.float32) * np.float32(1e-7) * np.abs(e)).astype(np.float32)
@@ -520,7 +522,7 @@ def test_every_16_bit_pattern_compares_as_numpy_widens_it(kind, against):
 @pytest.mark.parametrize("kind", ["float16", "bfloat16", "float8_e4m3fn"])
 def test_histogram_of_narrow_floats_counts_the_chunks_before_the_first_failure(monkeypatch, kind):
     """The passing chunks before a late failure are counted afterwards, widened as the scan widened them."""
-    monkeypatch.setattr(cmp, "CHUNK", 1000)
+    monkeypatch.setattr(scan, "CHUNK", 1000)
     dtype = getattr(ml_dtypes, kind) if kind != "float16" else np.float16
     a = np.linspace(-4, 4, 10_000, dtype=np.float32).astype(dtype)
     e = (a.astype(np.float32) * np.float32(1.0001)).astype(np.float32)   # within 1e-3 + 1e-3*|e|
@@ -535,27 +537,27 @@ def test_decade_tables_are_exact_at_every_power_of_ten():
     from fractions import Fraction
 
     for work in (np.dtype(np.float32), np.dtype(np.float64)):
-        tables = cmp._decades(work)
-        floors = [cmp._decade_floor(k, work) for k in range(tables.kmin, tables.kmin + tables.bins - 2)]
+        tables = stats._decades(work)
+        floors = [stats._decade_floor(k, work) for k in range(tables.kmin, tables.kmin + tables.bins - 2)]
         for k, value in enumerate(floors, tables.kmin):
             below = np.nextafter(value, work.type(0))
             assert Fraction(float(value)) >= Fraction(10) ** k > (Fraction(float(below)) if below else -1), (work, k)
         lowest = np.array(floors, work)
-        counts = cmp._bin_counts(np.concatenate([lowest, [np.nextafter(x, work.type(0)) for x in lowest]]).astype(work), work)
+        counts = stats._bin_counts(np.concatenate([lowest, [np.nextafter(x, work.type(0)) for x in lowest]]).astype(work), work)
         assert list(counts[1:-1]) == [2] * (tables.bins - 3) + [1]   # each power of ten opens its own bin
 
 
 def test_kernel_gets_the_histogram_tables_the_numpy_path_built_first(monkeypatch):
     """A process whose first float64 comparison ran on the numpy path still hands the tables to the kernel."""
-    if cmp._kernel is None:
+    if scan._kernel is None:
         pytest.skip("the C kernel is not built here")
-    kernel = cmp._kernel
-    monkeypatch.setattr(cmp, "_DECADES", {})
-    monkeypatch.setattr(cmp, "_KERNEL_DECADES", set())
+    kernel = scan._kernel
+    monkeypatch.setattr(stats, "_DECADES", {})
+    monkeypatch.setattr(scan, "_KERNEL_DECADES", set())
     a, b = np.linspace(0, 1, 100), np.linspace(0, 1, 100) + 1e-3
-    monkeypatch.setattr(cmp, "_kernel", None)
+    monkeypatch.setattr(scan, "_kernel", None)
     numpy_report = cmp.compare(a, b, atol=1e-6, rtol=0)
-    monkeypatch.setattr(cmp, "_kernel", kernel)
+    monkeypatch.setattr(scan, "_kernel", kernel)
     kernel_report = cmp.compare(a, b, atol=1e-6, rtol=0)
     assert kernel_report.outputs[0].histogram == numpy_report.outputs[0].histogram
 
@@ -564,7 +566,7 @@ def test_float32_decade_floors_are_the_computed_ones():
     """The float32 table shipped as constants is what _decade_floor computes exactly."""
     work = np.dtype(np.float32)
     info = np.finfo(work)
-    kmin, kmax = cmp._decade(float(info.smallest_subnormal), work), cmp._decade(float(info.max), work)
-    computed = np.array([cmp._decade_floor(k, work) for k in range(kmin, kmax + 1)], work).view(np.uint32)
-    assert kmin == cmp._FLOAT32_KMIN
-    assert tuple(int(x) for x in computed) == cmp._FLOAT32_FLOORS
+    kmin, kmax = stats._decade(float(info.smallest_subnormal), work), stats._decade(float(info.max), work)
+    computed = np.array([stats._decade_floor(k, work) for k in range(kmin, kmax + 1)], work).view(np.uint32)
+    assert kmin == stats._FLOAT32_KMIN
+    assert tuple(int(x) for x in computed) == stats._FLOAT32_FLOORS

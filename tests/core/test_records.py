@@ -4,7 +4,7 @@ import pickle
 import pytest
 
 from pytest_trt.reports.rows import CheckRecord, OutputRow
-from pytest_trt.comparison.compare import Extreme, OutputReport
+from pytest_trt.comparison.report import Extreme, OutputReport
 from pytest_trt.core.model import TensorSpec
 from pytest_trt.core.spec import CompareSpec
 from pytest_trt.core.tolerance import Tolerance
