@@ -10,26 +10,28 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 
-from pytest_trt.core.records import Record
+from pytest_trt.core.records import FrozenRecord, Record, set_field
 from pytest_trt.errors import TrtCompareError
 from pytest_trt.reports.rows import CLOSE_SHARE, DRIFT_FACTOR
 
 
-class Option(NamedTuple):
+class Option(FrozenRecord):
     """One setting: its flag, its ini key (also the flag's ``dest``), how it is read, its environment
     variable, its value when nothing sets it, and its help (``--help`` and the README's options table)."""
 
-    flag: str
-    ini: str
-    kind: str            # path, bool, string or number
-    env: str | None
-    default: object      # a path default is relative to the rootdir; None: unset
-    help: str
-    metavar: str = ""    # of a string or number flag (a path flag's is DIR)
+    __slots__ = ("flag", "ini", "kind", "env", "default", "help", "metavar")
+
+    def __init__(self, flag: str, ini: str, kind: str, env: str | None, default, help: str, metavar: str = ""):
+        set_field(self, "flag", flag)
+        set_field(self, "ini", ini)
+        set_field(self, "kind", kind)        # path, bool, string or number
+        set_field(self, "env", env)
+        set_field(self, "default", default)  # a path default is relative to the rootdir; None: unset
+        set_field(self, "help", help)
+        set_field(self, "metavar", metavar)  # of a string or number flag (a path flag's is DIR)
 
 
 OPTIONS = [
@@ -109,15 +111,17 @@ def add_options(parser: pytest.Parser) -> None:
     """The flags and ini keys of the table, with where else each can be set in its help."""
     group = parser.getgroup("trt", "pytest-trt: numerical regression tests for inference engines")
     for option in OPTIONS:
-        flag, ini, kind, env, default, text, metavar = option
-        where = f" [ini: {ini}" + (f"; env: {env}" if env else "") + "]"
-        if kind == "bool":
-            group.addoption(flag, action="store_true", default=None, dest=ini, help=text + where)
-            parser.addini(ini, text, type="bool", default=default)
+        ini, text = option.ini, option.help
+        where = f" [ini: {ini}" + (f"; env: {option.env}" if option.env else "") + "]"
+        if option.kind == "bool":
+            group.addoption(option.flag, action="store_true", default=None, dest=ini, help=text + where)
+            parser.addini(ini, text, type="bool", default=option.default)
         else:
-            group.addoption(flag, action="store", default=None, dest=ini, metavar="DIR" if kind == "path" else
-                            metavar or "NAME", help=text + where)
-            parser.addini(ini, text, type="string", default=default if kind == "string" and default else "")
+            metavar = "DIR" if option.kind == "path" else option.metavar or "NAME"
+            group.addoption(option.flag, action="store", default=None, dest=ini, metavar=metavar, help=text + where)
+            # A string's default is its ini default too; paths and numbers are resolved and checked when read.
+            string_default = option.default if option.kind == "string" and option.default is not None else ""
+            parser.addini(ini, text, type="string", default=string_default)
 
 
 def setting(config: pytest.Config, ini: str):

@@ -10,7 +10,6 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from pytest_trt.backends.registry import short_reason
 from pytest_trt.core.records import Record
 from pytest_trt.plugin.summary import shown_action, strongest_action
 
@@ -215,6 +214,9 @@ def junit_properties(record: CheckRecord) -> list[tuple[str, object]]:
         props += [("trt_engine_cache", "hit" if record.cache == "loaded" else "miss"),
                   ("trt_build_seconds", round(record.build_seconds, 3))]
     if record.engine_skipped:  # without its install hint: the summary gives the whole reason once
+        # imported here: the plugin reads CLOSE_SHARE and DRIFT_FACTOR when pytest starts, without the registry
+        from pytest_trt.backends.registry import short_reason
+
         props.append(("trt_engine_skipped", short_reason(record.engine_skipped)))
     if record.drift:
         props.append(("trt_drift", "; ".join(record.drift)))
