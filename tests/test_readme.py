@@ -88,15 +88,15 @@ def test_no_leftover_placeholders():
 
 def test_options_reference_agrees_with_pytest_help():
     """Every flag in the README's reference table, with the ini key and environment variable --help names."""
-    from pytest_trt.plugin.hooks import _OPTIONS
+    from pytest_trt.plugin.options import OPTIONS
 
     text = README.read_text()
     table = text[text.index("## Options, ini keys and environment variables"):]
     table = table[:table.index("\n## ")]
     rows = {line.split("|")[1].strip().strip("`").split("=")[0]: line for line in table.splitlines()
             if line.startswith("| `--")}
-    assert sorted(rows) == sorted(flag for flag, *_ in _OPTIONS)
-    for flag, ini, _, env, help_text in _OPTIONS:
+    assert sorted(rows) == sorted(option.flag for option in OPTIONS)
+    for flag, ini, env, help_text in ((o.flag, o.ini, o.env, o.help) for o in OPTIONS):
         assert f"`{ini}" in rows[flag], (flag, ini)
         assert (f"`{env}`" in rows[flag]) if env else ("| - |" in rows[flag]), (flag, env)
         assert help_text in rows[flag], (flag, "the meaning column is the --help text")

@@ -1,1 +1,2 @@
-"""The pytest face: hooks (the entry module ``hooks.py``), options, golden locations, the fixture, the summary."""
+"""The pytest face: hooks (the entry module ``hooks.py``), options, session state, the marker, golden locations,
+the fixtures and verdicts, the terminal summary."""

@@ -1,4 +1,8 @@
-"""Session-wide facts for the terminal summary, mergeable across xdist workers (plain JSON)."""
+"""What the terminal shows of pytest-trt: its header line, engine build progress, and the session summary.
+
+The summary's facts are counted per check (``SessionSummary.add``) and merged across xdist workers as
+plain JSON.
+"""
 from __future__ import annotations
 
 import os
@@ -13,7 +17,7 @@ class SessionSummary(Record):
     """What the session's checks did to goldens and engines, counted; one per process, merged over xdist."""
 
     __slots__ = ("goldens", "known", "scanned", "engine_skips", "engine_runs", "engines", "build_seconds", "checks",
-                 "records")
+                 "records", "pending")
 
     def __init__(self, known: set[str] | None = None, scanned: set[str] | None = None):
         self.goldens: dict[str, str] = {}            # npz path -> action
@@ -25,6 +29,41 @@ class SessionSummary(Record):
         self.build_seconds = 0.0
         self.checks = 0
         self.records: list = []                      # CheckRecord per check
+        self.pending: list = []                      # checks of the test attempt under way, counted when it settles
+
+    def add(self, result, record, events: list[dict]) -> None:
+        """One finished check: its ``CheckResult``, its row (``CheckRecord``), the engine builds and loads it caused.
+
+        Counted when its test's attempt settles, as a rerun plugin may yet replace the attempt; what is kept
+        until then holds none of the result's arrays."""
+        engine = None if result.engine_skipped else f"{result.backend.get('backend')} {result.precision}"
+        self.pending.append((record, events, result.golden_actions, result.engine_skipped, engine))
+
+    def settle(self, replaced: bool = False) -> None:
+        """Count the checks added since the last settle; of an attempt a rerun replaced, only what it did to files
+        (goldens written, engines built), not its verdicts."""
+        for record, events, actions, skipped, engine in self.pending:
+            for event in events:
+                self.record_engine(event["status"], event["seconds"])
+            for action in actions:
+                if not replaced or action.action in ("created", "updated"):
+                    self.record_golden(action.path, action.action, record.tolerated)
+            if replaced:
+                continue
+            self.checks += 1
+            if skipped:
+                self.engine_skips[skipped] += 1
+            else:
+                self.engine_runs[engine] += 1
+            self.records.append(record)
+        self.pending = []
+
+    def add_collected(self, folder: tuple[str, ...], module_depth: int, scan: bool) -> None:
+        """A collected check's golden folder (in use); with ``scan``, its module's folder is searched for unused
+        ones (not when only some of the module's tests were named on the command line)."""
+        self.known.add("/".join(folder))
+        if scan:
+            self.scanned.add("/".join(folder[:module_depth]))
 
     def record_engine(self, status: str, seconds: float) -> None:
         self.engines[status] += 1
@@ -112,7 +151,7 @@ def check_rows(records: list, full: bool) -> list[str]:
     checks = sorted(records, key=lambda r: (r.test, r.precision))
     if not checks:
         return []
-    from pytest_trt.reports.rows import budget_text, number
+    from pytest_trt.comparison.report import budget_text, column
 
     failed = [r for r in checks if not r.passed and not r.tolerated]
     tolerated = [r for r in checks if r.tolerated]   # pytest passed them: --trt-suggest-tolerances
@@ -135,10 +174,59 @@ def check_rows(records: list, full: bool) -> list[str]:
             status = "drift, close"
         table.append((r.test, r.precision, r.backend,
                       f"{worst.output} ({worst.comparison})" if worst else "-",
-                      number(worst.max_abs) if worst else "-", number(worst.max_rel) if worst else "-",
+                      column(worst.max_abs) if worst else "-", column(worst.max_rel) if worst else "-",
                       budget_text(worst.budget) if worst else "-", r.golden, engine, status))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = [head, *("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)]
     for r in drifted:
         lines.extend(f"  drift: {r.test} [{r.precision}]: {d}" for d in r.drift)
     return lines
+
+
+def header_line(state) -> str:
+    """The line pytest-trt adds to pytest's header."""
+    from pytest_trt import __version__
+    from pytest_trt.comparison import kernel as comparator_kernel
+
+    # The engine is chosen at the first check, not here: choosing imports TensorRT and CUDA, which a
+    # session without trt_compare tests must not pay for. The summary at the end says what ran.
+    engine = state.options.backend
+    if engine != "none":
+        engine += " (chosen at the first check; the pytest-trt summary says what ran)"
+    update = " (updating)" if state.options.update_golden else ""
+    return (f"pytest-trt {__version__}: goldens in {state.options.golden_dir}{update}; engine under test: {engine}; "
+            f"comparator: {comparator_kernel.describe()}")
+
+
+def terminal_progress(config):
+    """Progress lines through pytest's terminal writer, whole lines, with output capture suspended."""
+    import contextlib
+
+    def write(line: str) -> None:
+        if config.pluginmanager.get_plugin("terminalreporter") is None:
+            return
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            writer = config.get_terminal_writer()
+            if writer.width_of_current_line:  # after -q's progress dots: a line of our own
+                writer.line()
+            writer.line(line)
+    return write
+
+
+def write_summary(terminalreporter, config, state) -> None:
+    """The pytest-trt section of the terminal summary, and the tolerance suggestions when asked for."""
+    verbose = config.getoption("verbose") > 0
+    lines = check_rows(state.summary.records, full=verbose or state.options.summary == "full")
+    lines += state.summary.lines(state.options.golden_dir, verbose=verbose)
+    if lines:
+        terminalreporter.ensure_newline()  # else the first line after the header is a blank one
+        terminalreporter.section("pytest-trt")
+        for line in lines:
+            terminalreporter.write_line(line)
+    if state.options.suggest and state.summary.records:
+        from pytest_trt.reports.suggestions import suggestion_lines
+
+        terminalreporter.section("pytest-trt tolerance suggestions")
+        for line in suggestion_lines(state.summary.records):
+            terminalreporter.write_line(line)

@@ -9,9 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from pytest_trt.backends.registry import short_reason
 from pytest_trt.comparison.report import ComparisonReport, OutputReport, budget_text, plain, short  # loads no numpy
-from pytest_trt.comparison.report import column as number  # noqa: F401  (the summary table's name for it)
 from pytest_trt.core.records import Record
 from pytest_trt.goldens.policy import shown_action, strongest_action
 
@@ -193,6 +191,9 @@ def junit_properties(record: CheckRecord) -> list[tuple[str, object]]:
         props += [("trt_engine_cache", "hit" if record.cache == "loaded" else "miss"),
                   ("trt_build_seconds", round(record.build_seconds, 3))]
     if record.engine_skipped:  # without its install hint: the summary gives the whole reason once
+        # imported here: the plugin reads CLOSE_SHARE and DRIFT_FACTOR when pytest starts, without the registry
+        from pytest_trt.backends.registry import short_reason
+
         props.append(("trt_engine_skipped", short_reason(record.engine_skipped)))
     if record.drift:
         props.append(("trt_drift", "; ".join(record.drift)))
