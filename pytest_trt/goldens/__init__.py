@@ -1,1 +1,2 @@
-"""Stored goldens: the file format and atomic writes (``store``), and what a check does with them (``policy``)."""
+"""Stored goldens: the file format and atomic writes (``store``), its pickle-free reader (``npz``), and what
+a check does with them (``policy``)."""
