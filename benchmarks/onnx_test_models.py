@@ -70,7 +70,7 @@ def measure(folders: list[str], root: str | None = None, seed: int = 0) -> list[
     import onnxruntime as ort
 
     from pytest_trt.errors import InputError
-    from pytest_trt.core.inputs import make_inputs
+    from pytest_trt.core.generated_inputs import make_inputs
     from pytest_trt.core.model import load_model_info
 
     root = root or data_root()

@@ -16,7 +16,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _LAZY = {
-    "make_inputs": ("core.inputs", "make_inputs"),
+    "make_inputs": ("core.generated_inputs", "make_inputs"),
     "compare": ("comparison.compare", "compare"),
     "assert_close": ("comparison.compare", "assert_close"),
     "ComparisonReport": ("comparison.compare", "ComparisonReport"),

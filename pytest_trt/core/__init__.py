@@ -1,1 +1,2 @@
-"""The functional core: marker spec, tolerances, inputs, model signature, dtypes, and the check that ties them."""
+"""The functional core: marker spec, tolerances, inputs (given and generated), model signature, dtypes, and the
+check that ties them."""

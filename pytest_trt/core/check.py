@@ -18,7 +18,8 @@ from pytest_trt.comparison.report import ComparisonReport
 from pytest_trt.errors import InputError
 from pytest_trt.goldens.policy import GoldenAction, check_golden, golden_meta, input_identity
 from pytest_trt.goldens.store import stem_for
-from pytest_trt.core.inputs import make_inputs, prepare_user_inputs
+from pytest_trt.core.generated_inputs import make_inputs
+from pytest_trt.core.inputs import prepare_user_inputs
 from pytest_trt.core.model import ModelInfo, load_model_info
 from pytest_trt.core.records import Record
 from pytest_trt.core.spec import CompareSpec

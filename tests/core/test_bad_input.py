@@ -17,7 +17,8 @@ import pytest_trt
 from pytest_trt import compare
 from pytest_trt.errors import BackendError, GoldenError, InputError, ModelError, SpecError
 from pytest_trt.goldens.store import write_golden
-from pytest_trt.core.inputs import make_inputs, prepare_user_inputs
+from pytest_trt.core.generated_inputs import make_inputs
+from pytest_trt.core.inputs import prepare_user_inputs
 from pytest_trt.core.model import load_model_info
 from pytest_trt.core.spec import ARGUMENTS, parse_marker
 

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pytest_trt import make_inputs
 from pytest_trt.errors import InputError
-from pytest_trt.core.inputs import generate
+from pytest_trt.core.generated_inputs import generate
 
 from shared import ROOT
 

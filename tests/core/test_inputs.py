@@ -5,7 +5,8 @@ import pytest
 
 from pytest_trt import make_inputs
 from pytest_trt.errors import InputError
-from pytest_trt.core.inputs import generate, load_npz_inputs, prepare_user_inputs, random_bits
+from pytest_trt.core.generated_inputs import generate, random_bits
+from pytest_trt.core.inputs import load_npz_inputs, prepare_user_inputs
 from pytest_trt.core.model import load_model_info
 
 from models import identity_model, scale_model, two_io_model

@@ -8,8 +8,9 @@ from onnx import TensorProto, helper
 import pytest_trt
 from pytest_trt import make_inputs
 from pytest_trt.errors import InputError
-from pytest_trt.core import inputs as inputs_module
-from pytest_trt.core.inputs import generate, prepare_user_inputs
+from pytest_trt.core import generated_inputs
+from pytest_trt.core.generated_inputs import generate
+from pytest_trt.core.inputs import prepare_user_inputs
 from pytest_trt.core.model import load_model_info
 
 from models import identity_model, scale_model
@@ -177,7 +178,7 @@ def test_huge_shape_in_a_test_run(pytester):
 @pytest.mark.parametrize("dtype", ["float32", "float16", "int64", "bool"])
 def test_large_inputs_are_generated_in_chunks_with_the_same_bits(monkeypatch, dtype):
     whole = generate("x", dtype, (5, 23), 3)
-    monkeypatch.setattr(inputs_module, "_CHUNK", 7)   # 115 elements: 16 full chunks and a partial one
+    monkeypatch.setattr(generated_inputs, "_CHUNK", 7)   # 115 elements: 16 full chunks and a partial one
     assert np.array_equal(generate("x", dtype, (5, 23), 3), whole)
 
 
