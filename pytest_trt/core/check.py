@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pytest_trt.backends.registry import get_backend
-from pytest_trt.reports.rows import errors_by_output
+from pytest_trt.reports.drift import errors_by_output
 from pytest_trt.comparison.compare import compare_outputs
 from pytest_trt.comparison.report import ComparisonReport
 from pytest_trt.errors import InputError

@@ -233,7 +233,8 @@ def _check_api():
     from types import SimpleNamespace
 
     from pytest_trt.core.check import CheckContext, run_check
-    from pytest_trt.reports.rows import junit_properties, record_check
+    from pytest_trt.reports.junit import junit_properties
+    from pytest_trt.reports.rows import record_check
     from pytest_trt.core.spec import merge_call
 
     return SimpleNamespace(CheckContext=CheckContext, run_check=run_check, merge_call=merge_call,

@@ -1,1 +1,2 @@
-"""What a check leaves behind for people and CI: summary rows, JUnit properties, suggestions, failure artifacts."""
+"""What a check leaves behind for people and CI: summary rows, drift, JUnit properties, suggestions, failure
+artifacts."""

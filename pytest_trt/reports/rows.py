@@ -1,21 +1,20 @@
 """One row per check: the facts the session summary, JUnit properties and tolerance suggestions read.
 
 Pure functions over a ``CheckResult``: how much of its tolerance a check used (the accuracy budget),
-whether its error drifted since its golden was recorded, and what tolerances would have passed.
-Rows are plain JSON so xdist workers can hand them to the controller.
+whether it came close to its tolerance, and the drift sentences of ``drift``. Rows are plain JSON so
+xdist workers can hand them to the controller.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 
-from pytest_trt.comparison.report import ComparisonReport, OutputReport, budget_text, plain, short  # loads no numpy
+from pytest_trt.comparison.report import ComparisonReport, OutputReport  # loads no numpy
 from pytest_trt.core.records import Record
 from pytest_trt.goldens.policy import shown_action, strongest_action
+from pytest_trt.reports.drift import DRIFT_FACTOR, drift_sentences
 
 CLOSE_SHARE = 0.8      # a passing check that used more of its tolerance than this is "close to tolerance"
-DRIFT_FACTOR = 2.0     # an error that grew by more than this since its golden was recorded is "drift"
-DRIFT_FLOOR = 0.05     # errors below this share of the tolerance never count as drift (noise around zero)
 SUGGEST_MARGIN = 1.5   # suggested tolerances are the tightest passing ones times this, rounded up
 
 
@@ -145,61 +144,5 @@ def _add_scale(rows: list[OutputRow], report: ComparisonReport, expected: Mappin
         row.dtype = coarser_float(o.actual_dtype, o.expected_dtype)
 
 
-def errors_by_output(report: ComparisonReport | None) -> dict[str, dict]:
-    """What a golden sidecar records about the error at the time it was written (the drift baseline)."""
-    if report is None:
-        return {}
-    return {o.name: {"max_abs": o.max_abs.value if o.max_abs else 0.0, "budget": float(o.budget)}
-            for o in report.outputs if not o.exact and o.values_compared}
-
-
-def drift_sentences(baseline: Mapping | None, report: ComparisonReport | None, factor: float = DRIFT_FACTOR) -> list[str]:
-    """Outputs whose error against the reference grew more than ``factor``x since the golden was recorded."""
-    if not baseline or report is None:
-        return []
-    found = []
-    for name, now in errors_by_output(report).items():
-        before = baseline.get(name)
-        if not isinstance(before, Mapping) or not isinstance(before.get("max_abs"), (int, float)):
-            continue
-        b_abs, n_abs = float(before["max_abs"]), now["max_abs"]
-        if now["budget"] < DRIFT_FLOOR or n_abs <= factor * b_abs:
-            continue
-        growth = f"{n_abs / b_abs:.1f}x" if b_abs > 0 else "from exact"
-        found.append(f"output {name!r} error against the reference grew {growth} since its golden was recorded "
-                     f"(max abs {short(b_abs)} -> {short(n_abs)}; {budget_text(before.get('budget'), '?')} -> "
-                     f"{budget_text(now['budget'])} of its tolerance)")
-    return found
-
-
 def close_to_tolerance(rows: list[OutputRow], share: float = CLOSE_SHARE) -> bool:
     return any(r.passed and r.budget is not None and r.budget > share for r in rows)
-
-
-# --------------------------------------------------------------------------------- presentation
-
-def junit_properties(record: CheckRecord) -> list[tuple[str, object]]:
-    """Per test properties for JUnit XML (``record_property`` style) that CI dashboards can chart."""
-    props: list[tuple[str, object]] = [("trt_precision", record.precision), ("trt_backend", record.backend),
-                                       ("trt_golden", record.golden)]
-    worst = record.worst
-    if worst is not None:
-        props += [("trt_worst_output", worst.output), ("trt_comparison", worst.comparison),
-                  ("trt_max_abs", plain(worst.max_abs)), ("trt_max_rel", plain(worst.max_rel)),
-                  ("trt_budget", plain(worst.budget)), ("trt_atol", plain(worst.atol)), ("trt_rtol", plain(worst.rtol))]
-    if record.cache is not None:
-        props += [("trt_engine_cache", "hit" if record.cache == "loaded" else "miss"),
-                  ("trt_build_seconds", round(record.build_seconds, 3))]
-    if record.engine_skipped:  # without its install hint: the summary gives the whole reason once
-        # imported here: the plugin reads CLOSE_SHARE and DRIFT_FACTOR when pytest starts, without the registry
-        from pytest_trt.backends.registry import short_reason
-
-        props.append(("trt_engine_skipped", short_reason(record.engine_skipped)))
-    if record.drift:
-        props.append(("trt_drift", "; ".join(record.drift)))
-    for row in record.outputs:
-        if row.budget is not None:
-            key = f"trt[{row.comparison}][{row.output}]"
-            props += [(f"{key}.max_abs", plain(row.max_abs)), (f"{key}.max_rel", plain(row.max_rel)),
-                      (f"{key}.budget", plain(row.budget))]
-    return props

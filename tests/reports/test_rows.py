@@ -6,8 +6,9 @@ import pytest
 
 from pytest_trt import compare
 from pytest_trt.backends.tensorrt.progress import BuildProgress, install
-from pytest_trt.reports.rows import (CheckRecord, close_to_tolerance, drift_sentences, errors_by_output,
-                                     junit_properties, output_rows)
+from pytest_trt.reports.drift import drift_sentences, errors_by_output
+from pytest_trt.reports.junit import junit_properties
+from pytest_trt.reports.rows import CheckRecord, close_to_tolerance, output_rows
 from pytest_trt.reports.artifacts import heatmap_grid
 from pytest_trt.reports.suggestions import marker_text, round_up, suggest
 
