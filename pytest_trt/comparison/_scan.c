@@ -4,7 +4,7 @@
  * does in one read of the two arrays, and the GIL stays released for the whole call, so threads
  * scale. pytest_trt/comparison/ decides everything else (scan.py: chunks, threads, NaN/Inf classes;
  * report.py: messages) and scan.py falls back to its numpy path when this module is not built; both
- * paths give the same reports (tests/test_compare.py runs every test on both).
+ * paths give the same reports (tests/comparison/test_compare.py runs every test on both).
  *
  * scan(a, b, kinds, atol, rtol, either, detail, histogram, want) -> None | tuple
  *   a, b: 1-D C-contiguous buffers, equally long; kinds: their element types, two of 'f' (float32),

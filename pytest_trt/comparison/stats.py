@@ -54,7 +54,7 @@ def _decades(work: np.dtype) -> _Decades:
 
 
 # The bit patterns of _decade_floor(k, float32) for k = -45 .. 38 (the smallest float32 >= 10**k), as computed
-# by _decade_floor (tests/test_compare.py checks they agree): float32 is what nearly every check compares in,
+# by _decade_floor (tests/comparison/test_compare.py checks they agree): float32 is what nearly every check compares in,
 # and computing them exactly costs a few ms per process, more than a test suite's other fixed costs.
 _FLOAT32_KMIN = -45
 

@@ -1,6 +1,6 @@
 """The kernel counts a block of |a-b| by comparing with bin edges when the block spans few decades, and by
 one lookup per element otherwise: every mix of spans, zeros, edges and the values just below them must give
-the numpy path's count (both paths run: see the fixture in test_compare.py)."""
+the numpy path's count (both paths run: see the fixture in tests/comparator_paths.py)."""
 import numpy as np
 import pytest
 
