@@ -17,7 +17,7 @@ import numpy as np
 
 from pytest_trt.comparison import scan
 from pytest_trt.comparison.report import ComparisonReport, Extreme, OutputReport
-from pytest_trt.comparison.stats import _decade_bins, _statistics
+from pytest_trt.comparison.stats import decade_bins, output_statistics
 from pytest_trt.core.dtypes import dtype_name
 from pytest_trt.core.tolerance import Tolerance, resolve
 
@@ -99,7 +99,8 @@ def compare_arrays(name: str, actual, expected, tolerance: Tolerance, detail: bo
 
 def comparator_path() -> str:
     """Which inner loop compares floats here: "C kernel" or "numpy" (the kernel was not built, or
-    PYTEST_TRT_COMPARE=numpy). Shown in pytest's header and by the benchmark."""
+    PYTEST_TRT_COMPARE=numpy), as this process's comparator decided it. The benchmark prints it; pytest's
+header uses ``kernel.describe()``, which says the same without importing numpy."""
     return "C kernel" if scan._kernel is not None else "numpy"
 
 
@@ -149,7 +150,7 @@ def _compare_float(report: OutputReport, a: np.ndarray, b: np.ndarray, tol: Tole
     report.nan_mismatches, report.inf_mismatches = total.nan_mismatches, total.inf_mismatches
     if not tol.elementwise:
         report.mismatches = report.nan_mismatches + report.inf_mismatches
-        total.first = scan._first(total.nan_first, total.inf_first)
+        total.first = scan.first_indices(total.nan_first, total.inf_first)
     failing = report.mismatches > 0
     if failing or detail:
         report.worst = _worst(total.budget, fa, fb, b.shape, tol, work)
@@ -161,8 +162,8 @@ def _compare_float(report: OutputReport, a: np.ndarray, b: np.ndarray, tol: Tole
         report.nan_indices = tuple(unravel(i, b.shape) for i in total.nan_first)
         report.inf_indices = tuple(unravel(i, b.shape) for i in total.inf_first)
         report.min_atol, report.min_rtol = total.min_atol, total.min_rtol
-        report.histogram = _decade_bins(scan.decade_counts(fa, fb, runs, work), work)
-    _statistics(report, fa, fb, work, tol)
+        report.histogram = decade_bins(scan.decade_counts(fa, fb, runs, work), work)
+    output_statistics(report, fa, fb, work, tol)
     report.passed = report.mismatches == 0 and not report.statistic_failures
     if not report.passed:
         report.problem = "values" if report.mismatches else "statistics"

@@ -23,13 +23,13 @@ import os
 
 import numpy as np
 
-from pytest_trt.comparison import kernel as comparator_kernel
-from pytest_trt.comparison.stats import _bin_counts, _decades
+from pytest_trt.comparison import kernel
+from pytest_trt.comparison.stats import bin_counts, decades
 from pytest_trt.core.records import Record
 from pytest_trt.core.tolerance import Tolerance
 
 
-_kernel = comparator_kernel.load()      # the C kernel module, or None: the numpy path (see comparator_kernel)
+_kernel = kernel.load()      # the C kernel module, or None: the numpy path (see comparison/kernel.py)
 
 CHUNK = 1 << 18                 # float32 elements per chunk at most: 1 MiB buffers (fewer for wider dtypes);
                                 # large, so that threads seldom wait for each other's GIL hand-over
@@ -48,7 +48,7 @@ MARGIN = 1e-5                   # chunks this close to the bound are decided by 
 
 class _Partial(Record):
     """Statistics of one run of chunks; ``merge`` combines runs. Peaks are (value, flat index).
-    ``counts`` is the decade histogram (see ``stats._decades``) of elements ``hist_from`` onward, or None
+    ``counts`` is the decade histogram (see ``stats.decades``) of elements ``hist_from`` onward, or None
     before the first failure (and never, for a run that asked for none)."""
 
     __slots__ = ("max_abs", "max_rel", "budget", "mismatches", "nan_mismatches", "inf_mismatches", "min_atol",
@@ -85,9 +85,9 @@ class _Partial(Record):
         self.inf_mismatches += other.inf_mismatches
         self.min_atol = max(self.min_atol, other.min_atol)
         self.min_rtol = max(self.min_rtol, other.min_rtol)
-        self.first = _first(self.first, other.first)
-        self.nan_first = _first(self.nan_first, other.nan_first)
-        self.inf_first = _first(self.inf_first, other.inf_first)
+        self.first = first_indices(self.first, other.first)
+        self.nan_first = first_indices(self.nan_first, other.nan_first)
+        self.inf_first = first_indices(self.inf_first, other.inf_first)
 
     def count(self, counts: np.ndarray, offset: int) -> None:
         """Add the histogram of the chunk at ``offset``; the first one starts the run's histogram."""
@@ -97,7 +97,7 @@ class _Partial(Record):
             self.counts += counts
 
 
-def _first(a: list[int], b) -> list[int]:
+def first_indices(a: list[int], b) -> list[int]:
     """The first FIRST of two sorted runs of distinct indices."""
     if len(a) >= FIRST and (not len(b) or b[0] > a[-1]):
         return a
@@ -127,7 +127,7 @@ def floats(fa: np.ndarray, fb: np.ndarray, tol: Tolerance, work: np.dtype,
 def decade_counts(fa, fb, runs: list[tuple[tuple[int, int], _Partial]], work: np.dtype) -> np.ndarray:
     """The |a-b| histogram of the whole output from the runs of ``floats``: each run counted from its first
     failure on (or not at all), so the chunks before that are counted here."""
-    counts = np.zeros(_decades(work).bins, np.int64)
+    counts = np.zeros(decades(work).bins, np.int64)
     for (start, stop), part in runs:
         if part.counts is None:
             part.count(_histogram(fa, fb, start, stop, work), start)
@@ -146,7 +146,7 @@ def exact(fa: np.ndarray, fb: np.ndarray) -> tuple[int, list[int], tuple[float, 
         count = int(np.count_nonzero(ne))
         if count:
             idx = np.flatnonzero(ne)
-            first = _first(first, s + idx[:FIRST])
+            first = first_indices(first, s + idx[:FIRST])
             diffs = np.abs(fa[s:s + CHUNK][idx].astype(np.float64) - fb[s:s + CHUNK][idx].astype(np.float64))
             k = int(diffs.argmax())
             if diffs[k] > worst[0]:
@@ -206,7 +206,7 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
             if d[i] > part.max_abs[0]:
                 part.max_abs = (float(d[i]), s + i)
             if counting and (detail or part.counts is not None):
-                part.count(_bin_counts(d, work), s)
+                part.count(bin_counts(d, work), s)
             np.abs(B, out=m)                      # m = |expected|
             np.divide(d, m, out=w)                # w = relative difference (NaN where both are 0)
             _track_max(part, "max_rel", w, s, 1.0)
@@ -230,10 +230,10 @@ def _scan(fa: np.ndarray, fb: np.ndarray, start: int, stop: int, tol: Tolerance,
                 _track_max(part, "budget", w, s, 1.0)
             part.mismatches += fails
             if fails and len(part.first) < FIRST:
-                part.first = _first(part.first, s + (np.arange(min(k, FIRST)) if all_fail
+                part.first = first_indices(part.first, s + (np.arange(min(k, FIRST)) if all_fail
                                                      else np.flatnonzero(f_buf[:k])[:FIRST]))
             if fails and counting and part.counts is None:
-                part.count(_bin_counts(d, work), s)
+                part.count(bin_counts(d, work), s)
             if tol.elementwise and (fails or detail):
                 _needed(part, d, m, t, w, atol, either)
     return part
@@ -317,7 +317,7 @@ def _merge_kernel(part: _Partial, stats: tuple, offset: int) -> None:
     if min_rtol > part.min_rtol:
         part.min_rtol = min_rtol
     if first:
-        part.first = _first(part.first, [offset + i for i in first])
+        part.first = first_indices(part.first, [offset + i for i in first])
     if counts is not None:
         part.count(np.frombuffer(counts, np.int64), offset)
 
@@ -378,8 +378,8 @@ def _scan_nonfinite(part: _Partial, A, B, offset: int, tol: Tolerance, detail: b
     failing = [np.flatnonzero(nan_bad)[:FIRST], np.flatnonzero(inf_bad)[:FIRST]]
     part.nan_mismatches += int(np.count_nonzero(nan_bad))
     part.inf_mismatches += int(np.count_nonzero(inf_bad))
-    part.nan_first = _first(part.nan_first, offset + failing[0])
-    part.inf_first = _first(part.inf_first, offset + failing[1])
+    part.nan_first = first_indices(part.nan_first, offset + failing[0])
+    part.inf_first = first_indices(part.inf_first, offset + failing[1])
     finite = np.flatnonzero(np.isfinite(A) & np.isfinite(B))
     with np.errstate(over="ignore", invalid="ignore"):
         overflow = ~np.isfinite(A[finite] - B[finite])
@@ -404,10 +404,10 @@ def _scan_nonfinite(part: _Partial, A, B, offset: int, tol: Tolerance, detail: b
         failing.append(finite[np.asarray(sub.first, np.intp)])
         sub.first = ()
         part.merge(sub)
-    part.first = _first(part.first, offset + np.sort(np.concatenate(failing))[:FIRST])
+    part.first = first_indices(part.first, offset + np.sort(np.concatenate(failing))[:FIRST])
     if counting and (detail or part.counts is not None or part.failures > before):
         with np.errstate(invalid="ignore", over="ignore"):
-            part.count(_bin_counts(np.abs(A - B), work), offset)
+            part.count(bin_counts(np.abs(A - B), work), offset)
 
 
 # ------------------------------------------------------------------------------------- histogram
@@ -418,7 +418,7 @@ _KERNEL_DECADES: set = set()   # dtype chars whose tables the loaded kernel hold
 def _kernel_tables(work: np.dtype) -> None:
     """Build the decade tables for ``work`` and hand them to the kernel, once (also when the numpy path
     built them first, as in a process that switched paths)."""
-    tables = _decades(work)
+    tables = decades(work)
     if _kernel is not None and work.char not in _KERNEL_DECADES:
         _kernel.set_decades(work.char, tables.lo.astype(np.uint32).tobytes(), tables.split.tobytes(), tables.bins)
         _KERNEL_DECADES.add(work.char)
@@ -426,7 +426,7 @@ def _kernel_tables(work: np.dtype) -> None:
 
 def _histogram(fa, fb, start: int, stop: int, work: np.dtype) -> np.ndarray:
     """Histogram counts of [start, stop) alone: for chunks that passed before an output's first failure."""
-    counts = np.zeros(_decades(work).bins, np.int64)
+    counts = np.zeros(decades(work).bins, np.int64)
     if _kernel is not None:
         for _, A, B, kinds in _kernel_chunks(fa, fb, start, stop, work, _kernel_kind(fa, work), _kernel_kind(fb, work)):
             counts += np.frombuffer(_kernel.histogram(A, B, kinds), np.int64)
@@ -437,7 +437,7 @@ def _histogram(fa, fb, start: int, stop: int, work: np.dtype) -> np.ndarray:
         for s in range(start, stop, chunk):
             e = min(s + chunk, stop)
             np.subtract(fa[s:e], fb[s:e], out=d[:e - s], dtype=work, casting="unsafe")
-            counts += _bin_counts(np.abs(d[:e - s], out=d[:e - s]), work)
+            counts += bin_counts(np.abs(d[:e - s], out=d[:e - s]), work)
     return counts
 
 

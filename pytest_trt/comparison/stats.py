@@ -1,10 +1,10 @@
 """The |a-b| histogram by decade, and the optional whole-output statistics.
 
-The histogram is exact at powers of ten: tables built here (``_decades``) map each |a-b| to its decade
-in one lookup of its bit pattern; the numpy path counts with them (``_bin_counts``) and the C kernel
+The histogram is exact at powers of ten: tables built here (``decades``) map each |a-b| to its decade
+in one lookup of its bit pattern; the numpy path counts with them (``bin_counts``) and the C kernel
 is handed the same tables (``scan._kernel_tables``), so both count alike. The statistics are the
 checks a tolerance may add to the element-wise one: cosine similarity and limits on the max, mean,
-median or a percentile of |a-b| (``_statistics``).
+median or a percentile of |a-b| (``output_statistics``).
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class _Decades(Record):
 _DECADES: dict[str, _Decades] = {}
 
 
-def _decades(work: np.dtype) -> _Decades:
+def decades(work: np.dtype) -> _Decades:
     """The tables for ``work`` (float32 or float64), built once (``scan._kernel_tables`` hands them to the kernel)."""
     tables = _DECADES.get(work.char)
     if tables is None:
@@ -96,9 +96,9 @@ def _build_decades(work: np.dtype) -> _Decades:
     return tables
 
 
-def _bin_counts(d: np.ndarray, work: np.dtype) -> np.ndarray:
-    """Histogram counts of |a-b| (``d``, contiguous, in ``work``) by the bins of ``_decades``."""
-    t = _decades(work)
+def bin_counts(d: np.ndarray, work: np.dtype) -> np.ndarray:
+    """Histogram counts of |a-b| (``d``, contiguous, in ``work``) by the bins of ``decades``."""
+    t = decades(work)
     u = d.view(t.uint) & t.uint.type(np.iinfo(t.uint).max >> 1)
     exponent = u >> t.uint.type(t.nmant)
     row = exponent.astype(np.intp)
@@ -109,9 +109,9 @@ def _bin_counts(d: np.ndarray, work: np.dtype) -> np.ndarray:
     return np.bincount(t.lo[row] + (u >= t.split[row]), minlength=t.bins)
 
 
-def _decade_bins(counts: np.ndarray, work: np.dtype) -> list[tuple[str, int]]:
+def decade_bins(counts: np.ndarray, work: np.dtype) -> list[tuple[str, int]]:
     """The report's histogram: ("0", equal elements) then ("1e<k>", count) per non-empty decade."""
-    kmin = _decades(work).kmin
+    kmin = decades(work).kmin
     bins = [("0", int(counts[0]))] if counts[0] else []
     return bins + [(f"1e{kmin + i - 1}", int(c)) for i, c in enumerate(counts[:-1]) if i and c]
 
@@ -147,7 +147,7 @@ def _decade_floor(k: int, work: np.dtype):
 
 # ------------------------------------------------------------------------------------- statistics
 
-def _statistics(report: OutputReport, fa, fb, work, tol: Tolerance) -> None:
+def output_statistics(report: OutputReport, fa, fb, work, tol: Tolerance) -> None:
     """The optional whole-output checks: cosine similarity and limits on |a-b| statistics."""
     if (tol.cosine is None and tol.max_abs is None and tol.mean_abs is None and tol.median_abs is None
             and tol.percentile is None):

@@ -17,6 +17,7 @@ from pytest_trt.core.records import FrozenRecord, Record, set_field
 from pytest_trt.errors import TrtCompareError
 from pytest_trt.reports.drift import DRIFT_FACTOR
 from pytest_trt.reports.rows import CLOSE_SHARE
+from pytest_trt.reports.suggestions import FLOOR_ULPS, SUGGEST_MARGIN
 
 
 class Option(FrozenRecord):
@@ -73,7 +74,8 @@ OPTIONS = [
            "(default: trt-artifacts/ under pytest's basetemp)"),
     Option("--trt-suggest-tolerances", "trt_suggest_tolerances", "bool", None, False,
            "fail no check on tolerance; print per marker the tightest passing atol per precision and output "
-           "(x1.5, at least 2 eps x max|expected|, rounded up; rtol kept) as tolerances={...} to paste into it"),
+           f"(x{SUGGEST_MARGIN:g}, at least {FLOOR_ULPS:g} eps x max|expected|, rounded up; rtol kept) as tolerances={{...}} "
+           "to paste into it"),
 ]
 _BY_INI = {option.ini: option for option in OPTIONS}
 _ENV = {option.ini: option.env for option in OPTIONS if option.env}

@@ -186,7 +186,7 @@ def check_rows(records: list, full: bool) -> list[str]:
 def header_line(state) -> str:
     """The line pytest-trt adds to pytest's header."""
     from pytest_trt import __version__
-    from pytest_trt.comparison import kernel as comparator_kernel
+    from pytest_trt.comparison import kernel
 
     # The engine is chosen at the first check, not here: choosing imports TensorRT and CUDA, which a
     # session without trt_compare tests must not pay for. The summary at the end says what ran.
@@ -195,7 +195,7 @@ def header_line(state) -> str:
         engine += " (chosen at the first check; the pytest-trt summary says what ran)"
     update = " (updating)" if state.options.update_golden else ""
     return (f"pytest-trt {__version__}: goldens in {state.options.golden_dir}{update}; engine under test: {engine}; "
-            f"comparator: {comparator_kernel.describe()}")
+            f"comparator: {kernel.describe()}")
 
 
 def terminal_progress(config):

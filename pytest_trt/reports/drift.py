@@ -1,6 +1,7 @@
 """Drift: an engine's error against the reference, now and when its golden was recorded.
 
-An engine golden's sidecar records each output's error (``errors_by_output``, the baseline); a later check
+An engine golden's sidecar records each output's error against the reference under ``errors_vs_reference``
+(made by ``errors_by_output``; written by ``core/check.py``, read back by ``goldens/policy.py``); a later check
 whose error grew more than ``DRIFT_FACTOR`` times that, and is not mere noise near zero (``DRIFT_FLOOR``),
 has drifted, and ``drift_sentences`` says so. Loads no numpy.
 """

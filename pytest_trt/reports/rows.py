@@ -15,7 +15,6 @@ from pytest_trt.goldens.policy import shown_action, strongest_action
 from pytest_trt.reports.drift import DRIFT_FACTOR, drift_sentences
 
 CLOSE_SHARE = 0.8      # a passing check that used more of its tolerance than this is "close to tolerance"
-SUGGEST_MARGIN = 1.5   # suggested tolerances are the tightest passing ones times this, rounded up
 
 
 class OutputRow(Record):

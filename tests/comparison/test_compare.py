@@ -537,13 +537,13 @@ def test_decade_tables_are_exact_at_every_power_of_ten():
     from fractions import Fraction
 
     for work in (np.dtype(np.float32), np.dtype(np.float64)):
-        tables = stats._decades(work)
+        tables = stats.decades(work)
         floors = [stats._decade_floor(k, work) for k in range(tables.kmin, tables.kmin + tables.bins - 2)]
         for k, value in enumerate(floors, tables.kmin):
             below = np.nextafter(value, work.type(0))
             assert Fraction(float(value)) >= Fraction(10) ** k > (Fraction(float(below)) if below else -1), (work, k)
         lowest = np.array(floors, work)
-        counts = stats._bin_counts(np.concatenate([lowest, [np.nextafter(x, work.type(0)) for x in lowest]]).astype(work), work)
+        counts = stats.bin_counts(np.concatenate([lowest, [np.nextafter(x, work.type(0)) for x in lowest]]).astype(work), work)
         assert list(counts[1:-1]) == [2] * (tables.bins - 3) + [1]   # each power of ten opens its own bin
 
 

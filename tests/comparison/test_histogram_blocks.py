@@ -16,7 +16,7 @@ def _blocks(work: np.dtype, seed: int) -> np.ndarray:
     """Blocks of |a-b| each spread over 1 to 20 adjacent decades (with or without zeros), built from
     each decade's lowest value, the value just below it, and values between."""
     rng = np.random.default_rng(seed)
-    tables = stats._decades(work)
+    tables = stats.decades(work)
     floors = np.array([stats._decade_floor(k, work) for k in range(tables.kmin, tables.kmin + tables.bins - 2)], work)
     out = []
     for span in list(range(1, 21)) * 3:
@@ -41,8 +41,8 @@ def test_blocks_over_any_span_of_decades_are_counted_exactly(dtype, seed):
     d = _blocks(work, seed)
     e = np.zeros_like(d)
     r = compare(d * np.where(np.arange(d.size) % 3, 1, -1).astype(work), e, atol=0, rtol=0)["output"]
-    counts = stats._bin_counts(d, work)                               # the numpy path's count
-    kmin = stats._decades(work).kmin
+    counts = stats.bin_counts(d, work)                               # the numpy path's count
+    kmin = stats.decades(work).kmin
     want = ([("0", int(counts[0]))] if counts[0] else []) + [
         (f"1e{kmin + i - 1}", int(c)) for i, c in enumerate(counts[1:-1], 1) if c]
     assert r.histogram == want
@@ -53,7 +53,7 @@ def test_kernel_refuses_tables_whose_bins_do_not_rise(comparator_path):
     """Counting by edges needs bins that rise with |a-b|: the kernel checks the tables it is handed."""
     if comparator_path != "kernel":
         pytest.skip("kernel tables")
-    tables = stats._decades(np.dtype(np.float32))
+    tables = stats.decades(np.dtype(np.float32))
     lo = tables.lo.astype(np.uint32)
     lo[100] = lo[101] + 1                                             # an octave above its successor's bin
     try:

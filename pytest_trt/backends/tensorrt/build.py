@@ -1,7 +1,7 @@
 """Building a TensorRT plan: parse the ONNX model, configure the builder, serialize (``build_plan``).
 
 Also TensorRT's Python callback classes (logger, progress monitor, output allocator; shared with ``runtime``)
-and ``_python_gc_paused``, which every TensorRT call that may call back into Python runs under.
+and ``python_gc_paused``, which every TensorRT call that may call back into Python runs under.
 TensorRT calls used (all in the name-based API shared by 8.6, 10, 11 and TensorRT-RTX): ILogger,
 Builder.create_network, OnnxParser.parse_from_file/num_errors/get_error, Builder.create_builder_config,
 IBuilderConfig.set_memory_pool_limit/builder_optimization_level/set_tactic_sources/
@@ -28,11 +28,11 @@ _SEVERITY = {"INTERNAL_ERROR": logging.CRITICAL, "ERROR": logging.ERROR, "WARNIN
 
 
 @functools.lru_cache(maxsize=None)
-def _callback_classes(trt):
+def callback_classes(trt):
     """TensorRT's Python callback interfaces, subclassed once per TensorRT module.
 
     Classes made per call would be cyclic garbage (a class refers to itself through its MRO), collected
-    by the cyclic GC at some later allocation; see ``_python_gc_paused`` for why that must stay rare."""
+    by the cyclic GC at some later allocation; see ``python_gc_paused`` for why that must stay rare."""
 
     class Logger(trt.ILogger):
         """Routes TensorRT messages to Python logging and keeps this object's errors."""
@@ -109,7 +109,7 @@ def _callback_classes(trt):
 
 
 @contextlib.contextmanager
-def _python_gc_paused():
+def python_gc_paused():
     """Python's cyclic garbage collector paused while TensorRT may call back into Python.
 
     TensorRT calls the logger and the progress monitor with its own locks held. A collection that starts
@@ -127,14 +127,14 @@ def _python_gc_paused():
             gc.enable()
 
 
-@_python_gc_paused()
+@python_gc_paused()
 def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, profile: Profile | None,
                options: BuildOptions, timing_cache: bytes | None,
                progress: BuildProgress | None = None) -> tuple[bytes, bytes | None]:
     """Parse ``model_path`` and build a serialized plan; returns (plan, serialized timing cache or None).
 
     TensorRT 10+ and RTX report build phases to ``progress``; 8.6 has no progress monitor (start and end only)."""
-    Logger, Monitor, _ = _callback_classes(trt)
+    Logger, Monitor, _ = callback_classes(trt)
     builder = network = parser = config = optimization_profile = cache = plan = None
     try:
         logger = Logger()
@@ -189,7 +189,7 @@ def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, 
         return bytes(plan), (bytes(cache.serialize()) if cache is not None else None)
     finally:
         # Released here, in dependency order, even when the build fails: a traceback kept by pytest would
-        # otherwise hold this frame's Builder alive until some later collection (see _python_gc_paused).
+        # otherwise hold this frame's Builder alive until some later collection (see python_gc_paused).
         plan = cache = config = optimization_profile = parser = network = builder = None  # noqa: F841
 
 

@@ -12,7 +12,7 @@ import re
 import threading
 from collections.abc import Mapping
 
-from pytest_trt.backends.tensorrt.build import _callback_classes, _python_gc_paused
+from pytest_trt.backends.tensorrt.build import callback_classes, python_gc_paused
 from pytest_trt.backends.tensorrt.plan import TensorIO, engine_inputs, numpy_dtype_name, plan_outputs
 from pytest_trt.errors import BackendError
 
@@ -27,9 +27,9 @@ class Engine:
 
     def __init__(self, trt, plan: bytes):
         self.trt = trt
-        Logger, _, self._OutputAllocator = _callback_classes(trt)
+        Logger, _, self._OutputAllocator = callback_classes(trt)
         self._logger = Logger()
-        with _python_gc_paused():
+        with python_gc_paused():
             self.runtime = trt.Runtime(self._logger)
             self.engine = self.runtime.deserialize_cuda_engine(plan)
             self.context = self.engine.create_execution_context() if self.engine is not None else None
@@ -84,7 +84,7 @@ class Engine:
                 stack.callback(allocator.free)
                 self.context.set_output_allocator(name, allocator)
                 allocators[name] = allocator
-            with _python_gc_paused():  # the logger and output allocators are called back from inside
+            with python_gc_paused():  # the logger and output allocators are called back from inside
                 ran = self.context.execute_async_v3(stream.handle)
             if not ran:
                 raise BackendError("TensorRT execute_async_v3 returned false; see the TensorRT log above")
