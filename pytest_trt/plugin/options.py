@@ -1,8 +1,8 @@
 """pytest-trt's settings: one table of flags, ini keys, environment variables and defaults, and their reading.
 
 A setting comes from its flag, else its environment variable, else its ini key, else its default in the
-table. The defaults of the drift factor and the close-to-tolerance share are the constants of the modules
-that apply them (``reports.drift``, ``reports.rows``). A path option's value given as a separate argument
+table. The report thresholds among them (drift factor, close-to-tolerance share, suggestion margin) are written
+once, in ``reports/defaults.py``. A path option's value given as a separate argument
 can move pytest's rootdir and ini file; ``check_path_arguments`` stops the session when it did.
 """
 from __future__ import annotations
@@ -15,9 +15,7 @@ import pytest
 
 from pytest_trt.core.records import FrozenRecord, Record, set_field
 from pytest_trt.errors import TrtCompareError
-from pytest_trt.reports.drift import DRIFT_FACTOR
-from pytest_trt.reports.rows import CLOSE_SHARE
-from pytest_trt.reports.suggestions import FLOOR_ULPS, SUGGEST_MARGIN
+from pytest_trt.reports.defaults import CLOSE_SHARE, DRIFT_FACTOR, FLOOR_ULPS, SUGGEST_MARGIN
 
 
 class Option(FrozenRecord):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pytest_trt.reports.defaults import DRIFT_FACTOR
 from pytest_trt.comparison.report import ComparisonReport, budget_text, short  # loads no numpy
 
-DRIFT_FACTOR = 2.0     # an error that grew by more than this since its golden was recorded is "drift"
 DRIFT_FLOOR = 0.05     # errors below this share of the tolerance never count as drift (noise around zero)
 
 

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from pytest_trt.comparison.report import ComparisonReport, OutputReport  # loads no numpy
 from pytest_trt.core.records import Record
 from pytest_trt.goldens.policy import shown_action, strongest_action
-from pytest_trt.reports.drift import DRIFT_FACTOR, drift_sentences
+from pytest_trt.reports.defaults import CLOSE_SHARE, DRIFT_FACTOR
+from pytest_trt.reports.drift import drift_sentences
 
-CLOSE_SHARE = 0.8      # a passing check that used more of its tolerance than this is "close to tolerance"
 
 
 class OutputRow(Record):

@@ -23,12 +23,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from pytest_trt.reports.defaults import FLOOR_ULPS, SUGGEST_MARGIN
 from pytest_trt.reports.rows import CheckRecord
 from pytest_trt.core.dtypes import DTYPE_EPSILON
 from pytest_trt.core.tolerance import PRECISIONS
 
-SUGGEST_MARGIN = 1.5   # suggested tolerances are the tightest passing ones times this, rounded up
-FLOOR_ULPS = 2.0
 PRECISION_EPSILON = {"fp32": 2.0 ** -23, "tf32": 2.0 ** -10, "fp16": 2.0 ** -10, "bf16": 2.0 ** -7,
                      "int8": 2.0 ** -7, "fp8": 2.0 ** -3}
 def atol_floor(precision: str, dtype: str | None, magnitude: float | None) -> float:

@@ -6,8 +6,7 @@ from pytest_trt.plugin.location import _parametrize_ids
 from pytest_trt.plugin.marker import MARKER_HELP
 from pytest_trt.plugin.options import OPTIONS
 from pytest_trt.plugin.summary import SessionSummary
-from pytest_trt.reports.drift import DRIFT_FACTOR
-from pytest_trt.reports.rows import CLOSE_SHARE
+from pytest_trt.reports.defaults import CLOSE_SHARE, DRIFT_FACTOR
 
 
 def test_marker_help_names_every_argument():
