@@ -314,6 +314,8 @@ typedef struct {
     Py_buffer a, b;
     char ka, kb;
     int dbl;
+    Py_ssize_t n;   /* elements in each buffer */
+    int bins;       /* decade bins of this dtype's histogram */
 } Pair;
 
 static int
@@ -356,6 +358,8 @@ get_pair(PyObject *a_obj, PyObject *b_obj, const char *kinds, Pair *p)
         release(p);
         return -1;
     }
+    p->n = p->b.len / sb;
+    p->bins = p->dbl ? bins64 : bins32;
     return 0;
 }
 
@@ -389,10 +393,10 @@ scan(PyObject *self, PyObject *args)
     Pair p;
     if (get_pair(a_obj, b_obj, kinds, &p) < 0)
         return NULL;
-    Py_ssize_t n = p.b.len / kind_size(p.kb);
+    Py_ssize_t n = p.n;
     Py_ssize_t counts[HLANES * MAX_BINS];
     Extras x;
-    x.bins = p.dbl ? bins64 : bins32;
+    x.bins = p.bins;
     x.counts = hist ? counts : NULL;
     x.on = hist == 2;
     x.want = want < 0 ? 0 : want > MAX_WANT ? MAX_WANT : want;
@@ -440,9 +444,9 @@ histogram(PyObject *self, PyObject *args)
     Pair p;
     if (get_pair(a_obj, b_obj, kinds, &p) < 0)
         return NULL;
-    Py_ssize_t n = p.b.len / kind_size(p.kb);
+    Py_ssize_t n = p.n;
     Py_ssize_t counts[HLANES * MAX_BINS];
-    int bins = p.dbl ? bins64 : bins32;
+    int bins = p.bins;
     memset(counts, 0, sizeof(Py_ssize_t) * HLANES * bins);
     Py_BEGIN_ALLOW_THREADS
     if (p.dbl)
