@@ -22,7 +22,7 @@ from pytest_trt.core.generated_inputs import make_inputs
 from pytest_trt.core.inputs import prepare_user_inputs
 from pytest_trt.core.model import ModelInfo, load_model_info
 from pytest_trt.core.records import Record
-from pytest_trt.core.spec import CompareSpec
+from pytest_trt.core.spec import CompareSpec, check_names, did_you_mean
 from pytest_trt.core.tolerance import REFERENCE_PRECISION, resolve
 
 
@@ -63,6 +63,11 @@ class CheckResult(Record):
                 ("reference vs golden", self.reference_vs_golden, REFERENCE_PRECISION, "reference", "golden-reference"),
                 ("engine vs golden", self.engine_vs_golden, self.precision, "engine", "golden-engine")]
         return [m for m in made if m[1] is not None]
+
+    def sides(self) -> dict:
+        """The arrays each side name of ``comparisons`` stands for (an engine side is None when none ran)."""
+        return {"reference": self.reference, "engine": self.engine,
+                **{f"golden-{kind}": arrays for kind, arrays in self.goldens.items()}}
 
     @property
     def only_tolerance_failed(self) -> bool:
@@ -168,15 +173,11 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
 def check_outputs_filter(spec: CompareSpec, info: ModelInfo) -> None:
     """Every output name in ``outputs=`` and ``tolerances=`` is one of the model's (else one sentence)."""
     if spec.tolerances:
-        from pytest_trt.core.spec import check_names
-
         check_names(spec, info.output_names, info.path.name)
     if spec.outputs is None:
         return
     unknown = [o for o in spec.outputs if o not in info.output_names]
     if unknown:
-        from pytest_trt.core.spec import did_you_mean
-
         raise InputError(f"trt_compare outputs names {', '.join(map(repr, unknown))}, which is not an output of "
                          f"{info.path.name}{did_you_mean(unknown[0], info.output_names)}; its outputs are: "
                          f"{', '.join(s.describe() for s in info.outputs)}")

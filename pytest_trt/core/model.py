@@ -93,7 +93,7 @@ def _data_unchanged(stamps: tuple) -> bool:
             st = os.stat(path)
         except OSError:
             return False  # gone: read again, which names the missing file
-        if (st.st_size, st.st_mtime_ns, st.st_ino) != stamp:
+        if _stamp(st) != stamp:
             return False
     return True
 

@@ -147,7 +147,7 @@ def _dim(view, span) -> int | str | None:
     result = None
     for field, value in _fields(view, *span):
         if field == _DIM_VALUE and isinstance(value, int):
-            result = value - (1 << 64) if value >= 1 << 63 else value
+            result = _signed(value)
         elif field == _DIM_PARAM and isinstance(value, tuple):
             result = _text(view, value)
     return result

@@ -141,8 +141,9 @@ def did_you_mean(name, choices) -> str:
 
 
 def check_names(spec: CompareSpec, output_names, model_name: str) -> None:
-    """Every output and precision that ``tolerances=`` and ``outputs=`` name exists: a misspelt key would
-    otherwise be ignored silently and its tolerance never applied."""
+    """Every output and precision that ``tolerances=`` names exists: a misspelt key would otherwise be ignored
+    silently and its tolerance never applied. (``outputs=`` is checked with the model's inputs, in
+    ``core.check.check_outputs_filter``.)"""
     outputs = tuple(output_names)
     listing = f"its outputs are: {', '.join(outputs)}; precisions are: {', '.join(PRECISIONS)}"
     for key, section in spec.tolerances.items():

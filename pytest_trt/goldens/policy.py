@@ -164,7 +164,7 @@ def check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Map
                 return (_model_change(golden.meta, model_sha256) + report.message +
                         f"\n(golden recorded by {recorded}; if the change is intended, regenerate it with: {hint})")
             return report, "failed", problem
-        if (golden.meta.get("model") or {}).get("sha256", model_sha256) != model_sha256:
+        if _other_model(golden.meta, model_sha256):
             return report, "model changed", None  # within tolerance, but its record names another model
         return report, "unchanged", None
 
@@ -196,10 +196,16 @@ def check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Map
     return decide()
 
 
+def _other_model(meta: dict, model_sha256: str) -> str | None:
+    """The sha256 of the model a golden was recorded from, when it names one and not this one; else None."""
+    recorded = (meta.get("model") or {}).get("sha256")
+    return recorded if recorded and recorded != model_sha256 else None
+
+
 def _model_change(meta: dict, model_sha256: str) -> str:
     """The line that opens a golden's failure when the model is not the one it was recorded from, else ""."""
-    recorded = (meta.get("model") or {}).get("sha256")
-    if not recorded or recorded == model_sha256:
+    recorded = _other_model(meta, model_sha256)
+    if recorded is None:
         return ""
     return f"the model changed since this golden was recorded: sha256 {recorded[:8]}… -> {model_sha256[:8]}…\n"
 

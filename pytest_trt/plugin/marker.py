@@ -52,7 +52,7 @@ def marker_owner(item) -> str | None:
     test's own). Tests with one owner share one marker, so --trt-suggest-tolerances suggests once for them."""
     mark = closest_marker(item)
     if any(m is mark for m in getattr(getattr(item, "function", None), "pytestmark", ())):
-        return f"{item.parent.nodeid}::{getattr(item, 'originalname', item.name)}"
+        return definition_key(item)
     return next((node.nodeid for node in item.listchain()[-2::-1] if any(m is mark for m in node.own_markers)), None)
 
 

@@ -70,8 +70,7 @@ class SessionSummary(Record):
         self.build_seconds += seconds
 
     def record_golden(self, path: str, action: str, tolerated: bool = False) -> None:
-        if tolerated:
-            action = shown_action(action, True)
+        action = shown_action(action, tolerated)
         old = self.goldens.get(path)
         if stronger(action, old):
             self.goldens[path] = action

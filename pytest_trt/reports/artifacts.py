@@ -35,9 +35,8 @@ def write_artifacts(directory: Path, result) -> list[Path]:
     written = [_npz(directory / "inputs.npz", result.inputs), _npz(directory / "reference.npz", result.reference)]
     if result.engine is not None:
         written.append(_npz(directory / "engine.npz", result.engine))
-    sides = {"reference": result.reference, "engine": result.engine}
+    sides = result.sides()
     for kind, arrays in result.goldens.items():
-        sides[f"golden-{kind}"] = arrays
         written.append(_npz(directory / f"golden-{kind}.npz", arrays))
     comparisons = result.comparisons()
     report = {"test": result.test, "precision": result.precision, "passed": result.passed,

@@ -92,19 +92,17 @@ def record_check(result, test: str, events: list[dict], drift_factor: float = DR
     With ``suggest`` (--trt-suggest-tolerances) a check that failed only on tolerances is "tolerated": pytest
     passes it, unless ``strict_drift`` fails it for drift, and the summary says "would fail", not "failed"."""
     rows = []
+    sides = result.sides() if suggest else None  # the scale of a suggestion's floor: nothing on a check's own path
     for name, report, precision, _, expected_side in result.comparisons():
         added = output_rows(report, name, precision)
-        if suggest:  # the scale of a suggestion's floor: nothing on a check's own path
-            sides = {"reference": result.reference, "engine": result.engine,
-                     **{f"golden-{k}": v for k, v in result.goldens.items()}}
+        if suggest:
             _add_scale(added, report, sides.get(expected_side) or {})
         rows += added
     backend = f"{result.backend.get('backend')} {result.backend.get('version')}" if result.backend else "none"
     drift = drift_sentences(result.engine_baseline, result.engine_vs_reference, drift_factor)
     tolerated = suggest and result.only_tolerance_failed and not (strict_drift and drift)
     return CheckRecord(test, result.precision, result.passed, backend, result.engine_skipped,
-                       strongest_action(shown_action(a.action, True) if tolerated else a.action
-                                        for a in result.golden_actions),
+                       strongest_action(shown_action(a.action, tolerated) for a in result.golden_actions),
                        events[-1]["status"] if events else None, sum(e["seconds"] for e in events), rows,
                        drift, result.passed and close_to_tolerance(rows, close_share), tolerated)
 
