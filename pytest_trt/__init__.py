@@ -31,6 +31,7 @@ _LAZY = {
     "known_backends": ("backends.registry", "known_backends"),
     "TrtCompareError": ("errors", "TrtCompareError"),
     "TrtDriftWarning": ("errors", "TrtDriftWarning"),
+    "TrtPrecisionWarning": ("errors", "TrtPrecisionWarning"),
     "build_engine": ("backends.tensorrt.eager", "build_engine"),
     "run_engine": ("backends.tensorrt.eager", "run_engine"),
 }

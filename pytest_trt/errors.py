@@ -25,6 +25,12 @@ class BackendError(TrtCompareError):
     """A backend is unknown, cannot run here, or failed."""
 
 
+class TrtPrecisionWarning(UserWarning):
+    """A check asked for a reduced precision (fp16, bf16, int8, fp8, tf32), and the engine's layer census shows
+    (almost) no layer running in it: the check compared a higher-precision engine. ``--trt-precision-check strict``
+    or a marker's ``min_precision_share=`` turns it into a failure."""
+
+
 class TrtDriftWarning(UserWarning):
     """A check passed, but its engine's error against the reference grew markedly since its golden was
     recorded (``--trt-drift-factor``); ``--trt-strict-drift`` or ``filterwarnings = error::pytest_trt.TrtDriftWarning``

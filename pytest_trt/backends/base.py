@@ -11,14 +11,14 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 REQUIRED = ("name", "unavailable_reason", "precision_reason", "describe", "run")
-OPTIONAL = ("events", "close")
+OPTIONAL = ("events", "close", "census")
 
 
 class Backend(Protocol):
     """What pytest-trt needs from a backend: the reference (onnxruntime) or an engine under test.
 
     Required: ``name``, ``unavailable_reason``, ``precision_reason``, ``describe``, ``run``.
-    Optional, with a no-op default: ``events`` (empty) and ``close`` (nothing to free).
+    Optional, with a no-op default: ``events`` (empty), ``close`` (nothing to free) and ``census`` (None).
     """
 
     name: str
@@ -47,6 +47,11 @@ class Backend(Protocol):
     def close(self) -> None:
         """Optional. Free what the backend holds (engines, device memory); the plugin calls it at session end.
         Default: nothing to free."""
+
+    def census(self) -> dict | None:
+        """Optional. The precision census of the engine the last ``run`` used: ``{"layers": n, "compute":
+        {precision: count}, "kinds": {kind: count}, "opaque_io": [...], "detailed": bool}`` (see
+        ``reports.census``), or None where the backend cannot tell. Default: None."""
 
 
 class PlanBuilder(Backend, Protocol):
@@ -77,6 +82,10 @@ def _no_close() -> None:
     pass
 
 
+def _no_census() -> None:
+    return None
+
+
 class _WithDefaults:
     """A backend that left out optional members, completed with their defaults; everything else is its own."""
 
@@ -93,6 +102,8 @@ class _WithDefaults:
                 return ()
             if member == "close":
                 return _no_close
+            if member == "census":
+                return _no_census
             raise
 
     def __repr__(self) -> str:

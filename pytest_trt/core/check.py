@@ -31,7 +31,8 @@ class CheckResult(Record):
 
     __slots__ = ("test", "precision", "inputs", "reference", "engine", "backend", "engine_skipped",
                  "engine_vs_reference", "reference_vs_golden", "engine_vs_golden", "golden_actions", "problems",
-                 "tolerance_problem_count", "goldens", "engine_baseline")
+                 "tolerance_problem_count", "goldens", "engine_baseline", "census", "census_before",
+                 "precision_shortfall")
 
     def __init__(self, test: str, precision: str, inputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]):
         self.test = test
@@ -49,6 +50,9 @@ class CheckResult(Record):
         self.tolerance_problem_count = 0  # how many of the problems a looser tolerance would fix
         self.goldens: dict[str, Mapping] = {}   # kind -> golden arrays compared
         self.engine_baseline: dict | None = None  # engine-vs-reference errors recorded in the engine golden (drift)
+        self.census: dict | None = None           # the engine's layer precisions (reports.census), where known
+        self.census_before: dict | None = None    # the census recorded with the engine golden
+        self.precision_shortfall: str | None = None  # "fp16 requested, 0 of 41 layers run in it ..." or None
 
     @property
     def passed(self) -> bool:
@@ -90,11 +94,12 @@ class CheckContext(Record):
     """Where a check stores goldens and how it behaves; built by the plugin from options."""
 
     __slots__ = ("test_id", "golden_dir", "golden_parts", "update_golden", "require_engine", "rootdir",
-                 "golden_test_id", "engine_options", "detail")
+                 "golden_test_id", "engine_options", "detail", "min_precision_share")
 
     def __init__(self, test_id: str, golden_dir: str | Path | None, golden_parts: tuple[str, ...] = (),
                  update_golden: bool = False, require_engine: bool = False, rootdir: Path | None = None,
-                 golden_test_id: str | None = None, engine_options: Mapping | None = None, detail: bool = False):
+                 golden_test_id: str | None = None, engine_options: Mapping | None = None, detail: bool = False,
+                 min_precision_share: float = 0.0):
         self.test_id = test_id                # pytest node id (with parameters), for messages
         self.golden_dir = golden_dir          # None: no golden checks
         self.golden_parts = golden_parts      # test folder under golden_dir
@@ -104,6 +109,7 @@ class CheckContext(Record):
         self.golden_test_id = golden_test_id  # the test's id without the precision parameter (goldens are shared)
         self.engine_options = engine_options  # passed to the engine backend's run(): engine_dir, build (BuildOptions)
         self.detail = detail                  # also compute smallest passing tolerances for passing outputs
+        self.min_precision_share = min_precision_share  # --trt-min-precision-share (a marker's overrides it)
 
 
 def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None, engine_skip_reason: str | None = None,
@@ -136,6 +142,7 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
 
                 options["build"] = merge_build_options(options.get("build"), spec.build)
             result.engine = _select(engine.run(info, inputs, precision=precision, options=options), spec)
+            _judge_census(result, engine.census(), spec, ctx)
             result.engine_vs_reference = ComparisonReport(
                 compare_outputs(result.engine, reference, tolerance_for(precision), detail=ctx.detail),
                 f"engine ({engine.name}, {precision})", "reference (onnxruntime)")
@@ -165,9 +172,23 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
         if result.engine is not None:
             result.engine_vs_golden = check_golden(
                 result, ctx, "engine", result.engine, tolerance_for(precision), identity, spec.seed,
-                meta_for("engine", precision, lambda: result.backend),
+                meta_for("engine", precision, lambda: {**result.backend, "census": result.census}),
                 stem_for("engine", engine.name, precision), f"engine ({engine.name}, {precision})", info.sha256)
     return result
+
+
+def _judge_census(result: CheckResult, census: dict | None, spec: CompareSpec, ctx: CheckContext) -> None:
+    """Record the engine's census; a reduced precision that (almost) no layer runs in is a sentence, and a
+    problem where the marker asks for a share (``min_precision_share``). The session option warns or fails
+    in the plugin."""
+    from pytest_trt.reports.census import shortfall
+
+    result.census = census
+    share = spec.min_precision_share if spec.min_precision_share is not None else ctx.min_precision_share
+    result.precision_shortfall = shortfall(result.precision, census, share)
+    if result.precision_shortfall and spec.min_precision_share is not None:
+        result.problems.append(f"{result.precision_shortfall} (the marker asks min_precision_share="
+                               f"{spec.min_precision_share:g})")
 
 
 def check_outputs_filter(spec: CompareSpec, info: ModelInfo) -> None:

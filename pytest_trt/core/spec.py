@@ -11,7 +11,7 @@ from pytest_trt.core.records import FrozenRecord, set_field
 from pytest_trt.core.tolerance import FIELDS, PRECISIONS, check_tolerances, check_value
 
 ARGUMENTS = ("model", "atol", "rtol", "precision", "tolerances", "shapes", "seed", "outputs",
-             "input_range", "convention", "equal_nan", "build")
+             "input_range", "convention", "equal_nan", "build", "min_precision_share")
 _TEST_LEVEL = ("atol", "rtol", "convention", "equal_nan")
 
 
@@ -19,12 +19,12 @@ class CompareSpec(FrozenRecord):
     """Everything a ``trt_compare`` check needs to know, validated."""
 
     __slots__ = ("model", "precisions", "parametrized", "test_level", "tolerances", "shapes", "seed", "outputs",
-                 "input_range", "build")
+                 "input_range", "build", "min_precision_share")
 
     def __init__(self, model: Path | None = None, precisions: tuple[str, ...] = ("fp32",), parametrized: bool = False,
                  test_level: Mapping | None = None, tolerances: Mapping | None = None, shapes: Mapping | None = None,
                  seed: int = 0, outputs: tuple[str, ...] | None = None, input_range: object = None,
-                 build: object = None):
+                 build: object = None, min_precision_share: float | None = None):
         set_field(self, "model", model)
         set_field(self, "precisions", precisions)
         set_field(self, "parametrized", parametrized)   # precision was given as a list: one test per precision
@@ -35,6 +35,9 @@ class CompareSpec(FrozenRecord):
         set_field(self, "outputs", outputs)
         set_field(self, "input_range", input_range)
         set_field(self, "build", build)   # core.build_options.BuildOptions from build={...}; None: ini/defaults
+        # Share of compute layers that must run in the requested reduced precision, else the check fails;
+        # None: the session's --trt-precision-check decides (warn by default).
+        set_field(self, "min_precision_share", min_precision_share)
 
 
 def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
@@ -75,7 +78,17 @@ def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
             raise SpecError(f"trt_compare build={kwargs['build']!r} must be a dict of builder options, "
                             "e.g. build={'workspace': '1G', 'optimization_level': 3}")
         fields["build"] = parse_build_options(kwargs["build"])
+    if kwargs.get("min_precision_share") is not None:
+        fields["min_precision_share"] = check_share(kwargs["min_precision_share"], "trt_compare min_precision_share")
     return CompareSpec(**fields)
+
+
+def check_share(value, where: str) -> float:
+    """A share of layers, 0 to 1 (0: at least one layer)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise SpecError(f"{where}={value!r} must be a number from 0 to 1 (the share of compute layers that must run "
+                        "in the requested precision; 0 means at least one layer), e.g. 0.5")
+    return float(value)
 
 
 def check_seed(seed) -> int:
@@ -217,7 +230,8 @@ def merge_call(spec: CompareSpec, kwargs: Mapping, test_dir: Path | None, rootdi
     if "precision" in kwargs:
         raise SpecError("trt_compare(precision=...) cannot be set per call; set precision in the marker")
     override = parse_marker((), kwargs, test_dir, rootdir)
-    changes = {k: getattr(override, k) for k in ("model", "shapes", "outputs", "input_range", "build") if k in kwargs}
+    changes = {k: getattr(override, k) for k in ("model", "shapes", "outputs", "input_range", "build",
+                                                 "min_precision_share") if k in kwargs}
     if "seed" in kwargs:
         changes["seed"] = override.seed
     if any(k in kwargs for k in _TEST_LEVEL):

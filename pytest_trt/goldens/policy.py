@@ -155,6 +155,8 @@ def check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Map
         if kind == "engine":
             baseline = golden.meta.get("errors_vs_reference")
             result.engine_baseline = baseline if isinstance(baseline, dict) else None
+            census = (golden.meta.get("producer") or {}).get("census")
+            result.census_before = census if isinstance(census, dict) else None
         report = api.ComparisonReport(api.compare_outputs(outputs, golden.arrays, tolerance_for, detail=ctx.detail),
                                       label, f"golden {rel}")
         if not report.passed:

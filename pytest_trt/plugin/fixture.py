@@ -14,7 +14,7 @@ import functools
 
 import pytest
 
-from pytest_trt.errors import TrtCompareError, TrtDriftWarning
+from pytest_trt.errors import TrtCompareError, TrtDriftWarning, TrtPrecisionWarning
 from pytest_trt.plugin.location import call_location
 from pytest_trt.plugin.marker import marker_owner, precision_param, spec_for
 from pytest_trt.plugin.state import STATE
@@ -160,7 +160,8 @@ class _TestCheck:
             engine, reason = state.engine()
             ctx = api.CheckContext(item.nodeid, options.golden_dir, parts, options.update_golden,
                                    options.require, self._rootdir, golden_test_id,
-                                   {"engine_dir": options.engine_dir, "build": options.build}, detail=options.suggest)
+                                   {"engine_dir": options.engine_dir, "build": options.build}, detail=options.suggest,
+                                   min_precision_share=options.min_precision_share)
             events_before = len(engine.events) if engine is not None else 0
             result = api.run_check(spec, self.precision, ctx, engine, reason, inputs)
             events = list(engine.events[events_before:]) if engine is not None else []
@@ -183,6 +184,18 @@ class _TestCheck:
                 import warnings
 
                 warnings.warn(TrtDriftWarning(f"{item.nodeid} [{self.precision}]: {text}"), stacklevel=3)
+        # A reduced precision the engine did not run: warns, or fails under --trt-precision-check strict (a
+        # marker's min_precision_share already made it one of the check's problems).
+        if result.precision_shortfall and spec.min_precision_share is None and options.precision_check != "off":
+            text = f"{item.nodeid} [{self.precision}]: {result.precision_shortfall}"
+            if options.precision_check == "strict":
+                failing, message = True, (message or (result.message if not result.passed else
+                                                      f"trt_compare [{self.precision}] {item.nodeid}: FAILED")) + \
+                    f"\n\nprecision (--trt-precision-check strict): {result.precision_shortfall}"
+            else:
+                import warnings
+
+                warnings.warn(TrtPrecisionWarning(text), stacklevel=3)
         if failing:
             message = (message or result.message) + self._write_artifacts(result, parts)
             raise AssertionError(message)

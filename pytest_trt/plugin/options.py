@@ -67,6 +67,12 @@ OPTIONS = [
            f"was recorded (default {DRIFT_FACTOR:g})", "FACTOR"),
     Option("--trt-strict-drift", "trt_strict_drift", "bool", None, False,
            "fail checks whose error drifted, instead of warning"),
+    Option("--trt-precision-check", "trt_precision_check", "string", "PYTEST_TRT_PRECISION_CHECK", "warn",
+           "when a check asked for a reduced precision (fp16, bf16, int8, fp8, tf32) and the engine's layer census "
+           "shows (almost) no layer running in it: warn (the default), strict (fail the check) or off", "MODE"),
+    Option("--trt-min-precision-share", "trt_min_precision_share", "number", None, 0.0,
+           "share of an engine's compute layers that must run in the requested reduced precision (default 0: at "
+           "least one layer; a marker's min_precision_share=... sets it per test and fails the check)", "SHARE"),
     Option("--trt-artifacts", "trt_artifacts", "path", "PYTEST_TRT_ARTIFACTS", None,
            "folder for failure artifacts (inputs, outputs, report.json, PNG plots), one folder per failed check "
            "(default: trt-artifacts/ under pytest's basetemp)"),
@@ -85,12 +91,14 @@ class Options(Record):
     """The session's pytest-trt settings, read once at configure."""
 
     __slots__ = ("golden_dir", "update_golden", "backend", "require", "engine_dir", "build", "devices", "summary",
-                 "close_share", "drift_factor", "strict_drift", "artifacts", "suggest", "junit", "golden_guessed")
+                 "close_share", "drift_factor", "strict_drift", "precision_check", "min_precision_share", "artifacts",
+                 "suggest", "junit", "golden_guessed")
 
     def __init__(self, *, golden_dir: Path, update_golden: bool, backend: str, require: bool,
                  engine_dir: Path | None, build, devices: tuple[int, ...] | None, summary: str,
                  close_share: float, drift_factor: float, strict_drift: bool, artifacts: Path | None,
-                 suggest: bool, junit: bool, golden_guessed: bool):
+                 suggest: bool, junit: bool, golden_guessed: bool, precision_check: str = "warn",
+                 min_precision_share: float = 0.0):
         self.golden_dir = golden_dir
         self.update_golden = update_golden
         self.backend = backend
@@ -102,6 +110,8 @@ class Options(Record):
         self.close_share = close_share      # --trt-close-share
         self.drift_factor = drift_factor    # --trt-drift-factor
         self.strict_drift = strict_drift    # --trt-strict-drift
+        self.precision_check = precision_check          # --trt-precision-check: warn, strict or off
+        self.min_precision_share = min_precision_share  # --trt-min-precision-share
         self.artifacts = artifacts          # --trt-artifacts; None: under pytest's basetemp
         self.suggest = suggest              # --trt-suggest-tolerances
         self.junit = junit                  # --junitxml given: checks add their JUnit properties
@@ -181,6 +191,9 @@ def read_options(config: pytest.Config) -> Options:
     summary = text("trt_summary")
     if summary not in ("compact", "full"):
         raise pytest.UsageError(f"--trt-summary {summary!r} is unknown; use compact or full")
+    precision_check = text("trt_precision_check")
+    if precision_check not in ("warn", "strict", "off"):
+        raise pytest.UsageError(f"--trt-precision-check {precision_check!r} is unknown; use warn, strict or off")
     build = text("trt_build_options")
     try:
         build_options = None   # TensorRT's defaults; core.build_options is loaded only when options are given
@@ -199,6 +212,8 @@ def read_options(config: pytest.Config) -> Options:
                    devices=devices, summary=summary,
                    close_share=number("trt_close_share", 0.0, 1.0), drift_factor=number("trt_drift_factor", 1.0, 1e6),
                    strict_drift=flag("trt_strict_drift"), artifacts=path("trt_artifacts"),
+                   precision_check=precision_check,
+                   min_precision_share=number("trt_min_precision_share", 0.0, 1.0),
                    suggest=flag("trt_suggest_tolerances"), junit=bool(config.getoption("xmlpath", None)),
                    golden_guessed="trt_golden_dir" not in explicit and config.inipath is None)
 

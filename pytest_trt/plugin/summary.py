@@ -160,10 +160,16 @@ def check_rows(records: list, full: bool) -> list[str]:
             + (f"{len(tolerated)} would fail on tolerances alone (passed under --trt-suggest-tolerances), "
                if tolerated else "")
             + f"{len(close)} close to tolerance, {len(drifted)} drifted")
-    shown = checks if full else [r for r in checks if not r.passed or r.drift or r.close]
+    shortfalls = [r for r in checks if r.precision_shortfall]
+    if shortfalls:
+        head += f", {len(shortfalls)} ran another precision than asked"
+    shown = checks if full else [r for r in checks if not r.passed or r.drift or r.close or r.precision_shortfall]
     if not shown:
         return [head + " (--trt-summary full or -v lists every check)"]
-    table = [("test", "prec", "backend", "worst output", "max abs", "max rel", "budget", "golden", "engine", "status")]
+    from pytest_trt.reports.census import census_short
+
+    table = [("test", "prec", "backend", "worst output", "max abs", "max rel", "budget", "golden", "engine", "layers",
+              "status")]
     for r in shown:
         worst = r.worst
         engine = "-" if r.cache is None else ("cache hit" if r.cache == "loaded" else f"{r.cache} {r.build_seconds:.1f} s")
@@ -174,11 +180,13 @@ def check_rows(records: list, full: bool) -> list[str]:
         table.append((r.test, r.precision, r.backend,
                       f"{worst.output} ({worst.comparison})" if worst else "-",
                       column(worst.max_abs) if worst else "-", column(worst.max_rel) if worst else "-",
-                      budget_text(worst.budget) if worst else "-", r.golden, engine, status))
+                      budget_text(worst.budget) if worst else "-", r.golden, engine,
+                      census_short(r.census, r.precision), status))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = [head, *("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)]
     for r in drifted:
         lines.extend(f"  drift: {r.test} [{r.precision}]: {d}" for d in r.drift)
+    lines.extend(f"  precision: {r.test} [{r.precision}]: {r.precision_shortfall}" for r in shortfalls)
     return lines
 
 

@@ -41,6 +41,7 @@ def write_artifacts(directory: Path, result) -> list[Path]:
     comparisons = result.comparisons()
     report = {"test": result.test, "precision": result.precision, "passed": result.passed,
               "backend": result.backend, "engine_skipped": _short(result.engine_skipped), "problems": result.problems,
+              "census": result.census, "precision_shortfall": result.precision_shortfall,
               "comparisons": {_slug(name): _report_json(r) for name, r, *_ in comparisons}}
     path = directory / "report.json"
     path.write_text(json.dumps(_jsonable(report), indent=1) + "\n", encoding="utf-8")

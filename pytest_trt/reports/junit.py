@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pytest_trt.backends.registry import short_reason
 from pytest_trt.comparison.report import plain  # loads no numpy
+from pytest_trt.reports.census import census_text
 from pytest_trt.reports.rows import CheckRecord
 
 
@@ -22,6 +23,11 @@ def junit_properties(record: CheckRecord) -> list[tuple[str, object]]:
         props.append(("trt_engine_skipped", short_reason(record.engine_skipped)))
     if record.drift:
         props.append(("trt_drift", "; ".join(record.drift)))
+    if record.census:
+        props.append(("trt_layers", census_text(record.census)))
+        props += [(f"trt_layers.{precision}", count) for precision, count in (record.census.get("compute") or {}).items()]
+    if record.precision_shortfall:
+        props.append(("trt_precision_shortfall", record.precision_shortfall))
     for row in record.outputs:
         if row.budget is not None:
             key = f"trt[{row.comparison}][{row.output}]"

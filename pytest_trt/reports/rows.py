@@ -13,6 +13,7 @@ from pytest_trt.comparison.report import ComparisonReport, OutputReport  # loads
 from pytest_trt.core.records import Record
 from pytest_trt.goldens.policy import shown_action, strongest_action
 from pytest_trt.reports.defaults import CLOSE_SHARE, DRIFT_FACTOR
+from pytest_trt.reports.census import census_change
 from pytest_trt.reports.drift import drift_sentences
 
 
@@ -50,12 +51,12 @@ class CheckRecord(Record):
     """What one check did, for humans and dashboards."""
 
     __slots__ = ("test", "precision", "passed", "backend", "engine_skipped", "golden", "cache", "build_seconds",
-                 "outputs", "drift", "close", "tolerated", "marker")
+                 "outputs", "drift", "close", "tolerated", "marker", "census", "precision_shortfall")
 
     def __init__(self, test: str, precision: str, passed: bool, backend: str, engine_skipped: str | None,
                  golden: str, cache: str | None, build_seconds: float, outputs: list[OutputRow],
                  drift: list[str] | None = None, close: bool = False, tolerated: bool = False,
-                 marker: str | None = None):
+                 marker: str | None = None, census: dict | None = None, precision_shortfall: str | None = None):
         self.test = test                    # node id without the precision parameter
         self.precision = precision
         self.passed = passed
@@ -69,6 +70,8 @@ class CheckRecord(Record):
         self.close = close                  # passed but used more than CLOSE_SHARE of some tolerance
         self.tolerated = tolerated          # failed only on tolerances, and --trt-suggest-tolerances passed it
         self.marker = marker                # where the test's marker is declared (tests sharing it share this)
+        self.census = census                # the engine's layer precisions (reports.census summary), where known
+        self.precision_shortfall = precision_shortfall  # "fp16 requested, 0 of 41 ..." (reports.census.shortfall)
 
     @property
     def worst(self) -> OutputRow | None:
@@ -100,11 +103,15 @@ def record_check(result, test: str, events: list[dict], drift_factor: float = DR
         rows += added
     backend = f"{result.backend.get('backend')} {result.backend.get('version')}" if result.backend else "none"
     drift = drift_sentences(result.engine_baseline, result.engine_vs_reference, drift_factor)
+    changed = census_change(result.census_before, result.census)
+    if changed:
+        drift.append(changed)
     tolerated = suggest and result.only_tolerance_failed and not (strict_drift and drift)
     return CheckRecord(test, result.precision, result.passed, backend, result.engine_skipped,
                        strongest_action(shown_action(a.action, tolerated) for a in result.golden_actions),
                        events[-1]["status"] if events else None, sum(e["seconds"] for e in events), rows,
-                       drift, result.passed and close_to_tolerance(rows, close_share), tolerated)
+                       drift, result.passed and close_to_tolerance(rows, close_share), tolerated,
+                       census=result.census, precision_shortfall=result.precision_shortfall)
 
 
 def output_rows(report: ComparisonReport | None, comparison: str, precision: str) -> list[OutputRow]:

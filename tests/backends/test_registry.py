@@ -50,12 +50,13 @@ def test_a_backend_without_optional_members_gets_their_defaults():
     assert missing_members(Minimal()) == [] and missing_members(object()) == ["name", "unavailable_reason",
                                                                             "precision_reason", "describe", "run"]
     assert backend.name == "minimal" and backend.run(None, {"a": 1}) == {"a": 1}
-    assert backend.events == () and backend.close() is None
+    assert backend.events == () and backend.close() is None and backend.census() is None
     closing = with_defaults(Closing())
     closing.close()
     assert closing.events == () and closing.backend.closed   # its own close, the default events
     full = Closing()
     full.events = []
+    full.census = lambda: {"layers": 1}
     assert with_defaults(full) is full
     with pytest.raises(AttributeError):
         backend.build

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from models import two_io_model
-from pytest_trt.backends.onnxruntime import OnnxRuntimeBackend
+from pytest_trt.backends.registry import get_backend
 from pytest_trt.core.check import CheckContext, run_check
 from pytest_trt.reports.rows import record_check
 from pytest_trt.errors import GoldenError
@@ -141,7 +141,7 @@ def recorded(tmp_path_factory):
     the reference golden with the zip64 records of a golden over 4 GiB."""
     root = tmp_path_factory.mktemp("fuzz")
     spec = CompareSpec(model=two_io_model(root / "two.onnx"))
-    run_check(spec, "fp32", _ctx(root, update=True), engine=OnnxRuntimeBackend())
+    run_check(spec, "fp32", _ctx(root, update=True), engine=get_backend("onnxruntime"))
     with pytest.MonkeyPatch.context() as m:
         m.setattr(zipfile, "ZIP64_LIMIT", 10)
         m.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 1)
@@ -164,7 +164,7 @@ def _check_survives(recorded, name, damaged: bytes) -> None:
     path = root / "golden" / "t" / name
     path.write_bytes(damaged)
     try:
-        result = run_check(spec, "fp32", _ctx(root), engine=OnnxRuntimeBackend())
+        result = run_check(spec, "fp32", _ctx(root), engine=get_backend("onnxruntime"))
         record_check(result, "t.py::test_x", [])
     finally:
         path.write_bytes(files[name])

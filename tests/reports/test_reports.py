@@ -62,7 +62,7 @@ def test_summary_rows_compact_by_default_full_on_request(repo):
     rows = _rows(out)
     assert len(rows) == 2, out  # header + the one close row
     assert re.match(r"  test_a\.py::test_scale +fp32 +none +y \(reference vs golden\) +8\.5\de-04 +4\.2\de-04 +85% +"
-                    r"model changed +- +close$", rows[1]), rows[1]  # within tolerance, recorded from the old model
+                    r"model changed +- +- +close$", rows[1]), rows[1]  # within tolerance, recorded from the old model
 
     full = repo.runpytest("--trt-summary", "full").stdout.str()
     rows = _rows(full)

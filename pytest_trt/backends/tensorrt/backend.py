@@ -13,15 +13,18 @@ import functools
 import importlib
 import importlib.util
 import logging
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 
 from pytest_trt.backends.tensorrt.build import build_plan
-from pytest_trt.backends.tensorrt.plan import (Flavor, check_within_profile, plan_profiles, realize_precision,
-                                               restore_output_dtypes, shapes_for_run)
+from pytest_trt.backends.tensorrt.plan import (Flavor, check_within_profile, has_qdq, plan_profiles,
+                                               realize_precision, restore_output_dtypes, shape_tensor_inputs,
+                                               shapes_for_run)
 from pytest_trt.backends.tensorrt.probe import install_hint, machine_reason
 from pytest_trt.backends.tensorrt.progress import BuildProgress
-from pytest_trt.backends.tensorrt.runtime import Engine
+from pytest_trt.backends.tensorrt.runtime import Engine, PlanLoadError
+from pytest_trt.backends.tensorrt.cache import EngineCacheWarning
 from pytest_trt.core.build_options import BuildOptions
 from pytest_trt.errors import BackendError
 
@@ -40,6 +43,7 @@ class TensorRTBackend:
     def __init__(self):
         self._engines: OrderedDict = OrderedDict()   # cache key -> Engine (deserialized once per process)
         self.events: list[dict] = []                 # builds and cache hits, read by the plugin's summary
+        self._census: dict | None = None             # census summary of the engine the last run used
 
     # ------------------------------------------------------------------ protocol
 
@@ -112,19 +116,43 @@ class TensorRTBackend:
         if reason:
             raise BackendError(f"backend {self.name!r} cannot build here: {reason}")
         options = dict(options or {})
+        self._census = None
         shapes = shapes_for_run(model.inputs, options.get("shapes") or {}, inputs)
-        outcome, profile = self.build(model, precision, shapes=shapes,
-                                      build_options=options.get("build"), cache_dir=options.get("engine_dir"))
+        shape_values = {name: tuple(int(v) for v in inputs[name].ravel())
+                        for name in graph_facts(model).shape_inputs if name in inputs}
+        build_options = options.get("build")
+        request = dict(shapes=shapes, build_options=build_options, cache_dir=options.get("engine_dir"),
+                       shape_values=shape_values)
+        outcome, profile = self.build(model, precision, **request)
         check_within_profile(profile, inputs)
         engine = self._engines.get(outcome.key)
         if engine is None:
-            engine = Engine(self.trt(), outcome.plan)
+            host_code = bool(build_options and build_options.version_compatible)
+            try:
+                engine = Engine(self.trt(), outcome.plan, host_code_allowed=host_code)
+            except PlanLoadError as exc:
+                if outcome.status != "loaded":
+                    raise
+                # A cached plan that no longer deserializes (same GPU, another driver or library build): rebuilt.
+                warnings.warn(EngineCacheWarning(f"cached engine for {model.path.name} ({precision}) no longer loads "
+                                                 f"on this machine ({exc}); rebuilt it"), stacklevel=2)
+                outcome, profile = self.build(model, precision, replace=outcome.plan, **request)
+                engine = Engine(self.trt(), outcome.plan, host_code_allowed=host_code)
             self._engines[outcome.key] = engine
             if len(self._engines) > _MAX_ENGINES:
                 self._engines.popitem(last=False)[1].close()
         else:
             self._engines.move_to_end(outcome.key)
-        return restore_output_dtypes(engine.run(inputs), model.outputs)
+        outputs = restore_output_dtypes(engine.run(inputs), model.outputs)
+        try:
+            self._census = engine.census().summary()
+        except Exception as exc:  # noqa: BLE001 - the census informs; it must never fail a check that ran
+            log.warning("no precision census for %s: %s", model.path.name, exc)
+        return outputs
+
+    def census(self) -> dict | None:
+        """The precision census (summary dict) of the engine the last ``run`` used; None if it could not be read."""
+        return self._census
 
     def close(self) -> None:
         """Free every engine this backend holds (the plugin calls this at session end)."""
@@ -134,9 +162,10 @@ class TensorRTBackend:
     # ---------------------------------------------------------------------- build
 
     def build(self, model, precision: str, *, shapes: Mapping, build_options: BuildOptions | None = None,
-              cache_dir=None):
+              cache_dir=None, shape_values: Mapping | None = None, replace: bytes | None = None):
         """(CacheOutcome, Profile or None) for ``model`` (a ModelInfo) at ``precision``; ``build_options``
-        None: TensorRT's defaults."""
+        None: TensorRT's defaults. ``shape_values``: the values of shape-tensor inputs (they are part of the
+        profile). ``replace``: a cached plan that failed to deserialize, rebuilt under the same key."""
         from pytest_trt.backends.tensorrt.cache import EngineCache, cache_key, key_fields, timing_key
         from pytest_trt.backends.tensorrt import convert as model_convert
 
@@ -144,9 +173,17 @@ class TensorRTBackend:
         if reason:
             raise BackendError(f"backend {self.name!r} cannot build here: {reason}")
         options = build_options or BuildOptions()
-        realization = realize_precision(self.flavor, precision, has_qdq=model_convert.has_qdq(model.path)
-                                        if precision in ("int8", "fp8") else False)
-        profile = plan_profiles(model.inputs, shapes)
+        problem = self.flavor.option_problem(options)
+        if problem:
+            raise BackendError(problem)
+        facts = graph_facts(model)
+        realization = realize_precision(self.flavor, precision, has_qdq=facts.has_qdq)
+        missing = [name for name in facts.shape_inputs if name not in (shape_values or {})]
+        if missing:
+            raise BackendError(f"input {missing[0]!r} of {model.path.name} is a shape tensor (its values set shapes "
+                               "inside the model), and TensorRT needs its values to build the engine; give them "
+                               "(trt_compare builds from the check's inputs; build_engine takes shape_values=)")
+        profile = plan_profiles(model.inputs, shapes, shape_values)
         version = self.trt().__version__
         device = self.device
         fields = key_fields(model_sha256=model.sha256, flavor=self.name, version=version, device=device,
@@ -169,10 +206,38 @@ class TensorRTBackend:
                     return build_plan(self.trt(), self.flavor, source, realization, profile, options, timing_cache,
                                       progress)
 
-        outcome = EngineCache(cache_dir).get_or_build(key, description, build, timing)
+        cache = EngineCache(cache_dir)
+        outcome = (cache.get_or_build(key, description, build, timing) if replace is None
+                   else cache.replace(key, replace, description, build, timing))
         self.events.append({"model": model.path.name, "precision": precision, "status": outcome.status,
                             "seconds": outcome.seconds, "key": key})
         return outcome, profile
+
+
+class GraphFacts:
+    """What the engine path needs from a model's graph: Q/DQ nodes (int8/fp8) and shape-tensor inputs."""
+
+    __slots__ = ("has_qdq", "shape_inputs")
+
+    def __init__(self, has_qdq: bool, shape_inputs: tuple[str, ...]):
+        self.has_qdq = has_qdq
+        self.shape_inputs = shape_inputs
+
+
+def graph_facts(model) -> GraphFacts:
+    """``GraphFacts`` of ``model`` (a ModelInfo), read once per model file content."""
+    return _graph_facts(str(model.path), model.sha256, tuple(model.input_names))
+
+
+@functools.lru_cache(maxsize=32)
+def _graph_facts(path: str, sha256: str, input_names: tuple[str, ...]) -> GraphFacts:
+    import mmap
+
+    from pytest_trt.core.onnx_wire import read_nodes
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        nodes = read_nodes(data).nodes
+    return GraphFacts(has_qdq(nodes), shape_tensor_inputs(nodes, input_names))
 
 
 class TensorRTRTXBackend(TensorRTBackend):

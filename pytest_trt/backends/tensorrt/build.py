@@ -3,11 +3,13 @@
 Also TensorRT's Python callback classes (logger, progress monitor, output allocator; shared with ``runtime``)
 and ``python_gc_paused``, which every TensorRT call that may call back into Python runs under.
 TensorRT calls used (all in the name-based API shared by 8.6, 10, 11 and TensorRT-RTX): ILogger,
-Builder.create_network, OnnxParser.parse_from_file/num_errors/get_error, Builder.create_builder_config,
+init_libnvinfer_plugins, Builder.create_network, OnnxParser.parse_from_file/num_errors/get_error,
+INetworkDefinition.num_inputs/get_input, ITensor.is_shape_tensor, Builder.create_builder_config,
 IBuilderConfig.set_memory_pool_limit/builder_optimization_level/set_tactic_sources/
 hardware_compatibility_level/set_flag/clear_flag/add_optimization_profile/create_timing_cache/
-set_timing_cache/progress_monitor, Builder.create_optimization_profile, IOptimizationProfile.set_shape,
-Builder.build_serialized_network, ITimingCache.serialize, IOutputAllocator, IProgressMonitor.
+set_timing_cache/profiling_verbosity/progress_monitor, Builder.create_optimization_profile,
+IOptimizationProfile.set_shape/set_shape_input, Builder.build_serialized_network, ITimingCache.serialize,
+IOutputAllocator, IProgressMonitor.
 """
 from __future__ import annotations
 
@@ -127,6 +129,14 @@ def python_gc_paused():
             gc.enable()
 
 
+def load_plugins(trt, logger) -> None:
+    """Register TensorRT's bundled plugins (once per process; TensorRT ignores repeats), so that a model or a
+    cached plan with plugin layers (e.g. an ONNX op only a plugin implements) parses and deserializes."""
+    init = getattr(trt, "init_libnvinfer_plugins", None)
+    if init is not None and not init(logger, ""):
+        log.warning("TensorRT could not register its bundled plugins; models or plans with plugin layers will fail")
+
+
 @python_gc_paused()
 def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, profile: Profile | None,
                options: BuildOptions, timing_cache: bytes | None,
@@ -138,6 +148,7 @@ def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, 
     builder = network = parser = config = optimization_profile = cache = plan = None
     try:
         logger = Logger()
+        load_plugins(trt, logger)
         builder = trt.Builder(logger)
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH) if flavor.needs_explicit_batch_flag else 0
         network = builder.create_network(flags)
@@ -146,7 +157,10 @@ def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, 
             errors = [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)]
             raise ModelError(f"{flavor.label} cannot parse {Path(model_path).name}: " + "; ".join(errors or logger.errors)
                              + ". Unsupported operators need a TensorRT plugin or a model change")
+        _check_shape_inputs(network, profile, flavor, model_path)
         config = builder.create_builder_config()
+        if hasattr(trt, "ProfilingVerbosity"):  # layer precisions and tactics for the census (engine inspector)
+            config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
         if options.workspace is not None:
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace)
         if options.optimization_level is not None:
@@ -162,6 +176,8 @@ def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, 
             config.set_tactic_sources(mask)
         if options.hardware_compatibility != "none":
             _require(trt, "HardwareCompatibilityLevel", flavor, "hardware_compatibility")
+            _require(trt.HardwareCompatibilityLevel, options.hardware_compatibility.upper(), flavor,
+                     f"hardware_compatibility={options.hardware_compatibility}")
             config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, options.hardware_compatibility.upper())
         if options.version_compatible:
             _require(trt.BuilderFlag, "VERSION_COMPATIBLE", flavor, "version_compatible")
@@ -176,21 +192,44 @@ def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, 
             optimization_profile = builder.create_optimization_profile()
             for name, lo, opt, hi in profile.shapes:
                 optimization_profile.set_shape(name, lo, opt, hi)
+            for name, lo, opt, hi in profile.values:
+                optimization_profile.set_shape_input(name, lo, opt, hi)
             config.add_optimization_profile(optimization_profile)
         if flavor.has_timing_cache:
             cache = config.create_timing_cache(timing_cache or b"")
-            config.set_timing_cache(cache, False)
+            if not config.set_timing_cache(cache, False):  # a cache from another device or version is refused
+                log.warning("TensorRT refused the stored timing cache; building without it")
+                cache = config.create_timing_cache(b"")
+                config.set_timing_cache(cache, False)
         if flavor.has_progress_monitor:
             config.progress_monitor = Monitor(progress or BuildProgress(Path(model_path).name))
         plan = builder.build_serialized_network(network, config)
         if plan is None:
             detail = "; ".join(logger.errors[-3:]) or "no error was logged"
-            raise BackendError(f"{flavor.label} failed to build {Path(model_path).name} ({realization.describe()}): {detail}")
+            hint = ""
+            if options.version_compatible and "nvinfer_lean" in detail:
+                hint = (". A version-compatible plan embeds TensorRT's lean runtime: install the TensorRT package that "
+                        "ships libnvinfer_lean, or remove version_compatible from the build options")
+            raise BackendError(f"{flavor.label} failed to build {Path(model_path).name} ({realization.describe()}): "
+                               f"{detail}{hint}")
         return bytes(plan), (bytes(cache.serialize()) if cache is not None else None)
     finally:
         # Released here, in dependency order, even when the build fails: a traceback kept by pytest would
         # otherwise hold this frame's Builder alive until some later collection (see python_gc_paused).
         plan = cache = config = optimization_profile = parser = network = builder = None  # noqa: F841
+
+
+def _check_shape_inputs(network, profile, flavor: Flavor, model_path) -> None:
+    """Every input TensorRT treats as a shape tensor has values in the profile (else one sentence)."""
+    given = {name for name, *_ in profile.values} if profile is not None else set()
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        if getattr(tensor, "is_shape_tensor", False) and tensor.name not in given:
+            raise BackendError(f"{flavor.label} treats input {tensor.name!r} of {Path(model_path).name} as a shape "
+                               "tensor (its values set shapes inside the model), but pytest-trt found no node that "
+                               "uses its values as a shape, so the optimization profile has none for it; feed it "
+                               "through one of the operators listed in pytest_trt.backends.tensorrt.plan.SHAPE_SLOTS, "
+                               "or make it a constant of the model")
 
 
 def _require(obj, attribute: str, flavor: Flavor, option: str) -> None:

@@ -31,7 +31,8 @@ from pathlib import Path
 from pytest_trt.errors import BackendError
 from pytest_trt.core.files import atomic_writer, file_lock, remove_stale_temporaries
 
-CACHE_FORMAT_VERSION = 1
+# 2: plans are built with detailed profiling verbosity (layer precisions for the census); version-1 plans lack it.
+CACHE_FORMAT_VERSION = 2
 
 
 class EngineCacheWarning(UserWarning):
@@ -103,19 +104,40 @@ class EngineCache:
             plan, problem = self._load(key)  # under the lock: built meanwhile, or really damaged
             if plan is not None:
                 return CacheOutcome(plan, "loaded", 0.0, key)
-            timing_bytes = self._read_timing(timing) if timing else None
-            start = time.perf_counter()
-            plan, new_timing = build(timing_bytes)
-            seconds = time.perf_counter() - start
-            try:
-                self._store(key, plan, description, seconds)
-                if timing and new_timing:
-                    self._write_timing(timing, new_timing)
-            except OSError as exc:
-                raise self._unwritable(exc) from None
+            plan, seconds = self._build_and_store(key, description, build, timing)
         if problem:
             warnings.warn(EngineCacheWarning(problem + "; rebuilt it"), stacklevel=2)
         return CacheOutcome(plan, "rebuilt" if problem else "built", seconds, key)
+
+    def replace(self, key: str, bad_plan: bytes, description: Mapping,
+                build: Callable[[bytes | None], tuple[bytes, bytes | None]], timing: str | None = None) -> CacheOutcome:
+        """Rebuild the plan of ``key`` that loaded as ``bad_plan`` but does not deserialize (another driver, say).
+
+        Under the key's lock: a plan another process already replaced is taken as it is."""
+        if self.directory is None:
+            return self.get_or_build(key, description, build, timing)
+        bad = hashlib.sha256(bad_plan).hexdigest()
+        self._prepare_for_writing()
+        with file_lock(self.directory / "locks" / f"{key}.lock", keep=True):
+            plan, _ = self._load(key)
+            if plan is not None and hashlib.sha256(plan).hexdigest() != bad:
+                return CacheOutcome(plan, "loaded", 0.0, key)
+            plan, seconds = self._build_and_store(key, description, build, timing)
+        return CacheOutcome(plan, "rebuilt", seconds, key)
+
+    def _build_and_store(self, key, description, build, timing) -> tuple[bytes, float]:
+        """Build with the stored timing cache, store plan and timing cache; (plan, build seconds). Under the lock."""
+        timing_bytes = self._read_timing(timing) if timing else None
+        start = time.perf_counter()
+        plan, new_timing = build(timing_bytes)
+        seconds = time.perf_counter() - start
+        try:
+            self._store(key, plan, description, seconds)
+            if timing and new_timing:
+                self._write_timing(timing, new_timing)
+        except OSError as exc:
+            raise self._unwritable(exc) from None
+        return plan, seconds
 
     def _prepare_for_writing(self) -> None:
         """The cache's folders, or one sentence saying why the cache directory cannot take a new plan."""

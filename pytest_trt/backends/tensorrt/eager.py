@@ -20,19 +20,23 @@ def _backend(name: str) -> PlanBuilder:
 
 
 def build_engine(model, *, backend: str = "tensorrt", precision: str = "fp32", shapes: Mapping | None = None,
-                 cache_dir=None, build: Mapping | str | None = None) -> bytes:
+                 cache_dir=None, build: Mapping | str | None = None, shape_values: Mapping | None = None) -> bytes:
     """Build a serialized TensorRT plan for ``model`` (a path), or load it from ``cache_dir`` when cached.
 
     ``shapes`` gives dynamic input shapes as in the marker (one shape, or min/opt/max per input);
     ``build`` holds builder options (workspace, optimization_level, tactic_sources,
-    hardware_compatibility, version_compatible). TensorRT-RTX builds without a GPU.
+    hardware_compatibility, version_compatible). ``shape_values`` gives the values of shape-tensor inputs
+    (inputs whose values set shapes inside the model, e.g. Expand's or Reshape's shape given as an input):
+    ``{name: sequence of ints}``. TensorRT-RTX builds without a GPU.
     """
     from pytest_trt.core.build_options import parse_build_options
     from pytest_trt.core.model import load_model_info
     from pytest_trt.core.spec import check_shapes
 
     outcome, _ = _backend(backend).build(load_model_info(model), precision, shapes=check_shapes(shapes or {}),
-                                         build_options=parse_build_options(build), cache_dir=cache_dir)
+                                         build_options=parse_build_options(build), cache_dir=cache_dir,
+                                         shape_values={k: tuple(int(v) for v in vs) for k, vs in
+                                                       (shape_values or {}).items()})
     return outcome.plan
 
 

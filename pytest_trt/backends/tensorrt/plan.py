@@ -3,7 +3,8 @@
 The adapter (``backend``, ``build``, ``runtime``) only carries these decisions out. Here live:
 - ``Flavor``: what a TensorRT release can do (8.6, 10, 11, TensorRT-RTX), from its name and version;
 - ``realize_precision``: how a declared precision becomes builder flags or a converted model;
-- ``plan_profiles``: optimization profiles from the marker's ``shapes``;
+- ``plan_profiles``: optimization profiles from the marker's ``shapes`` and the values of shape-tensor inputs
+  (``shape_tensor_inputs`` finds those in the ONNX graph);
 - dtype mapping, ``engine_inputs`` and ``plan_outputs``: host arrays and device buffers for one run,
   int64 narrowing on 8.6.
 Builder options (workspace, optimization level, tactic sources, compatibility) are validated where they are
@@ -75,6 +76,34 @@ class Flavor:
             flags["bf16"] = "BF16"
         return flags
 
+    @property
+    def removed_tactic_sources(self) -> tuple[str, ...]:
+        """Tactic sources this release no longer has: TensorRT 11 removed cuBLAS, cuBLASLt and cuDNN."""
+        return ("CUBLAS", "CUBLAS_LT", "CUDNN") if not self.is_rtx and self.version[0] >= 11 else ()
+
+    @property
+    def hardware_compatibility_levels(self) -> tuple[str, ...]:
+        """Hardware compatibility levels besides "none": AMPERE_PLUS since 8.6; SAME_COMPUTE_CAPABILITY is in the
+        Python bindings from TensorRT 10.9 (absent from 10.0-10.8)."""
+        if self.is_rtx:
+            return ("ampere_plus", "same_compute_capability")
+        levels = ("ampere_plus",) if self.version >= (8, 6) else ()
+        return levels + (("same_compute_capability",) if self.version >= (10, 9) else ())
+
+    def option_problem(self, options) -> str | None:
+        """One sentence when ``options`` (a BuildOptions) ask for something this release does not have."""
+        fix = ("remove it from the build options (--trt-build-options, the marker's or build_engine()'s build=)")
+        removed = [s for s in (options.tactic_sources or ()) if s in self.removed_tactic_sources]
+        if removed:
+            return (f"{self.label} has no tactic source {', '.join(removed)} (TensorRT 11 removed cuBLAS, cuBLASLt "
+                    f"and cuDNN tactics); {fix}")
+        level = options.hardware_compatibility
+        if level != "none" and level not in self.hardware_compatibility_levels:
+            since = "10.9" if level == "same_compute_capability" else "8.6"
+            return (f"{self.label} has no hardware_compatibility={level} (TensorRT's Python bindings have it from "
+                    f"{since}); {fix}, or use {' or '.join(self.hardware_compatibility_levels) or 'none'}")
+        return None
+
 
 @dataclasses.dataclass(frozen=True)
 class Realization:
@@ -124,18 +153,25 @@ def realize_precision(flavor: Flavor, precision: str, has_qdq: bool = False) -> 
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
-    """min/opt/max shape per dynamic input: one TensorRT optimization profile."""
+    """min/opt/max shape per dynamic input, and min/opt/max values per shape-tensor input: one TensorRT
+    optimization profile."""
 
     shapes: tuple[tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...]
+    values: tuple[tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = ()
 
     def as_dict(self) -> dict:
-        return {name: {"min": list(lo), "opt": list(opt), "max": list(hi)} for name, lo, opt, hi in self.shapes}
+        found = {name: {"min": list(lo), "opt": list(opt), "max": list(hi)} for name, lo, opt, hi in self.shapes}
+        for name, lo, opt, hi in self.values:
+            found[name] = {"values": {"min": list(lo), "opt": list(opt), "max": list(hi)}}
+        return found
 
 
-def plan_profiles(inputs: Sequence, shapes: Mapping) -> Profile | None:
-    """The profile for the model's dynamic inputs (``inputs``: TensorSpec), or None when all are static.
+def plan_profiles(inputs: Sequence, shapes: Mapping, shape_values: Mapping | None = None) -> Profile | None:
+    """The profile for the model's dynamic inputs (``inputs``: TensorSpec) and shape-tensor inputs, or None when
+    all are static and none gives a shape.
 
-    ``shapes[name]`` is one shape (min = opt = max) or ``{"min", "opt", "max"}``.
+    ``shapes[name]`` is one shape (min = opt = max) or ``{"min", "opt", "max"}``; ``shape_values[name]`` are the
+    values of a shape-tensor input (the ones the check runs with: min = opt = max).
     """
     from pytest_trt.core.inputs import concrete_shape
 
@@ -151,7 +187,47 @@ def plan_profiles(inputs: Sequence, shapes: Mapping) -> Profile | None:
         else:
             lo = opt = hi = concrete_shape(spec, given)
         entries.append((spec.name, lo, opt, hi))
-    return Profile(tuple(entries)) if entries else None
+    values = tuple((name, v, v, v) for name, v in sorted((shape_values or {}).items()))
+    return Profile(tuple(entries), values) if entries or values else None
+
+
+# ONNX operator input slots whose values TensorRT needs at build time to know shapes: an engine input that reaches
+# one of them is a *shape tensor* (host memory, values in the optimization profile).
+SHAPE_SLOTS = frozenset({
+    ("Reshape", 1), ("Expand", 1), ("ConstantOfShape", 0), ("Tile", 1), ("Slice", 1), ("Slice", 2), ("Slice", 3),
+    ("Slice", 4), ("Range", 0), ("Range", 1), ("Range", 2), ("Resize", 3), ("Upsample", 1), ("TopK", 1),
+    ("OneHot", 1), ("Pad", 1), ("Squeeze", 1), ("Unsqueeze", 1), ("Split", 1), ("CumSum", 1),
+})
+# Ops through which a shape tensor's values flow unchanged or by shape arithmetic (TensorRT keeps them on the host).
+_SHAPE_ARITHMETIC = frozenset({"Cast", "Identity", "Concat", "Unsqueeze", "Squeeze", "Gather", "Slice", "Reshape",
+                               "Add", "Sub", "Mul", "Div", "Max", "Min", "Neg", "Abs", "Floor", "Ceil", "Flatten"})
+
+
+def shape_tensor_inputs(nodes: Sequence, input_names: Sequence[str]) -> tuple[str, ...]:
+    """The graph inputs (``input_names``) whose values reach a shape operand (``SHAPE_SLOTS``) of some node
+    (``nodes``: onnx_wire.Node), directly or through shape arithmetic."""
+    producers = {out: node for node in nodes for out in node.outputs}
+    todo = [node.inputs[slot] for node in nodes for (op, slot) in SHAPE_SLOTS
+            if node.op_type == op and slot < len(node.inputs) and node.inputs[slot]]
+    seen, wanted = set(), set(input_names)
+    found = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in wanted:
+            found.add(name)
+            continue
+        node = producers.get(name)
+        if node is not None and node.op_type in _SHAPE_ARITHMETIC:
+            todo.extend(i for i in node.inputs if i)
+    return tuple(n for n in input_names if n in found)
+
+
+def has_qdq(nodes: Sequence) -> bool:
+    """True when the graph has QuantizeLinear/DequantizeLinear nodes (int8/fp8 are built from them)."""
+    return any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in nodes)
 
 
 def shapes_for_run(inputs: Sequence, shapes: Mapping, arrays: Mapping) -> dict:
@@ -170,6 +246,10 @@ def check_within_profile(profile: Profile | None, inputs: Mapping) -> None:
     """An input shape outside the profile cannot run; say which input, dim and range."""
     if profile is None:
         return
+    for name, lo, _, hi in profile.values:
+        if name in inputs and tuple(int(v) for v in inputs[name].ravel()) != lo:  # built for these values only
+            raise InputError(f"shape-tensor input {name!r} holds {inputs[name].ravel().tolist()}, but the engine was "
+                             f"built for {list(lo)}; TensorRT needs a shape tensor's values at build time")
     for name, lo, _, hi in profile.shapes:
         if name not in inputs:
             continue

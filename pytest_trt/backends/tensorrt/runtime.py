@@ -1,9 +1,12 @@
 """Running a serialized TensorRT plan: ``Engine`` deserializes it, stages buffers, runs ``execute_async_v3``.
 
 TensorRT calls used (as in ``build``, the name-based API of 8.6, 10, 11 and TensorRT-RTX):
-Runtime.deserialize_cuda_engine, ICudaEngine.num_io_tensors/get_tensor_name/get_tensor_mode/get_tensor_dtype/
-get_tensor_shape/create_execution_context, IExecutionContext.set_input_shape/get_tensor_shape/
-set_tensor_address/set_output_allocator/execute_async_v3; CUDA memory and streams through ``cuda``.
+init_libnvinfer_plugins, Runtime.engine_host_code_allowed (version-compatible plans), Runtime.deserialize_cuda_engine,
+ICudaEngine.num_io_tensors/get_tensor_name/get_tensor_mode/get_tensor_dtype/get_tensor_shape/get_tensor_location/
+create_execution_context/create_engine_inspector, IEngineInspector.get_engine_information (LayerInformationFormat.JSON),
+IExecutionContext.set_input_shape/get_tensor_shape/set_tensor_address/set_output_allocator/execute_async_v3;
+CUDA memory and streams through ``cuda``. Shape-tensor inputs live in host memory (``TensorLocation.HOST``): their
+address is a host pointer.
 """
 from __future__ import annotations
 
@@ -12,9 +15,13 @@ import re
 import threading
 from collections.abc import Mapping
 
-from pytest_trt.backends.tensorrt.build import callback_classes, python_gc_paused
+from pytest_trt.backends.tensorrt.build import callback_classes, load_plugins, python_gc_paused
 from pytest_trt.backends.tensorrt.plan import TensorIO, engine_inputs, numpy_dtype_name, plan_outputs
 from pytest_trt.errors import BackendError
+
+
+class PlanLoadError(BackendError):
+    """TensorRT could not deserialize a plan (another TensorRT version, GPU or driver, or damaged bytes)."""
 
 
 class Engine:
@@ -25,12 +32,18 @@ class Engine:
 
     _lock = threading.Lock()
 
-    def __init__(self, trt, plan: bytes):
+    def __init__(self, trt, plan: bytes, host_code_allowed: bool = False):
+        """``host_code_allowed``: the plan was built version-compatible (it embeds the lean runtime, host code
+        that TensorRT runs only when the runtime allows it)."""
         self.trt = trt
         Logger, _, self._OutputAllocator = callback_classes(trt)
         self._logger = Logger()
+        self._census = None
         with python_gc_paused():
+            load_plugins(trt, self._logger)
             self.runtime = trt.Runtime(self._logger)
+            if host_code_allowed and hasattr(self.runtime, "engine_host_code_allowed"):
+                self.runtime.engine_host_code_allowed = True
             self.engine = self.runtime.deserialize_cuda_engine(plan)
             self.context = self.engine.create_execution_context() if self.engine is not None else None
         if self.engine is None:
@@ -41,9 +54,9 @@ class Engine:
                 raise BackendError(f"TensorRT cannot use CUDA on this machine ({cuda_error.group(0)}), so no plan can "
                                    "run here; run it on a machine with an NVIDIA GPU and a driver recent enough for "
                                    "this TensorRT")
-            raise BackendError("TensorRT could not deserialize the plan (built by another TensorRT version or for "
-                               f"another GPU?){': ' + detail if detail else ''}; rebuild it (build_engine, or delete it "
-                               "from the engine cache)")
+            raise PlanLoadError("TensorRT could not deserialize the plan (built by another TensorRT version or for "
+                                f"another GPU or driver?){': ' + detail if detail else ''}; rebuild it (build_engine, or "
+                                "delete it from the engine cache)")
         if self.context is None:
             self.close()
             detail = "; ".join(self._logger.errors[-2:]) or "no error was logged"
@@ -52,6 +65,19 @@ class Engine:
                             numpy_dtype_name(self.engine.get_tensor_dtype(name).name),
                             _dims(self.engine.get_tensor_shape(name)))
                    for name in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors))]
+        host = getattr(trt, "TensorLocation", None)
+        self.host_inputs = frozenset(t.name for t in self.io if t.is_input and host is not None
+                                     and self.engine.get_tensor_location(t.name) == host.HOST)
+
+    def census(self):
+        """The precision census of this engine (``census.Census``), read once through the engine inspector."""
+        if self._census is None:
+            from pytest_trt.backends.tensorrt.census import parse_engine_information
+
+            inspector = self.engine.create_engine_inspector()
+            self._census = parse_engine_information(
+                inspector.get_engine_information(self.trt.LayerInformationFormat.JSON))
+        return self._census
 
     def run(self, inputs: Mapping) -> dict:
         """Copy inputs in, ``execute_async_v3``, copy outputs out; every buffer is freed before returning."""
@@ -66,6 +92,9 @@ class Engine:
                 if not self.context.set_input_shape(name, array.shape):
                     raise BackendError(f"TensorRT rejected shape {tuple(array.shape)} for input {name!r}; "
                                        "it is outside the engine's optimization profile")
+                if name in self.host_inputs:  # a shape tensor: TensorRT reads its values from host memory
+                    self.context.set_tensor_address(name, array.ctypes.data)
+                    continue
                 device = stack.enter_context(cuda.DeviceBuffer(array.nbytes))
                 pinned = stack.enter_context(cuda.PinnedBuffer(array.nbytes))
                 pinned.view(array.dtype, array.shape)[...] = array
