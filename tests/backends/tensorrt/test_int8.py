@@ -79,7 +79,8 @@ def _ort(path, x, optimized=True):
 
 
 def test_onnxruntime_runs_the_int8_model_close_to_fp32():
-    """Measured here: int8 vs fp32 max 6.5e-4 (outputs within +-0.25); int8 kernels vs float emulation max 1.0e-4."""
+    """Measured here on these inputs: int8 vs fp32 max 6.7e-4 (outputs within +-0.25); int8 kernels vs float
+    emulation max 1.6e-4."""
     x = pytest_trt.make_inputs(str(INT8), shapes={"image": (8, 3, 64, 64)}, seed=0)["image"]
     fp32, int8, emulated = _ort(FP32, x), _ort(INT8, x), _ort(INT8, x, optimized=False)
     quantization = np.abs(int8 - fp32).max()
