@@ -66,3 +66,42 @@ def external_data_model(path) -> Path:
     onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
               location=path.stem + ".data", size_threshold=0)
     return path
+
+
+def qdq_conv_model(path, *, kernel_shape: bool = True, weight_axis: int = 0, zero_point: int | None = 0,
+                   dtype: str = "int8", activation_axis: int | None = None) -> Path:
+    """One per-channel int8 Q/DQ Conv, made by hand: x float32[1,4,8,8] -> Q/DQ (per tensor) -> Conv(3x3, 8 out,
+    pads 1) with weights stored as ``dtype`` and a per-channel DequantizeLinear along ``weight_axis`` -> y float32[1,8,8,8].
+
+    The defaults are what TensorRT's ONNX parser takes (8.6 included): the Conv names its ``kernel_shape``, the
+    weights are an int8 initializer with one DequantizeLinear, per output channel (axis 0), zero points all zero,
+    activations per tensor. ``kernel_shape=False`` leaves the attribute out (valid ONNX: it defaults to the weight's
+    spatial shape); ``zero_point`` sets the activation zero point (None: no zero point input, which ONNX reads
+    as uint8 0; ``dtype="uint8"``: activations in uint8); ``activation_axis`` gives activations one scale per
+    channel along that axis.
+    """
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
+    act = np.uint8 if dtype == "uint8" else np.int8
+    reduce = tuple(i for i in range(4) if i != weight_axis)
+    w_scale = (np.abs(w).max(axis=reduce) / 127).astype(np.float32)
+    broadcast = [1, 1, 1, 1]
+    broadcast[weight_axis] = w.shape[weight_axis]
+    w_int8 = np.clip(np.round(w / w_scale.reshape(broadcast)), -127, 127).astype(np.int8)
+    per_channel = {} if activation_axis is None else {"axis": activation_axis}
+    x_shape = () if activation_axis is None else (4,)
+    x_names = ["x_scale"] if zero_point is None else ["x_scale", "x_zero_point"]
+    inits = [numpy_helper.from_array(np.full(x_shape, 1 / 127, np.float32), "x_scale"),
+             *([] if zero_point is None else [numpy_helper.from_array(np.full(x_shape, zero_point, act), "x_zero_point")]),
+             numpy_helper.from_array(w_int8, "w_int8"), numpy_helper.from_array(w_scale, "w_scale"),
+             numpy_helper.from_array(np.zeros(w.shape[weight_axis], np.int8), "w_zero_point"),
+             numpy_helper.from_array((rng.standard_normal(8) * 0.1).astype(np.float32), "b")]
+    conv = {"pads": [1, 1, 1, 1], **({"kernel_shape": [3, 3]} if kernel_shape else {})}
+    nodes = [helper.make_node("QuantizeLinear", ["x", *x_names], ["x_q"], name="x_q", **per_channel),
+             helper.make_node("DequantizeLinear", ["x_q", *x_names], ["x_dq"], name="x_dq", **per_channel),
+             helper.make_node("DequantizeLinear", ["w_int8", "w_scale", "w_zero_point"], ["w_dq"], name="w_dq",
+                              axis=weight_axis),
+             helper.make_node("Conv", ["x_dq", "w_dq", "b"], ["y"], name="conv", **conv)]
+    graph = helper.make_graph(nodes, "qdq_conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])], inits)
+    return _save(_model(graph), path)
