@@ -34,6 +34,7 @@ _LAZY = {
     "TrtPrecisionWarning": ("errors", "TrtPrecisionWarning"),
     "build_engine": ("backends.tensorrt.eager", "build_engine"),
     "run_engine": ("backends.tensorrt.eager", "run_engine"),
+    "engine_census": ("backends.tensorrt.eager", "engine_census"),
 }
 __all__ = ["__version__", "run_onnxruntime", *_LAZY]
 

@@ -1,8 +1,11 @@
 """First thing to run on a new TensorRT machine: ``python -m pytest_trt.selfcheck``.
 
-Builds a tiny generated model (MatMul, Add, Relu, Softmax; dynamic batch) through every precision the
-installed TensorRT flavor can realize, runs it with execute_async_v3, and compares with onnxruntime
-at that precision's default tolerances. Prints one line per precision; exit status 0 when all pass.
+Builds a generated MLP (three 1024-wide MatMul + Add layers with ReLU between; dynamic batch; large
+enough that TensorRT picks reduced-precision kernels when allowed) through every precision the installed
+TensorRT flavor can realize, runs it with execute_async_v3, compares with onnxruntime at the tolerances below,
+and prints each engine's precision census (how many compute layers run in which precision). One line per
+precision; exit status 0 when all match (a precision no layer runs in is reported, not failed: TensorRT may
+legitimately keep fp32 kernels).
 """
 from __future__ import annotations
 
@@ -13,20 +16,33 @@ import time
 from pathlib import Path
 
 PRECISIONS_TRIED = ("fp32", "tf32", "fp16", "bf16")
+WIDTH, LAYERS, BATCH = 1024, 3, 64
+# Tolerances for this model's outputs (about 1 in size; 1024-term dot products), from rounding every input,
+# weight and layer output to the precision's mantissa (10 bits: tf32, fp16; 7 bits: bf16).
+TOLERANCES = {"fp32": (1e-5, 1e-4), "tf32": (1e-3, 2e-2), "fp16": (1e-3, 2e-2), "bf16": (1e-2, 1e-1)}
 
 
-def tiny_model(path: Path) -> Path:
+def mlp_model(path: Path) -> Path:
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    w = numpy_helper.from_array((rng.standard_normal((32, 16)) / 6).astype(np.float32), "w")
-    b = numpy_helper.from_array(rng.standard_normal(16).astype(np.float32) / 10, "b")
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["a"]),
-             helper.make_node("Relu", ["a"], ["r"]), helper.make_node("Softmax", ["r"], ["y"], axis=-1)]
-    graph = helper.make_graph(nodes, "selfcheck", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 32])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 16])], [w, b])
+    nodes, weights, last = [], [], "x"
+    for i in range(LAYERS):
+        weights += [numpy_helper.from_array((rng.standard_normal((WIDTH, WIDTH)) / WIDTH ** 0.5).astype(np.float32),
+                                            f"w{i}"),
+                    numpy_helper.from_array((rng.standard_normal(WIDTH) / 10).astype(np.float32), f"b{i}")]
+        nodes += [helper.make_node("MatMul", [last, f"w{i}"], [f"h{i}"]),
+                  helper.make_node("Add", [f"h{i}", f"b{i}"], [f"a{i}"])]
+        last = f"a{i}"
+        if i < LAYERS - 1:
+            nodes.append(helper.make_node("Relu", [last], [f"r{i}"]))
+            last = f"r{i}"
+    nodes.append(helper.make_node("Identity", [last], ["y"]))
+    graph = helper.make_graph(nodes, "selfcheck",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", WIDTH])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", WIDTH])], weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -42,31 +58,33 @@ def main(argv=None) -> int:
     import pytest_trt
     from pytest_trt.backends.registry import get_backend, select_engine_backend
     from pytest_trt.comparison.report import short
-    from pytest_trt.core.tolerance import resolve
+    from pytest_trt.reports.census import census_text, shortfall
 
     backend, reason = select_engine_backend(args.backend) if args.backend == "auto" else (get_backend(args.backend), None)
     if backend is None or backend.unavailable_reason():
         print(f"selfcheck: {reason or backend.unavailable_reason()}")
         return 2
     print(f"selfcheck: {backend.describe()}")
-    failures = 0
+    failures = not_realized = 0
     with tempfile.TemporaryDirectory() as tmp:
-        model = tiny_model(Path(tmp) / "selfcheck.onnx")
-        inputs = pytest_trt.make_inputs(model, shapes={"x": (8, 32)})
+        model = mlp_model(Path(tmp) / "selfcheck.onnx")
+        inputs = pytest_trt.make_inputs(model, shapes={"x": (BATCH, WIDTH)})
         reference = pytest_trt.run_onnxruntime(model, inputs)
         for precision in PRECISIONS_TRIED:
             why = backend.precision_reason(precision)
             if why:
                 print(f"  {precision:5s} skipped: {why}")
                 continue
-            tol = resolve(precision, "y", {}, {})
+            atol, rtol = TOLERANCES[precision]
             start = time.perf_counter()
             try:
                 plan = pytest_trt.build_engine(model, backend=backend.name, precision=precision,
-                                               shapes={"x": {"min": (1, 32), "opt": (8, 32), "max": (64, 32)}},
+                                               shapes={"x": {"min": (1, WIDTH), "opt": (BATCH, WIDTH),
+                                                             "max": (BATCH, WIDTH)}},
                                                build=args.build_options or None)
                 outputs = pytest_trt.run_engine(plan, inputs, backend=backend.name)
-                report = pytest_trt.compare(outputs, reference, atol=tol.atol, rtol=tol.rtol)
+                census = pytest_trt.engine_census(plan, backend=backend.name)
+                report = pytest_trt.compare(outputs, reference, atol=atol, rtol=rtol)
             except Exception as exc:  # report every precision, not only the first failure
                 failures += 1
                 print(f"  {precision:5s} ERROR: {type(exc).__name__}: {exc}")
@@ -76,10 +94,16 @@ def main(argv=None) -> int:
             failures += not report.passed
             worst = report.outputs[0].max_abs
             print(f"  {precision:5s} {status}: max |engine - onnxruntime| = {short(worst.value)} "
-                  f"(atol {tol.atol:g}, rtol {tol.rtol:g}); build + run {seconds:.1f} s")
+                  f"(atol {atol:g}, rtol {rtol:g}); build + run {seconds:.1f} s")
+            print(f"        layers: {census_text(census)}")
+            missing = shortfall(precision, census)
+            if missing:
+                not_realized += 1
+                print(f"        note: {missing}")
             if not report.passed:
                 print("    " + report.message.replace("\n", "\n    "))
-    print("selfcheck: " + ("all precisions match onnxruntime" if not failures else f"{failures} precision(s) failed"))
+    print("selfcheck: " + ("all precisions match onnxruntime" if not failures else f"{failures} precision(s) failed")
+          + (f"; {not_realized} precision(s) ran in another precision than asked" if not_realized else ""))
     return 1 if failures else 0
 
 

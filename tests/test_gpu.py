@@ -178,3 +178,125 @@ def _with_project_on_path() -> dict:
 
     root = EXAMPLES.rsplit("/", 1)[0]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+
+
+# ------------------------------------------------------------------ precision census, shape tensors, plans
+
+def test_census_of_a_tiny_fp16_engine_says_no_layer_runs_in_fp16(backend_name, build, tmp_path):
+    """The flag only permits fp16: TensorRT keeps fp32 kernels for this 16-wide MLP, and the census shows it."""
+    from pytest_trt.reports.census import census_text, shortfall
+
+    model = f"{EXAMPLES}/models/mlp.onnx"
+    plan = pytest_trt.build_engine(model, backend=backend_name, precision="fp16", shapes={"x": (4, 16)}, build=build)
+    census = pytest_trt.engine_census(plan, backend=backend_name)
+    print("\nmlp.onnx fp16:", census_text(census), "|", shortfall("fp16", census))
+    assert census["detailed"] and sum(census["compute"].values()) >= 1
+
+
+def test_census_of_a_wide_fp16_engine_counts_fp16_layers(backend_name, build, tmp_path):
+    from pytest_trt.reports.census import census_text
+    from pytest_trt.selfcheck import mlp_model
+
+    model = mlp_model(tmp_path / "wide.onnx")
+    census = {}
+    for precision in ("fp32", "fp16"):
+        plan = pytest_trt.build_engine(model, backend=backend_name, precision=precision,
+                                       shapes={"x": (64, 1024)}, build=build)
+        census[precision] = pytest_trt.engine_census(plan, backend=backend_name)
+        print(f"\nwide MLP {precision}:", census_text(census[precision]))
+    assert "fp16" not in census["fp32"]["compute"]
+    assert census["fp16"]["compute"].get("fp16", 0) >= 1
+
+
+def test_plugin_warns_when_fp16_ran_in_fp32(backend_name, build, repo):
+    import shutil
+
+    shutil.copy(f"{EXAMPLES}/models/mlp.onnx", repo.path / "mlp.onnx")
+    repo.makepyfile(test_tiny="""
+        import pytest
+
+        @pytest.mark.trt_compare(model="mlp.onnx", precision="fp16", shapes={"x": (4, 16)}, atol=1e-2, rtol=1e-2)
+        def test_tiny(trt_compare):
+            trt_compare()
+    """)
+    from importlib.metadata import entry_points
+
+    installed = any(ep.value.startswith("pytest_trt") for ep in entry_points(group="pytest11"))
+    args = ["--update-golden", "--trt-require", "--trt-summary=full", "-W", "default"] + \
+        ([f"--trt-build-options={build}"] if build else []) + ([] if installed else ["-p", "pytest_trt.plugin.hooks"])
+    result = repo.runpytest_subprocess(*args)
+    out = result.stdout.str()
+    print(out[-3000:])
+    result.assert_outcomes(passed=1)
+    assert "layers" in out and ("TrtPrecisionWarning" in out) == ("precision: test_tiny.py::test_tiny" in out)
+    strict = repo.runpytest_subprocess(*args[1:], "--trt-precision-check=strict")
+    if "TrtPrecisionWarning" in out:
+        strict.assert_outcomes(failed=1)
+        assert "precision (--trt-precision-check strict): fp16 requested, 0 of" in strict.stdout.str()
+
+
+@pytest.mark.parametrize("number", [1, 2, 3, 4])
+def test_onnx_expand_models_with_a_shape_tensor_input_run(backend_name, build, number):
+    """ONNX's test_expand_shape_model1..4: the shape operand is a model input (a shape tensor, host memory)."""
+    import glob
+    import os
+
+    import onnx
+    from onnx import numpy_helper
+
+    folder = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "simple",
+                          f"test_expand_shape_model{number}")
+    arrays = []
+    for path in sorted(glob.glob(f"{folder}/test_data_set_0/*.pb")):
+        tensor = onnx.TensorProto()
+        tensor.ParseFromString(open(path, "rb").read())
+        arrays.append(numpy_helper.to_array(tensor))
+    x, shape, expected = arrays
+    plan = pytest_trt.build_engine(f"{folder}/model.onnx", backend=backend_name, build=build,
+                                   shape_values={"shape": shape.tolist()})
+    got = pytest_trt.run_engine(plan, {"X": x, "shape": shape}, backend=backend_name)["Y"]
+    assert got.shape == expected.shape and np.array_equal(got, expected)
+
+
+def test_version_compatible_plan_builds_caches_and_runs_or_names_the_lean_runtime(backend_name, build, tmp_path):
+    model = f"{EXAMPLES}/models/mlp.onnx"
+    options = f"{build or ''} version_compatible=true".strip()
+    try:
+        plan = pytest_trt.build_engine(model, backend=backend_name, shapes={"x": (4, 16)}, build=options,
+                                       cache_dir=tmp_path)
+    except BackendError as exc:
+        assert "libnvinfer_lean" in str(exc), exc   # this TensorRT install lacks its lean runtime library
+        pytest.skip(f"version-compatible build needs TensorRT's lean runtime: {exc}")
+    inputs = pytest_trt.make_inputs(model, shapes={"x": (4, 16)})
+    from pytest_trt.backends.registry import get_backend
+    from pytest_trt.backends.tensorrt.runtime import Engine
+
+    with Engine(get_backend(backend_name).trt(), plan, host_code_allowed=True) as engine:
+        pytest_trt.assert_close(engine.run(inputs), pytest_trt.run_onnxruntime(model, inputs), atol=1e-5, rtol=1e-4)
+
+
+def test_cached_plan_that_no_longer_deserializes_is_rebuilt_with_a_warning(backend_name, build, tmp_path):
+    import hashlib
+    import json
+
+    from pytest_trt.backends.registry import get_backend
+    from pytest_trt.backends.tensorrt.cache import EngineCacheWarning
+    from pytest_trt.core.build_options import parse_build_options
+    from pytest_trt.core.model import load_model_info
+
+    model = scale_model(tmp_path / "s.onnx", dims=(2, 4))
+    pytest_trt.build_engine(model, backend=backend_name, cache_dir=tmp_path / "cache", build=build)
+    plan_path = next((tmp_path / "cache" / "plans").glob("*.plan"))
+    bad = b"not a plan from this TensorRT" * 40  # intact on disk (checksum fits), but TensorRT refuses it
+    plan_path.write_bytes(bad)
+    sidecar = plan_path.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    meta.update(plan_sha256=hashlib.sha256(bad).hexdigest(), plan_bytes=len(bad))
+    sidecar.write_text(json.dumps(meta))
+    backend = get_backend(backend_name)
+    inputs = pytest_trt.make_inputs(model)
+    with pytest.warns(EngineCacheWarning, match="no longer loads on this machine"):
+        got = backend.run(load_model_info(model), inputs, options={"engine_dir": tmp_path / "cache",
+                                                                    "build": parse_build_options(build)})
+    pytest_trt.assert_close(got, pytest_trt.run_onnxruntime(model, inputs))
+    assert plan_path.read_bytes() != bad and backend.census()["detailed"]

@@ -40,6 +40,27 @@ def build_engine(model, *, backend: str = "tensorrt", precision: str = "fp32", s
     return outcome.plan
 
 
+def _runnable(backend: str, what: str):
+    """The backend, where a plan can run on this machine; else one sentence (no plan deserializes here)."""
+    engine_backend = _backend(backend)
+    reason = engine_backend.unavailable_reason()
+    if reason:
+        fix = "" if "pip install" in reason else "; run the plan on a machine with a GPU it supports"
+        raise BackendError(f"{what} a {backend} plan on this machine: {reason}{fix}")
+    return engine_backend
+
+
+def engine_census(plan: bytes, *, backend: str = "tensorrt", version_compatible: bool = False) -> dict:
+    """The precision census of a serialized plan: ``{"layers", "compute": {precision: count}, "kinds", "opaque_io",
+    "detailed"}``, read through TensorRT's engine inspector (``pytest_trt.reports.census.census_text`` makes it
+    one line). Plans built by pytest-trt carry layer details; others may only list layer names."""
+    from pytest_trt.backends.tensorrt.runtime import Engine
+
+    engine_backend = _runnable(backend, "engine_census cannot load")
+    with Engine(engine_backend.trt(), bytes(plan), host_code_allowed=version_compatible) as engine:
+        return engine.census().summary()
+
+
 def run_engine(plan: bytes, inputs: Mapping, *, backend: str = "tensorrt") -> dict:
     """Run a serialized plan once on ``inputs`` (``{name: array}``); returns ``{output name: array}``.
 
@@ -48,10 +69,6 @@ def run_engine(plan: bytes, inputs: Mapping, *, backend: str = "tensorrt") -> di
     """
     from pytest_trt.backends.tensorrt.runtime import Engine
 
-    engine_backend = _backend(backend)
-    reason = engine_backend.unavailable_reason()
-    if reason:
-        fix = "" if "pip install" in reason else "; run the plan on a machine with a GPU it supports"
-        raise BackendError(f"run_engine cannot run a {backend} plan on this machine: {reason}{fix}")
+    engine_backend = _runnable(backend, "run_engine cannot run")
     with Engine(engine_backend.trt(), bytes(plan)) as engine:
         return engine.run(inputs)
