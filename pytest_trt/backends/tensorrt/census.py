@@ -101,7 +101,7 @@ def parse_engine_information(text: str) -> Census:
     A plan built without detailed profiling lists only layer names (``{"Layers": ["name", ...]}``): every
     layer is then unknown and ``detailed`` is False."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, strict=False)  # TensorRT writes raw control characters inside strings
     except (TypeError, ValueError) as exc:
         raise BackendError(f"TensorRT's engine inspector gave no JSON ({exc})") from None
     raw = data.get("Layers") if isinstance(data, Mapping) else None

@@ -193,3 +193,16 @@ def test_rtx_builds_the_onnx_expand_models_from_their_shape_values(tmp_path):
     # other values are another engine
     pytest_trt.build_engine(model, backend="tensorrt_rtx", shape_values={"shape": [3, 3, 3]}, cache_dir=tmp_path)
     assert len(list((tmp_path / "plans").glob("*.plan"))) == 2
+
+
+@pytest.mark.parametrize("name, compute, warned", [
+    ("wide_mlp.fp16", {"fp16": 4}, False),              # selfcheck's 3x1024 MLP: the flag realized
+    ("mlp.fp16", {"fp32": 2}, True),                    # examples/models/mlp.onnx: TensorRT kept fp32
+    ("resnet.fp16", {"fp32": 8}, True),                 # an exported 16x16 ResNet: fp32 too
+    ("resnet_int8.int8", {"int8": 6, "fp32": 2}, False),  # ModelOpt's Q/DQ ResNet at int8
+])
+def test_census_of_engines_tensorrt_86_built(name, compute, warned):
+    summary = recorded(f"{name}.trt86.json").summary()
+    assert summary["detailed"] and summary["compute"] == compute
+    precision = name.rsplit(".", 1)[1]
+    assert (shortfall(precision, summary) is not None) == warned
