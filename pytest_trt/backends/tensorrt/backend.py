@@ -9,6 +9,7 @@ plans, cache keys) is made by the pure functions in ``plan`` and ``cache``, buil
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -113,8 +114,8 @@ class TensorRTBackend:
             raise BackendError(f"backend {self.name!r} cannot build here: {reason}")
         options = dict(options or {})
         shapes = shapes_for_run(model.inputs, options.get("shapes") or {}, inputs)
-        outcome, profile = self.build(model, precision, shapes=shapes,
-                                      build_options=options.get("build"), cache_dir=options.get("engine_dir"))
+        outcome, profile = self.build(model, precision, shapes=shapes, build_options=options.get("build"),
+                                      cache_dir=options.get("engine_dir"), convert=options.get("convert", True))
         check_within_profile(profile, inputs)
         engine = self._engines.get(outcome.key)
         if engine is None:
@@ -134,9 +135,10 @@ class TensorRTBackend:
     # ---------------------------------------------------------------------- build
 
     def build(self, model, precision: str, *, shapes: Mapping, build_options: BuildOptions | None = None,
-              cache_dir=None):
+              cache_dir=None, convert: bool = True):
         """(CacheOutcome, Profile or None) for ``model`` (a ModelInfo) at ``precision``; ``build_options``
-        None: TensorRT's defaults."""
+        None: TensorRT's defaults. ``convert`` False: ``model`` is the test's own file for ``precision``, built
+        as it is (strongly typed flavors take its types; flags still apply on the others)."""
         from pytest_trt.backends.tensorrt.cache import EngineCache, cache_key, key_fields, timing_key
         from pytest_trt.backends.tensorrt import convert as model_convert
 
@@ -146,13 +148,18 @@ class TensorRTBackend:
         options = build_options or BuildOptions()
         realization = realize_precision(self.flavor, precision, has_qdq=model_convert.has_qdq(model.path)
                                         if precision in ("int8", "fp8") else False)
+        if not convert:
+            realization = dataclasses.replace(realization, convert_to=None)
+        converter = options.converter or model_convert.DEFAULT_CONVERTER
+        if realization.convert_to and model_convert.converter_reason(converter):
+            raise BackendError(model_convert.converter_reason(converter))
         profile = plan_profiles(model.inputs, shapes)
         version = self.trt().__version__
         device = self.device
         fields = key_fields(model_sha256=model.sha256, flavor=self.name, version=version, device=device,
                             realization=realization.__dict__, profile=profile.as_dict() if profile else None,
                             build_options=options.key(),
-                            converter=model_convert.CONVERTER if realization.convert_to else None)
+                            converter=model_convert.converter_id(converter) if realization.convert_to else None)
         key = cache_key(fields)
         description = {**fields, "model_file": model.path.name, "precision": precision,
                        "realization_text": realization.describe()}
@@ -162,7 +169,8 @@ class TensorRTBackend:
             source = model.path
             with contextlib.ExitStack() as stack:
                 if realization.convert_to:
-                    source = stack.enter_context(model_convert.converted_model(model.path, realization.convert_to))
+                    source = stack.enter_context(model_convert.converted_model(model.path, realization.convert_to,
+                                                                               converter))
                 log.info("building %s engine for %s (%s)", self.flavor.label, model.path.name, realization.describe())
                 what = f"{self.flavor.label} engine for {model.path.name} ({realization.describe()})"
                 with BuildProgress(what) as progress:
