@@ -14,11 +14,11 @@ from pathlib import Path
 import onnx
 import pytest
 
-from pytest_trt.backends.tensorrt.convert import convert_file, converter_reason
+from pytest_trt.backends.tensorrt.convert import convert_file
 from pytest_trt.core.model import load_model_info
 
 from models import two_io_model
-from shared import INI
+from shared import AUTOCAST_MISSING, INI
 
 MLP = Path(__file__).resolve().parents[1] / "data" / "torch" / "mlp.onnx"   # benchmarks/torch_models.py --width 32
 BACKEND = """
@@ -44,7 +44,6 @@ import pytest
 def test_mlp(trt_compare):
     trt_compare()
 """
-AUTOCAST_MISSING = converter_reason("autocast")
 
 
 @pytest.fixture
@@ -70,7 +69,7 @@ def shipped(pytester):
 
 
 @pytest.mark.parametrize("converter", ["casts", pytest.param("autocast", marks=pytest.mark.skipif(
-    AUTOCAST_MISSING is not None, reason=f"ModelOpt AutoCast is not installed: {AUTOCAST_MISSING}"))])
+    AUTOCAST_MISSING is not None, reason=str(AUTOCAST_MISSING)))])
 def test_each_precision_checks_its_own_file(pytester, shipped, converter):
     fp16 = pytester.path / "model.fp16.onnx"
     onnx.save(convert_file(pytester.path / "model.onnx", "float16", converter), str(fp16))

@@ -12,7 +12,9 @@ from onnx import TensorProto
 
 import pytest_trt
 from pytest_trt.errors import ModelError
-from pytest_trt.backends.tensorrt.convert import convert, convert_file, converter_reason
+from pytest_trt.backends.tensorrt.convert import convert, convert_file
+
+from shared import AUTOCAST_MISSING
 
 EXAMPLES = pytest_trt.__file__.rsplit("/", 2)[0] + "/examples/models"
 
@@ -46,9 +48,8 @@ def test_bf16_conversion_of_attention_is_type_consistent():
 
 TORCH = Path(__file__).resolve().parents[2] / "data" / "torch"   # benchmarks/torch_models.py --width 32
 TORCH_SHAPES = {"attention": (3, 16, 32), "cnn": (3, 3, 32, 32), "mlp": (3, 32)}
-AUTOCAST_MISSING = converter_reason("autocast")
 CONVERTERS = ["casts", pytest.param("autocast", marks=pytest.mark.skipif(
-    AUTOCAST_MISSING is not None, reason=f"ModelOpt AutoCast is not installed: {AUTOCAST_MISSING}"))]
+    AUTOCAST_MISSING is not None, reason=str(AUTOCAST_MISSING)))]
 
 
 def float_types(model) -> dict:
@@ -92,7 +93,7 @@ def test_the_converters_differ_where_documented():
     with pytest.raises(ModelError, match="converting the model to bfloat16 gave an invalid graph .*Conv"):
         convert_file(cnn, "bfloat16", "casts")   # opset 20 has no bf16 Conv; casts keeps the opset
     if AUTOCAST_MISSING:
-        pytest.skip(f"ModelOpt AutoCast is not installed: {AUTOCAST_MISSING}")
+        pytest.skip(AUTOCAST_MISSING)
     autocast = convert_file(attention, "float16", "autocast")
     assert node_outputs_in(autocast, "LayerNormalization") == {TensorProto.FLOAT16}
     assert node_outputs_in(autocast, "Softmax") == {TensorProto.FLOAT16}

@@ -1,9 +1,9 @@
 """The real build path with TensorRT-RTX on CPU: parse errors, profiles, fp16 conversion, engine cache."""
 import json
-from pathlib import Path
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import onnx
 import pytest
@@ -14,6 +14,7 @@ from pytest_trt.backends.tensorrt.cache import EngineCache, EngineCacheWarning
 from pytest_trt.errors import InputError, ModelError
 
 from models import scale_model, two_io_model
+from shared import AUTOCAST_MISSING
 
 pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx-cu13 is not installed (pip install 'pytest-trt[rtx]')")
 EXAMPLES = pytest_trt.__file__.rsplit("/", 2)[0] + "/examples/models"
@@ -167,25 +168,28 @@ def sidecars(cache):
 
 
 def test_autocast_converter_is_part_of_the_engine_key(tmp_path):
-    from pytest_trt.backends.tensorrt.convert import converter_reason
+    from importlib.metadata import version
 
-    reason = converter_reason("autocast")
-    if reason:
-        pytest.skip(f"ModelOpt AutoCast is not installed: {reason}")
+    if AUTOCAST_MISSING:
+        pytest.skip(AUTOCAST_MISSING)
     cnn = TORCH / "cnn.onnx"
     build(cnn, tmp_path, precision="fp16", shapes=CNN_PROFILE)
     build(cnn, tmp_path, precision="fp16", shapes=CNN_PROFILE, build={"converter": "autocast"})
     build(cnn, tmp_path, precision="fp32", shapes=CNN_PROFILE, build="converter=autocast")  # nothing to convert
     build(cnn, tmp_path, precision="fp32", shapes=CNN_PROFILE)                               # ... so the same plan
     converters = sorted(str(meta["converter"]) for meta in sidecars(tmp_path))
-    assert converters == ["None", "modelopt autocast 0.47.0 data_max=512 keep_io_types", "pytest-trt casts v1"]
+    assert converters == ["None", f"modelopt autocast {version('nvidia-modelopt')} data_max=512 keep_io_types",
+                          "pytest-trt casts v1"]
 
 
 def test_autocast_asked_for_but_not_installed_is_one_sentence(tmp_path, monkeypatch):
     import importlib.util
 
+    from pytest_trt.backends.tensorrt import autocast
+
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "modelopt" else find_spec(name, *a))
+    monkeypatch.setattr(autocast, "_IMPORTS", ("modelopt",))  # one module missing, wherever this runs
     with pytest.raises(pytest_trt.TrtCompareError) as info:
         build(TORCH / "cnn.onnx", None, precision="fp16", shapes=CNN_PROFILE, build={"converter": "autocast"})
     assert str(info.value) == ("converter 'autocast' needs NVIDIA ModelOpt AutoCast, but modelopt is not installed; "
