@@ -7,8 +7,9 @@ Files at the top test across folders: the public API (test_api.py), README.md (t
 suite (test_examples.py), and real processes and devices (test_xdist.py, test_concurrency.py, test_gpu.py).
 
 Each folder is a package, so two folders may hold test files of one name. The modules the tests import,
-models.py (small ONNX models) and shared.py (ROOT, INI, HINT), live here; this folder is put on sys.path,
-so tests anywhere import them as ``from models import ...``. A folder's own conftest.py holds what only
+models.py (small ONNX models) and shared.py (ROOT, INI, HINT, AUTOCAST_MISSING), live here; this folder is put on sys.path,
+so tests anywhere import them as ``from models import ...``. data/torch/ holds models exported from PyTorch
+(``python benchmarks/torch_models.py tests/data/torch --width 32``). A folder's own conftest.py holds what only
 its tests use (comparison/conftest.py runs each comparator test on both inner loops).
 """
 import sys

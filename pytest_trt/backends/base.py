@@ -36,8 +36,9 @@ class Backend(Protocol):
         """Run ``model`` (a ``ModelInfo``) on ``inputs``; return all outputs by name.
 
         ``options`` (from the plugin): ``shapes`` (the marker's, validated), ``engine_dir`` (the engine cache
-        folder or None) and ``build`` (a ``BuildOptions`` or None for the builder's defaults); a backend
-        uses those it understands."""
+        folder or None), ``build`` (a ``BuildOptions`` or None for the builder's defaults) and ``convert``
+        (False where ``model`` is the test's own file for ``precision``, ``model={"fp16": ...}`` in the marker:
+        build it as it is, converting nothing); a backend uses those it understands."""
 
     @property
     def events(self) -> Sequence[dict]:
@@ -61,9 +62,11 @@ class PlanBuilder(Backend, Protocol):
     def trt(self):
         """The TensorRT module this backend builds and runs with (imported on first use)."""
 
-    def build(self, model, precision: str, *, shapes: Mapping, build_options=None, cache_dir=None) -> tuple:
+    def build(self, model, precision: str, *, shapes: Mapping, build_options=None, cache_dir=None,
+              convert: bool = True) -> tuple:
         """(CacheOutcome, Profile or None) for ``model`` (a ``ModelInfo``) at ``precision``; ``build_options``
-        is a ``BuildOptions`` or None (the builder's defaults). Appends one entry to ``events``."""
+        is a ``BuildOptions`` or None (the builder's defaults); ``convert`` False builds ``model`` as it is (a
+        file already in ``precision``). Appends one entry to ``events``."""
 
 
 def missing_members(backend) -> list[str]:

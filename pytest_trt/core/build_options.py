@@ -2,7 +2,8 @@
 
 Given as ``--trt-build-options`` (ini ``trt_build_options``), a marker's ``build={...}`` or ``build_engine(build=...)``;
 the engine backend receives the record (``None``: the builder's defaults) and only sets it on the builder.
-Bad input is one ``SpecError`` sentence naming the option and the fix.
+Bad input is one ``SpecError`` sentence naming the option and the fix. ``converter`` is no builder setting: it
+picks what converts the model to fp16/bf16 for strongly typed builds (``backends/tensorrt/convert.py``).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pytest_trt.errors import SpecError
 
 TACTIC_SOURCES = ("CUBLAS", "CUBLAS_LT", "CUDNN", "EDGE_MASK_CONVOLUTIONS", "JIT_CONVOLUTIONS")
 HARDWARE_COMPATIBILITY = ("none", "ampere_plus", "same_compute_capability")
+CONVERTERS = ("casts", "autocast")  # fp16/bf16 converters for strongly typed builds (backends/tensorrt/convert.py)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
@@ -26,10 +28,14 @@ class BuildOptions:
     tactic_sources: tuple[str, ...] | None = None  # e.g. ("EDGE_MASK_CONVOLUTIONS", "JIT_CONVOLUTIONS")
     hardware_compatibility: str = "none"
     version_compatible: bool = False
+    converter: str | None = None                   # fp16/bf16 converter for strongly typed builds; None: default
 
     def key(self) -> dict:
-        """The fields as a plain dict, as the engine cache key records them."""
-        return dataclasses.asdict(self)
+        """The builder settings as a plain dict, as the engine cache key records them (the converter is recorded
+        apart, only where a model is converted)."""
+        fields = dataclasses.asdict(self)
+        del fields["converter"]
+        return fields
 
 
 BUILD_KEYS = tuple(f.name for f in dataclasses.fields(BuildOptions))
@@ -99,6 +105,12 @@ def _build_value(key: str, raw, where: str):
         if str(raw).lower() in ("0", "false", "no", "off"):
             return False
         raise SpecError(f"{where} version_compatible={raw!r} must be true or false")
+    if key == "converter":
+        text = str(raw).lower()
+        if text not in CONVERTERS:
+            raise SpecError(f"{where} converter={raw!r} is not a converter; use casts (pytest-trt's casts, the "
+                            "default) or autocast (NVIDIA ModelOpt AutoCast, pip install 'pytest-trt[autocast]')")
+        return text
     raise AssertionError(key)
 
 

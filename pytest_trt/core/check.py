@@ -22,7 +22,7 @@ from pytest_trt.core.generated_inputs import make_inputs
 from pytest_trt.core.inputs import prepare_user_inputs
 from pytest_trt.core.model import ModelInfo, load_model_info
 from pytest_trt.core.records import Record
-from pytest_trt.core.spec import CompareSpec, check_names, did_you_mean
+from pytest_trt.core.spec import CompareSpec, check_names, did_you_mean, engine_model_info
 from pytest_trt.core.tolerance import REFERENCE_PRECISION, resolve
 
 
@@ -120,6 +120,7 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
                          "or override the trt_model fixture")
     info = load_model_info(spec.model)
     check_outputs_filter(spec, info)
+    engine_info = engine_model_info(spec, precision, info)  # model[precision] where the marker maps one
     if inputs is None:
         inputs = make_inputs(info, spec.shapes, spec.seed, spec.input_range)
     else:
@@ -136,12 +137,12 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
         reason = engine.precision_reason(precision)
         if reason is None:
             result.backend = engine.describe()
-            options = {**(ctx.engine_options or {}), "shapes": spec.shapes}
+            options = {**(ctx.engine_options or {}), "shapes": spec.shapes, "convert": engine_info is info}
             if spec.build is not None:
                 from pytest_trt.core.build_options import merge_build_options
 
                 options["build"] = merge_build_options(options.get("build"), spec.build)
-            result.engine = _select(engine.run(info, inputs, precision=precision, options=options), spec)
+            result.engine = _select(engine.run(engine_info, inputs, precision=precision, options=options), spec)
             _judge_census(result, engine.census(), spec, ctx)
             result.engine_vs_reference = ComparisonReport(
                 compare_outputs(result.engine, reference, tolerance_for(precision), detail=ctx.detail),
@@ -162,7 +163,8 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
         def meta_for(kind, p, producer):  # built only when a golden is written
             def meta():
                 errors = errors_by_output(result.engine_vs_reference) if kind == "engine" else None
-                return golden_meta(spec, info, identity, ctx, kind, p, producer(), errors)
+                return golden_meta(spec, engine_info if kind == "engine" else info, identity, ctx, kind, p,
+                                   producer(), errors)
             return meta
 
         result.reference_vs_golden = check_golden(
@@ -173,7 +175,8 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
             result.engine_vs_golden = check_golden(
                 result, ctx, "engine", result.engine, tolerance_for(precision), identity, spec.seed,
                 meta_for("engine", precision, lambda: {**result.backend, "census": result.census}),
-                stem_for("engine", engine.name, precision), f"engine ({engine.name}, {precision})", info.sha256)
+                stem_for("engine", engine.name, precision), f"engine ({engine.name}, {precision})",
+                engine_info.sha256)
     return result
 
 

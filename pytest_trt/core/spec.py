@@ -19,13 +19,13 @@ class CompareSpec(FrozenRecord):
     """Everything a ``trt_compare`` check needs to know, validated."""
 
     __slots__ = ("model", "precisions", "parametrized", "test_level", "tolerances", "shapes", "seed", "outputs",
-                 "input_range", "build", "min_precision_share")
+                 "input_range", "build", "models", "min_precision_share")
 
     def __init__(self, model: Path | None = None, precisions: tuple[str, ...] = ("fp32",), parametrized: bool = False,
                  test_level: Mapping | None = None, tolerances: Mapping | None = None, shapes: Mapping | None = None,
                  seed: int = 0, outputs: tuple[str, ...] | None = None, input_range: object = None,
-                 build: object = None, min_precision_share: float | None = None):
-        set_field(self, "model", model)
+                 build: object = None, models: Mapping | None = None, min_precision_share: float | None = None):
+        set_field(self, "model", model)   # the fp32 model: the reference's, and the engine's where models has none
         set_field(self, "precisions", precisions)
         set_field(self, "parametrized", parametrized)   # precision was given as a list: one test per precision
         set_field(self, "test_level", {} if test_level is None else test_level)  # marker atol/rtol/convention/equal_nan
@@ -35,14 +35,21 @@ class CompareSpec(FrozenRecord):
         set_field(self, "outputs", outputs)
         set_field(self, "input_range", input_range)
         set_field(self, "build", build)   # core.build_options.BuildOptions from build={...}; None: ini/defaults
+        set_field(self, "models", {} if models is None else models)  # model={precision: path}: resolved paths
         # Share of compute layers that must run in the requested reduced precision, else the check fails;
         # None: the session's --trt-precision-check decides (warn by default).
         set_field(self, "min_precision_share", min_precision_share)
 
+    def model_for(self, precision: str) -> Path | None:
+        """The file the engine under test builds from at ``precision``: the test's own file for it
+        (``model={"fp16": ...}``), else the fp32 model (converted where a strongly typed build needs it)."""
+        return self.models.get(precision, self.model)
+
 
 def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
-                 rootdir: Path | None = None) -> CompareSpec:
-    """Validate ``@pytest.mark.trt_compare(...)`` arguments (also used for ``trt_compare(...)`` calls)."""
+                 rootdir: Path | None = None, declared: tuple[str, ...] | None = None) -> CompareSpec:
+    """Validate ``@pytest.mark.trt_compare(...)`` arguments (also used for ``trt_compare(...)`` calls, whose
+    ``model={precision: path}`` keys are checked against the marker's precisions, ``declared``)."""
     kwargs = dict(kwargs)
     if args:
         if len(args) > 1 or "model" in kwargs:
@@ -56,10 +63,14 @@ def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
             raise SpecError(f"trt_compare got unknown argument {key!r}{hint}; valid arguments are: "
                             f"{', '.join(ARGUMENTS)}")
     fields = {}
-    if kwargs.get("model") is not None:
-        fields["model"] = resolve_model_path(kwargs["model"], test_dir, rootdir)
     if "precision" in kwargs:
         fields["precisions"], fields["parametrized"] = _precisions(kwargs["precision"])
+    if isinstance(kwargs.get("model"), Mapping):
+        fields["models"] = check_models(kwargs["model"], fields.get("precisions", declared or ("fp32",)),
+                                        test_dir, rootdir)
+        fields["model"] = fields["models"]["fp32"]
+    elif kwargs.get("model") is not None:
+        fields["model"] = resolve_model_path(kwargs["model"], test_dir, rootdir)
     fields["test_level"] = {k: check_value(k, kwargs[k], "trt_compare") for k in _TEST_LEVEL
                             if kwargs.get(k) is not None}
     fields["tolerances"] = check_tolerances(kwargs.get("tolerances"))
@@ -97,10 +108,29 @@ def check_seed(seed) -> int:
     return seed
 
 
-def resolve_model_path(model, test_dir: Path | None, rootdir: Path | None) -> Path:
+def check_models(models: Mapping, declared: Sequence[str], test_dir: Path | None, rootdir: Path | None,
+                 where: str = "trt_compare") -> dict:
+    """``model={precision: path}``: an "fp32" entry (the reference's model), other keys among the ``declared``
+    precisions, every path an existing file; ``{precision: resolved Path}``."""
+    allowed = ("fp32", *(p for p in declared if p != "fp32"))
+    for key in models:
+        if key not in PRECISIONS:
+            raise SpecError(f"{where} model[{key!r}] is not a precision{did_you_mean(key, allowed)}; the keys of "
+                            f"model={{...}} are precisions the marker tests: {', '.join(allowed)}")
+        if key not in allowed:
+            raise SpecError(f"{where} model[{key!r}] names a precision the marker does not test; its precisions are: "
+                            f"{', '.join(declared)} (add {key!r} to precision= or remove the entry)")
+    if "fp32" not in models:
+        raise SpecError(f"{where} model={{...}} has no 'fp32' entry; the reference (onnxruntime) and its golden run "
+                        "the fp32 model: give it, e.g. model={'fp32': 'model.onnx', 'fp16': 'model.fp16.onnx'}")
+    return {key: resolve_model_path(path, test_dir, rootdir, f"{where} model[{key!r}]")
+            for key, path in models.items()}
+
+
+def resolve_model_path(model, test_dir: Path | None, rootdir: Path | None, what: str = "trt_compare model") -> Path:
     """An existing model file: absolute, else relative to the test file's folder, else to the rootdir."""
     if not isinstance(model, (str, os.PathLike)) or not str(model):
-        raise SpecError(f"trt_compare model={model!r} is not a path; give the .onnx file's path as a string")
+        raise SpecError(f"{what}={model!r} is not a path; give the .onnx file's path as a string")
     path = Path(model).expanduser()
     candidates = [path] if path.is_absolute() else [d / path for d in (test_dir, rootdir) if d is not None]
     for candidate in candidates:
@@ -112,7 +142,7 @@ def resolve_model_path(model, test_dir: Path | None, rootdir: Path | None) -> Pa
 
             raise SpecError(f"trt_compare {directory_problem(model, candidate)}")
     looked = " and ".join(repr(str(c)) for c in candidates) or repr(str(path))
-    raise SpecError(f"trt_compare model {str(model)!r} not found (looked at {looked}); give a path relative "
+    raise SpecError(f"{what} {str(model)!r} not found (looked at {looked}); give a path relative "
                     "to the test file or the rootdir, or an absolute path")
 
 
@@ -168,6 +198,27 @@ def check_names(spec: CompareSpec, output_names, model_name: str) -> None:
         elif key not in outputs:
             raise SpecError(f"tolerances[{key!r}] names neither a precision nor an output of {model_name}"
                             f"{did_you_mean(key, (*PRECISIONS, *outputs))}; {listing}")
+
+
+def engine_model_info(spec: CompareSpec, precision: str, info, where: str = "trt_compare"):
+    """The ``ModelInfo`` the engine under test builds from at ``precision``: ``info`` (the fp32 model's), or
+    that of the test's own file for the precision, whose input and output names must be the fp32 model's."""
+    path = spec.model_for(precision)
+    if path is None or path == info.path:
+        return info
+    from pytest_trt.core.model import load_model_info
+
+    own = load_model_info(path)
+    differences = []
+    for kind, names, fp32_names in (("input", own.input_names, info.input_names),
+                                    ("output", own.output_names, info.output_names)):
+        differences += [f"{kind} {name!r} is missing" for name in fp32_names if name not in names]
+        differences += [f"{kind} {name!r} is extra" for name in names if name not in fp32_names]
+    if differences:
+        raise SpecError(f"{where} model[{precision!r}] ({own.path.name}) does not have the inputs and outputs of "
+                        f"model['fp32'] ({info.path.name}): {', '.join(differences)}; export both from the same "
+                        "model, or convert the fp32 file")
+    return own
 
 
 def check_shapes(shapes) -> dict:
@@ -229,9 +280,10 @@ def merge_call(spec: CompareSpec, kwargs: Mapping, test_dir: Path | None, rootdi
         return spec.replace(seed=check_seed(kwargs["seed"]))
     if "precision" in kwargs:
         raise SpecError("trt_compare(precision=...) cannot be set per call; set precision in the marker")
-    override = parse_marker((), kwargs, test_dir, rootdir)
-    changes = {k: getattr(override, k) for k in ("model", "shapes", "outputs", "input_range", "build",
-                                                 "min_precision_share") if k in kwargs}
+    override = parse_marker((), kwargs, test_dir, rootdir, declared=spec.precisions)
+    changes = {k: getattr(override, k) for k in ("model", "models", "shapes", "outputs", "input_range", "build",
+                                                 "min_precision_share")
+               if k in kwargs or (k == "models" and "model" in kwargs)}
     if "seed" in kwargs:
         changes["seed"] = override.seed
     if any(k in kwargs for k in _TEST_LEVEL):

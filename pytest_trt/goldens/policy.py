@@ -94,7 +94,8 @@ def input_identity(inputs: Mapping) -> dict:
 
 def golden_meta(spec: CompareSpec, info: ModelInfo, identity: dict, ctx: CheckContext, kind: str, precision: str,
                 producer: dict | None, errors_vs_reference: dict | None = None) -> dict:
-    """A golden's sidecar record, all but its tolerances (added when it is written).
+    """A golden's sidecar record, all but its tolerances (added when it is written). ``info`` is the model the
+    outputs came from: the fp32 model for the reference, the file the engine was built from for an engine golden.
 
     ``errors_vs_reference`` (engine goldens): the engine's errors against the reference, the drift baseline."""
     from pytest_trt import __version__

@@ -68,7 +68,8 @@ def trt_precision(request) -> str:
 
 @pytest.fixture
 def trt_model():
-    """Override to supply the model path when the marker has no ``model=``."""
+    """Override to supply the model (a path, or ``{precision: path}`` as in the marker) when the marker has no
+    ``model=``."""
     return None
 
 
@@ -138,9 +139,9 @@ class _TestCheck:
         if self.spec.model is None:  # looked up only when the marker names no model
             model = _fixture_value(item, "trt_model")
             if model is not None:
-                from pytest_trt.core.spec import resolve_model_path
+                from pytest_trt.core.spec import merge_call
 
-                self.spec = self.spec.replace(model=resolve_model_path(model, item.path.parent, rootdir))
+                self.spec = merge_call(self.spec, {"model": model}, item.path.parent, rootdir)  # a path or mapping
         self.precision = precision_param(item) or self.spec.precisions[0]
         self._calls = 0
 

@@ -54,7 +54,8 @@ OPTIONS = [
            "...); default auto: every visible GPU", "LIST"),
     Option("--trt-build-options", "trt_build_options", "string", "PYTEST_TRT_BUILD_OPTIONS", None,
            "TensorRT builder options for every engine, e.g. 'workspace=2G optimization_level=3 "
-           "tactic_sources=EDGE_MASK_CONVOLUTIONS,JIT_CONVOLUTIONS' (a marker's build={...} overrides per test)",
+           "tactic_sources=EDGE_MASK_CONVOLUTIONS,JIT_CONVOLUTIONS' (a marker's build={...} overrides per test); "
+           "converter=casts or autocast picks what converts models to fp16/bf16 for strongly typed builds",
            "OPTIONS"),
     Option("--trt-summary", "trt_summary", "string", None, "compact",
            "session summary table: compact (failed, drifted and close-to-tolerance checks; the default) or full "

@@ -23,6 +23,9 @@ def test_build_options_from_marker_and_ini():
     ({"hardware_compatibility": "turing"}, "must be one of: none, ampere_plus, same_compute_capability"),
     ({"version_compatible": "maybe"}, "must be true or false"),
     ("workspace", "'workspace' is not key=value"),
+    ({"converter": "onnxconverter"}, "converter='onnxconverter' is not a converter; use casts (pytest-trt's casts, "
+                                     "the default) or autocast (NVIDIA ModelOpt AutoCast, pip install "
+                                     "'pytest-trt[autocast]')"),
 ])
 def test_bad_build_options_are_one_sentence(value, message):
     with pytest.raises(SpecError) as info:
@@ -34,3 +37,13 @@ def test_marker_options_without_ini_options_are_merged_over_the_defaults():
     marker = parse_build_options({"optimization_level": 2})
     assert merge_build_options(None, marker) == BuildOptions(optimization_level=2)
     assert parse_build_options(marker) is marker and parse_build_options(None) == parse_build_options("")
+
+
+def test_converter_is_an_option_but_no_builder_setting():
+    """converter= picks the fp16/bf16 converter; the engine key records it apart (only where a model is converted),
+    so it leaves the builder settings' part of the key, and fp32 plans, alone."""
+    ini = parse_build_options("converter=AutoCast workspace=1G")
+    assert ini.converter == "autocast" and "converter" not in ini.key()
+    assert ini.key() == parse_build_options("workspace=1G").key()
+    assert merge_build_options(ini, parse_build_options({"converter": "casts"})).converter == "casts"
+    assert merge_build_options(ini, parse_build_options({"optimization_level": 1})).converter == "autocast"

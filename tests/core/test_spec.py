@@ -82,3 +82,47 @@ def test_merge_call_overrides_marker(model, tmp_path):
 def test_two_positionals_rejected(model):
     with pytest.raises(SpecError, match="takes the model as its only positional argument"):
         parse_marker((model, 1e-3), {})
+
+
+# ----------------------------------------------------------------- model={precision: path}
+
+def test_model_mapping_names_each_precisions_file(tmp_path):
+    fp32, fp16 = scale_model(tmp_path / "m.onnx"), scale_model(tmp_path / "m.fp16.onnx", factor=3.0)
+    spec = parse_marker(({"fp32": "m.onnx", "fp16": "m.fp16.onnx"},), {"precision": ["fp32", "fp16", "bf16"]},
+                        tmp_path, None)
+    assert spec.model == fp32.resolve() and spec.model_for("fp32") == fp32.resolve()
+    assert spec.model_for("fp16") == fp16.resolve() and spec.model_for("bf16") == fp32.resolve()  # bf16: converted
+    call = merge_call(spec, {"model": "m.onnx"}, tmp_path, None)        # a plain path replaces the mapping
+    assert call.model_for("fp16") == fp32.resolve() and call.models == {}
+    call = merge_call(parse_marker((), {"model": "m.onnx", "precision": "fp16"}, tmp_path, None),
+                      {"model": {"fp32": "m.onnx", "fp16": "m.fp16.onnx"}}, tmp_path, None)
+    assert call.model_for("fp16") == fp16.resolve()                   # keys checked against the marker's precisions
+
+
+@pytest.mark.parametrize("models, precision, message", [
+    ({"fp32": "m.onnx", "fp61": "m.onnx"}, ["fp32", "fp16"],
+     "trt_compare model['fp61'] is not a precision (did you mean 'fp16'?); the keys of model={...} are precisions "
+     "the marker tests: fp32, fp16"),
+    ({"fp32": "m.onnx", "half": "m.onnx"}, ["fp32", "fp16"], "model['half'] is not a precision (did you mean 'fp16'?)"),
+    ({"fp32": "m.onnx", "bf16": "m.onnx"}, ["fp32", "fp16"],
+     "trt_compare model['bf16'] names a precision the marker does not test; its precisions are: fp32, fp16 "
+     "(add 'bf16' to precision= or remove the entry)"),
+    ({"fp16": "m.onnx"}, "fp16",
+     "trt_compare model={...} has no 'fp32' entry; the reference (onnxruntime) and its golden run the fp32 model: "
+     "give it, e.g. model={'fp32': 'model.onnx', 'fp16': 'model.fp16.onnx'}"),
+    ({"fp32": "m.onnx", "fp16": "gone.onnx"}, ["fp32", "fp16"], "trt_compare model['fp16'] 'gone.onnx' not found"),
+    ({"fp32": "m.onnx", "fp16": 16}, ["fp32", "fp16"], "trt_compare model['fp16']=16 is not a path"),
+])
+def test_model_mapping_mistakes_are_one_sentence(tmp_path, models, precision, message):
+    scale_model(tmp_path / "m.onnx")
+    with pytest.raises(SpecError) as info:
+        parse_marker((), {"model": models, "precision": precision}, tmp_path, None)
+    assert message in str(info.value)
+
+
+def test_model_mapping_in_a_call_is_checked_against_the_marker(tmp_path):
+    scale_model(tmp_path / "m.onnx")
+    spec = parse_marker((), {"model": "m.onnx", "precision": "fp32"}, tmp_path, None)
+    with pytest.raises(SpecError, match=r"model\['fp16'\] names a precision the marker does not test; its "
+                                        r"precisions are: fp32 "):
+        merge_call(spec, {"model": {"fp32": "m.onnx", "fp16": "m.onnx"}}, tmp_path, None)

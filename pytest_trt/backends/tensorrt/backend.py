@@ -9,6 +9,7 @@ plans, cache keys) is made by the pure functions in ``plan`` and ``cache``, buil
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -122,7 +123,7 @@ class TensorRTBackend:
                         for name in graph_facts(model).shape_inputs if name in inputs}
         build_options = options.get("build")
         request = dict(shapes=shapes, build_options=build_options, cache_dir=options.get("engine_dir"),
-                       shape_values=shape_values)
+                       shape_values=shape_values, convert=options.get("convert", True))
         outcome, profile = self.build(model, precision, **request)
         check_within_profile(profile, inputs)
         engine = self._engines.get(outcome.key)
@@ -162,10 +163,13 @@ class TensorRTBackend:
     # ---------------------------------------------------------------------- build
 
     def build(self, model, precision: str, *, shapes: Mapping, build_options: BuildOptions | None = None,
-              cache_dir=None, shape_values: Mapping | None = None, replace: bytes | None = None):
+              cache_dir=None, shape_values: Mapping | None = None, replace: bytes | None = None,
+              convert: bool = True):
         """(CacheOutcome, Profile or None) for ``model`` (a ModelInfo) at ``precision``; ``build_options``
         None: TensorRT's defaults. ``shape_values``: the values of shape-tensor inputs (they are part of the
-        profile). ``replace``: a cached plan that failed to deserialize, rebuilt under the same key."""
+        profile). ``replace``: a cached plan that failed to deserialize, rebuilt under the same key. ``convert``
+        False: ``model`` is the test's own file for ``precision``, built as it is (strongly typed flavors take
+        its types; flags still apply on the others)."""
         from pytest_trt.backends.tensorrt.cache import EngineCache, cache_key, key_fields, timing_key
         from pytest_trt.backends.tensorrt import convert as model_convert
 
@@ -178,6 +182,11 @@ class TensorRTBackend:
             raise BackendError(problem)
         facts = graph_facts(model)
         realization = realize_precision(self.flavor, precision, has_qdq=facts.has_qdq)
+        if not convert:
+            realization = dataclasses.replace(realization, convert_to=None)
+        converter = options.converter or model_convert.DEFAULT_CONVERTER
+        if realization.convert_to and model_convert.converter_reason(converter):
+            raise BackendError(model_convert.converter_reason(converter))
         missing = [name for name in facts.shape_inputs if name not in (shape_values or {})]
         if missing:
             raise BackendError(f"input {missing[0]!r} of {model.path.name} is a shape tensor (its values set shapes "
@@ -189,7 +198,7 @@ class TensorRTBackend:
         fields = key_fields(model_sha256=model.sha256, flavor=self.name, version=version, device=device,
                             realization=realization.__dict__, profile=profile.as_dict() if profile else None,
                             build_options=options.key(),
-                            converter=model_convert.CONVERTER if realization.convert_to else None)
+                            converter=model_convert.converter_id(converter) if realization.convert_to else None)
         key = cache_key(fields)
         description = {**fields, "model_file": model.path.name, "precision": precision,
                        "realization_text": realization.describe()}
@@ -199,7 +208,8 @@ class TensorRTBackend:
             source = model.path
             with contextlib.ExitStack() as stack:
                 if realization.convert_to:
-                    source = stack.enter_context(model_convert.converted_model(model.path, realization.convert_to))
+                    source = stack.enter_context(model_convert.converted_model(model.path, realization.convert_to,
+                                                                               converter))
                 log.info("building %s engine for %s (%s)", self.flavor.label, model.path.name, realization.describe())
                 what = f"{self.flavor.label} engine for {model.path.name} ({realization.describe()})"
                 with BuildProgress(what) as progress:

@@ -10,6 +10,9 @@ half and float). This one is simple enough to be type-consistent by construction
 - float initializers used in reduced precision are stored converted;
 - graph inputs and outputs keep their float32 types (casts at the boundary), so the same inputs and
   comparisons apply. The result is checked with onnx's full checker and shape inference.
+
+``converter=autocast`` (a builder option) converts with NVIDIA ModelOpt AutoCast instead (``autocast``); the
+engine cache key records which converter and version made the model (``converter_id``).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from pathlib import Path
 from pytest_trt.errors import ModelError
 
 CONVERTER = "pytest-trt casts v1"
+DEFAULT_CONVERTER = "casts"   # where the builder options name none (core.build_options.CONVERTERS: the choices)
 # Ops kept in float32: reductions and normalizations (accumulate in fp32), exp/log/pow family, ops whose
 # output type comes from an attribute or a fixed-type input, quantization, control flow.
 KEEP_FP32 = frozenset({
@@ -130,19 +134,49 @@ def convert(model, target: str = "float16"):
     except Exception as exc:
         raise ModelError(f"converting the model to {target} gave an invalid graph ({str(exc).splitlines()[0]}); "
                          f"test this precision with a model exported in {target} instead") from None
-    return model
+    return converted  # with the inferred value_info: onnxruntime 1.31 crashes on some fp16 graphs without it
 
 
-@contextlib.contextmanager
-def converted_model(path, target: str):
-    """A temporary file holding ``path``'s model converted to ``target``; removed on exit."""
+def converter_reason(converter: str) -> str | None:
+    """Why ``converter`` cannot convert on this machine (a sentence with the fix), or None."""
+    if converter == "autocast":
+        from pytest_trt.backends.tensorrt import autocast
+
+        return autocast.unavailable_reason()
+    return None
+
+
+def converter_id(converter: str) -> str:
+    """The converter and its version, as the engine cache key records it."""
+    if converter == "autocast":
+        from pytest_trt.backends.tensorrt import autocast
+
+        return autocast.converter_id()
+    return CONVERTER
+
+
+def convert_file(path, target: str, converter: str = DEFAULT_CONVERTER):
+    """The model at ``path`` converted to ``target`` ("float16" or "bfloat16") by ``converter``
+    ("casts" or "autocast"), an onnx.ModelProto with its weights inside."""
     import onnx
 
+    if converter == "autocast":
+        from pytest_trt.backends.tensorrt import autocast
+
+        return autocast.convert(path, target)
     try:
         model = onnx.load(str(path))  # external data loaded: the converted model is self-contained
     except Exception as exc:
         raise ModelError(f"cannot load {str(path)!r} for conversion: {exc}") from None
-    converted = convert(model, target)
+    return convert(model, target)
+
+
+@contextlib.contextmanager
+def converted_model(path, target: str, converter: str = DEFAULT_CONVERTER):
+    """A temporary file holding ``path``'s model converted to ``target`` by ``converter``; removed on exit."""
+    import onnx
+
+    converted = convert_file(path, target, converter)
     with tempfile.TemporaryDirectory(prefix="pytest-trt-convert-") as tmp:
         out = Path(tmp) / f"{Path(path).stem}.{target}.onnx"
         large = converted.ByteSize() > 1_800_000_000

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_trt.backends.tensorrt import FLAVORS
@@ -21,20 +22,29 @@ def _backend(name: str) -> PlanBuilder:
 
 def build_engine(model, *, backend: str = "tensorrt", precision: str = "fp32", shapes: Mapping | None = None,
                  cache_dir=None, build: Mapping | str | None = None, shape_values: Mapping | None = None) -> bytes:
-    """Build a serialized TensorRT plan for ``model`` (a path), or load it from ``cache_dir`` when cached.
+    """Build a serialized TensorRT plan for ``model``, or load it from ``cache_dir`` when cached.
 
-    ``shapes`` gives dynamic input shapes as in the marker (one shape, or min/opt/max per input);
-    ``build`` holds builder options (workspace, optimization_level, tactic_sources,
-    hardware_compatibility, version_compatible). ``shape_values`` gives the values of shape-tensor inputs
-    (inputs whose values set shapes inside the model, e.g. Expand's or Reshape's shape given as an input):
-    ``{name: sequence of ints}``. TensorRT-RTX builds without a GPU.
+    ``model`` is a path, or ``{"fp32": path, "fp16": path, ...}`` as in the marker: ``model[precision]`` is built
+    as it is (no conversion), a precision without an entry from the fp32 file. ``shapes`` gives dynamic input
+    shapes as in the marker (one shape, or min/opt/max per input); ``build`` holds builder options (workspace,
+    optimization_level, tactic_sources, hardware_compatibility, version_compatible, converter).
+    ``shape_values`` gives the values of shape-tensor inputs (inputs whose values set shapes inside the model,
+    e.g. Expand's or Reshape's shape given as an input): ``{name: sequence of ints}``. TensorRT-RTX builds
+    without a GPU.
     """
     from pytest_trt.core.build_options import parse_build_options
     from pytest_trt.core.model import load_model_info
-    from pytest_trt.core.spec import check_shapes
+    from pytest_trt.core.spec import CompareSpec, check_models, check_shapes, engine_model_info
 
-    outcome, _ = _backend(backend).build(load_model_info(model), precision, shapes=check_shapes(shapes or {}),
+    if isinstance(model, Mapping):
+        models = check_models(model, tuple(model), Path.cwd(), None, where="build_engine")
+        info = load_model_info(models["fp32"])
+        model_info = engine_model_info(CompareSpec(model=info.path, models=models), precision, info, "build_engine")
+    else:
+        model_info = info = load_model_info(model)
+    outcome, _ = _backend(backend).build(model_info, precision, shapes=check_shapes(shapes or {}),
                                          build_options=parse_build_options(build), cache_dir=cache_dir,
+                                         convert=model_info is info,
                                          shape_values={k: tuple(int(v) for v in vs) for k, vs in
                                                        (shape_values or {}).items()})
     return outcome.plan

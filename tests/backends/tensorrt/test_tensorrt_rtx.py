@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import onnx
 import pytest
@@ -12,7 +13,8 @@ import pytest_trt
 from pytest_trt.backends.tensorrt.cache import EngineCache, EngineCacheWarning
 from pytest_trt.errors import InputError, ModelError
 
-from models import scale_model
+from models import scale_model, two_io_model
+from shared import AUTOCAST_MISSING
 
 pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx-cu13 is not installed (pip install 'pytest-trt[rtx]')")
 EXAMPLES = pytest_trt.__file__.rsplit("/", 2)[0] + "/examples/models"
@@ -153,3 +155,72 @@ def test_engine_dir_shared_by_two_tensorrt_versions_keeps_both(tmp_path, monkeyp
     assert len(list((cache / "plans").glob("*.plan"))) == 2
     versions = {json.loads(p.read_text())["tensorrt"]["version"] for p in (cache / "plans").glob("*.json")}
     assert versions == {real, real + ".other"}
+
+
+# ------------------------------------------------- converters and the test's own reduced-precision file
+
+TORCH = Path(__file__).resolve().parents[2] / "data" / "torch"   # PyTorch exports (benchmarks/torch_models.py)
+CNN_PROFILE = {"x": {"min": (1, 3, 32, 32), "opt": (2, 3, 32, 32), "max": (8, 3, 32, 32)}}
+
+
+def sidecars(cache):
+    return [json.loads(p.read_text()) for p in sorted((cache / "plans").glob("*.json"))]
+
+
+def test_autocast_converter_is_part_of_the_engine_key(tmp_path):
+    from importlib.metadata import version
+
+    if AUTOCAST_MISSING:
+        pytest.skip(AUTOCAST_MISSING)
+    cnn = TORCH / "cnn.onnx"
+    build(cnn, tmp_path, precision="fp16", shapes=CNN_PROFILE)
+    build(cnn, tmp_path, precision="fp16", shapes=CNN_PROFILE, build={"converter": "autocast"})
+    build(cnn, tmp_path, precision="fp32", shapes=CNN_PROFILE, build="converter=autocast")  # nothing to convert
+    build(cnn, tmp_path, precision="fp32", shapes=CNN_PROFILE)                               # ... so the same plan
+    converters = sorted(str(meta["converter"]) for meta in sidecars(tmp_path))
+    assert converters == ["None", f"modelopt autocast {version('nvidia-modelopt')} data_max=512 keep_io_types",
+                          "pytest-trt casts v1"]
+
+
+def test_autocast_asked_for_but_not_installed_is_one_sentence(tmp_path, monkeypatch):
+    import importlib.util
+
+    from pytest_trt.backends.tensorrt import autocast
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "modelopt" else find_spec(name, *a))
+    monkeypatch.setattr(autocast, "_IMPORTS", ("modelopt",))  # one module missing, wherever this runs
+    with pytest.raises(pytest_trt.TrtCompareError) as info:
+        build(TORCH / "cnn.onnx", None, precision="fp16", shapes=CNN_PROFILE, build={"converter": "autocast"})
+    assert str(info.value) == ("converter 'autocast' needs NVIDIA ModelOpt AutoCast, but modelopt is not installed; "
+                               "install it with: pip install 'pytest-trt[autocast]', or use converter=casts")
+    assert build(TORCH / "cnn.onnx", None, shapes=CNN_PROFILE, build={"converter": "autocast"})  # fp32 converts nothing
+
+
+def test_mapped_fp16_file_is_built_as_it_is(tmp_path):
+    """model={"fp32": ..., "fp16": ...}: the fp16 engine comes from the fp16 file (its sha256 in the key, nothing
+    converted); a precision without an entry is converted from the fp32 file."""
+    from pytest_trt.backends.tensorrt.convert import convert_file
+    from pytest_trt.core.model import load_model_info
+
+    fp16 = tmp_path / "cnn.fp16.onnx"
+    onnx.save(convert_file(TORCH / "cnn.onnx", "float16"), str(fp16))
+    models = {"fp32": str(TORCH / "cnn.onnx"), "fp16": str(fp16)}
+    cache = tmp_path / "cache"
+    build(models, cache, precision="fp16", shapes=CNN_PROFILE)
+    (meta,) = sidecars(cache)
+    assert meta["model_sha256"] == load_model_info(fp16).sha256 and meta["model_file"] == "cnn.fp16.onnx"
+    assert meta["converter"] is None and meta["realization"]["convert_to"] is None
+    build({"fp32": str(TORCH / "cnn.onnx")}, cache, precision="fp16", shapes=CNN_PROFILE)
+    converted = [m for m in sidecars(cache) if m["converter"]]
+    assert len(converted) == 1 and converted[0]["model_sha256"] == load_model_info(TORCH / "cnn.onnx").sha256
+
+
+def test_mapped_file_with_other_names_is_refused(tmp_path):
+    other = two_io_model(tmp_path / "other.onnx")   # inputs a, b; outputs s, i
+    with pytest.raises(pytest_trt.TrtCompareError) as info:
+        build({"fp32": str(TORCH / "mlp.onnx"), "fp16": str(other)}, None, precision="fp16", shapes={"x": (2, 32)})
+    assert str(info.value) == (
+        "build_engine model['fp16'] (other.onnx) does not have the inputs and outputs of model['fp32'] (mlp.onnx): "
+        "input 'x' is missing, input 'a' is extra, input 'b' is extra, output 'y' is missing, output 's' is extra, "
+        "output 'i' is extra; export both from the same model, or convert the fp32 file")
