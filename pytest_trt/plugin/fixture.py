@@ -208,6 +208,8 @@ class _TestCheck:
         state, item, options = self._state, self._item, self._state.options
         record = api.record_check(result, test, events, options.drift_factor, options.close_share, options.suggest,
                                   options.strict_drift)
+        if options.precision_check == "off":  # the census stays in the layers column; no shortfall is reported
+            record.precision_shortfall = None
         if options.suggest:  # one suggestion per marker
             record.marker = marker_owner(item)
         state.summary.add(result, record, events)
