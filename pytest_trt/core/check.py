@@ -20,10 +20,13 @@ from pytest_trt.goldens.policy import GoldenAction, check_golden, golden_meta, i
 from pytest_trt.goldens.store import stem_for
 from pytest_trt.core.generated_inputs import make_inputs
 from pytest_trt.core.inputs import prepare_user_inputs
-from pytest_trt.core.model import ModelInfo, load_model_info
+from pytest_trt.core.model import ModelInfo, has_quantize_nodes, load_model_info
 from pytest_trt.core.records import Record
 from pytest_trt.core.spec import CompareSpec, check_names, did_you_mean, engine_model_info
 from pytest_trt.core.tolerance import REFERENCE_PRECISION, resolve
+
+
+QUANTIZED = ("int8", "fp8")   # precisions built only from models that carry their quantization (Q/DQ nodes)
 
 
 class CheckResult(Record):
@@ -121,6 +124,11 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
     info = load_model_info(spec.model)
     check_outputs_filter(spec, info)
     engine_info = engine_model_info(spec, precision, info)  # model[precision] where the marker maps one
+    if precision in QUANTIZED and not has_quantize_nodes(engine_info):
+        raise InputError(f"{precision} needs a model with QuantizeLinear/DequantizeLinear (Q/DQ) nodes, and "
+                         f"{engine_info.path.name} has none; pytest-trt does not calibrate: quantize the model (e.g. "
+                         f"with NVIDIA ModelOpt's ONNX PTQ) and test that file (model={{'fp32': ..., "
+                         f"'{precision}': 'model.{precision}.onnx'}})")
     if inputs is None:
         inputs = make_inputs(info, spec.shapes, spec.seed, spec.input_range)
     else:

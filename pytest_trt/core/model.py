@@ -83,6 +83,24 @@ def load_model_info(path: str | os.PathLike) -> ModelInfo:
     return info
 
 
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+def has_quantize_nodes(info: ModelInfo) -> bool:
+    """True when the model's main graph has QuantizeLinear/DequantizeLinear nodes (read once per file content)."""
+    return _has_quantize_nodes(str(info.path), info.sha256)
+
+
+@functools.lru_cache(maxsize=32)
+def _has_quantize_nodes(path: str, sha256: str) -> bool:
+    import mmap
+
+    from pytest_trt.core.onnx_wire import read_nodes
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return any(node.op_type in QDQ_OPS for node in read_nodes(data).nodes)
+
+
 def _stamp(st: os.stat_result) -> tuple:
     return st.st_size, st.st_mtime_ns, st.st_ino
 

@@ -227,7 +227,9 @@ def shape_tensor_inputs(nodes: Sequence, input_names: Sequence[str]) -> tuple[st
 
 def has_qdq(nodes: Sequence) -> bool:
     """True when the graph has QuantizeLinear/DequantizeLinear nodes (int8/fp8 are built from them)."""
-    return any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in nodes)
+    from pytest_trt.core.model import QDQ_OPS
+
+    return any(node.op_type in QDQ_OPS for node in nodes)
 
 
 def shapes_for_run(inputs: Sequence, shapes: Mapping, arrays: Mapping) -> dict:

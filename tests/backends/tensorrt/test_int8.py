@@ -204,3 +204,18 @@ def test_marker_checks_the_int8_model_at_precision_int8(repo):
     result = repo.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*checks: 1, 1 passed*"])
+
+
+def test_int8_on_a_model_without_qdq_fails_even_where_the_engine_side_is_skipped(repo):
+    """A CPU job must not pass an int8 check that no GPU could ever build: the model is judged, not the machine."""
+    repo.makepyfile(test_q=f'''
+        import pytest
+
+        @pytest.mark.trt_compare(model={str(FP32)!r}, precision=["fp32", "int8"], shapes={{"image": (2, 3, 64, 64)}})
+        def test_resnet(trt_compare):
+            trt_compare()
+    ''')
+    result = repo.runpytest("--update-golden", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*int8 needs a model with QuantizeLinear/DequantizeLinear (Q/DQ) nodes, and "
+                                 "resnet.onnx has none; pytest-trt does not calibrate*"])
