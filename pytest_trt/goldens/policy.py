@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from pytest_trt.core.records import Record
 from pytest_trt.errors import GoldenError
+from pytest_trt.reports.census import census_change
 
 if TYPE_CHECKING:  # annotations only
     from pytest_trt.comparison.report import ComparisonReport
@@ -31,8 +32,8 @@ if TYPE_CHECKING:  # annotations only
 # When several checks touch one golden file (e.g. the reference shared by [fp32] and [fp16]),
 # the summary shows the strongest thing that happened to it.
 # "would fail": the comparison failed on tolerances alone and --trt-suggest-tolerances passed the test.
-_STRENGTH = {"unchanged": 0, "model changed": 1, "created": 2, "updated": 3, "would fail": 4, "missing": 5,
-             "failed": 6}
+_STRENGTH = {"unchanged": 0, "census changed": 1, "model changed": 1, "created": 2, "updated": 3, "would fail": 4,
+             "missing": 5, "failed": 6}
 
 
 def strongest_action(actions) -> str:
@@ -169,6 +170,8 @@ def check_golden(result: CheckResult, ctx: CheckContext, kind: str, outputs: Map
             return report, "failed", problem
         if _other_model(golden.meta, model_sha256):
             return report, "model changed", None  # within tolerance, but its record names another model
+        if kind == "engine" and census_change(result.census_before, result.census):
+            return report, "census changed", None  # within tolerance, but its layers run in other precisions now
         return report, "unchanged", None
 
     def decide() -> ComparisonReport | None:

@@ -127,8 +127,11 @@ class SessionSummary(Record):
             if counts["model changed"]:
                 parts.append(f"{counts['model changed']} passed though recorded from another model (--update-golden "
                              "records them from this one)")
+            if counts["census changed"]:
+                parts.append(f"{counts['census changed']} passed though their engine's layer precisions changed "
+                             "(--update-golden records the new census)")
             out.append(f"goldens in {golden_dir}: " + ", ".join(parts + ([f"{len(unused)} unused"] if unused else [])))
-            for action in ("created", "updated", "missing", "failed", "would fail", "model changed") + \
+            for action in ("created", "updated", "missing", "failed", "would fail", "model changed", "census changed") + \
                     (("unchanged",) if verbose else ()):
                 for path in sorted(p for p, a in self.goldens.items() if a == action):
                     out.append(f"  {action}: {path}")

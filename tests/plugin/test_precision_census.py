@@ -114,5 +114,12 @@ def test_census_change_since_the_golden_is_reported_with_drift(run):
     assert ("drift: test_mlp.py::test_mlp [fp16]: layer precisions changed since the engine golden was recorded: "
             "fp16 4 of 4 compute layers; 4 movement -> fp32 2 of 2 compute layers; 2 movement") in now.stdout, now.stdout
     assert "precision: test_mlp.py" not in now.stdout   # --trt-precision-check off: no shortfall line either
+    assert "1 passed though their engine's layer precisions changed (--update-golden records the new census)" in \
+        now.stdout and "  census changed: test_mlp/test_mlp/engine-censused-fp16.npz" in now.stdout, now.stdout
     strict = run(FP32_ONLY, "--trt-precision-check=off", "--trt-strict-drift")
     assert strict.returncode == 1
+    # accepting the new census: --update-golden re-records the engine golden, and the drift line is gone
+    accepted = run(FP32_ONLY, "--trt-precision-check=off", "--update-golden")
+    assert accepted.returncode == 0 and "updated: test_mlp/test_mlp/engine-censused-fp16.npz" in accepted.stdout
+    after = run(FP32_ONLY, "--trt-precision-check=off")
+    assert after.returncode == 0 and "layer precisions changed" not in after.stdout, after.stdout
