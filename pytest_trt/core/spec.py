@@ -97,8 +97,10 @@ def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
 def check_share(value, where: str) -> float:
     """A share of layers, 0 to 1 (0: at least one layer)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise SpecError(f"{where}={value!r} must be a number from 0 to 1 (the share of compute layers that must run "
-                        "in the requested precision; 0 means at least one layer), e.g. 0.5")
+        percent = (" (a share, not a percent: 0.5 for half)"
+                   if isinstance(value, (int, float)) and 1 < value <= 100 and value == int(value) else "")
+        raise SpecError(f"{where}={value!r} must be a number from 0 to 1{percent} (the share of compute layers that "
+                        "must run in the requested precision; 0 means at least one layer), e.g. 0.5")
     return float(value)
 
 
@@ -115,8 +117,9 @@ def check_models(models: Mapping, declared: Sequence[str], test_dir: Path | None
     allowed = ("fp32", *(p for p in declared if p != "fp32"))
     for key in models:
         if key not in PRECISIONS:
+            tested = " the marker tests" if where == "trt_compare" else ""
             raise SpecError(f"{where} model[{key!r}] is not a precision{did_you_mean(key, allowed)}; the keys of "
-                            f"model={{...}} are precisions the marker tests: {', '.join(allowed)}")
+                            f"model={{...}} are precisions{tested}: {', '.join(allowed)}")
         if key not in allowed:
             raise SpecError(f"{where} model[{key!r}] names a precision the marker does not test; its precisions are: "
                             f"{', '.join(declared)} (add {key!r} to precision= or remove the entry)")

@@ -149,6 +149,11 @@ def setting(config: pytest.Config, ini: str):
     return config.getini(ini), "ini"
 
 
+def source_name(ini: str, source: str) -> str:
+    """How the user wrote a setting that came from ``source`` ("flag", "env" or "ini"): for error sentences."""
+    return {"flag": _BY_INI[ini].flag, "env": _ENV.get(ini, ini), "ini": f"ini {ini}"}[source]
+
+
 def read_options(config: pytest.Config) -> Options:
     explicit = set()  # path options the user set (flag, environment or ini), not defaults
 
@@ -175,9 +180,9 @@ def read_options(config: pytest.Config) -> Options:
     def text(ini):
         return setting(config, ini)[0] or _BY_INI[ini].default or ""
 
-    def number(ini, low, high):
+    def number(ini, low, high, example=None):
         option = _BY_INI[ini]
-        given = setting(config, ini)[0]
+        given, source = setting(config, ini)
         if not given:
             return option.default
         try:
@@ -185,16 +190,18 @@ def read_options(config: pytest.Config) -> Options:
         except ValueError:
             value = float("nan")
         if not low <= value <= high:
-            raise pytest.UsageError(f"{option.flag} {given!r} is not a number from {low:g} to {high:g}; "
-                                    f"use e.g. {option.flag}={option.default:g}")
+            hint = " (a share, not a percent)" if high == 1.0 and 1 < value <= 100 and value == int(value) else ""
+            raise pytest.UsageError(f"{source_name(ini, source)} {given!r} is not a number from {low:g} to {high:g}"
+                                    f"{hint}; use e.g. {option.flag}={example if example is not None else option.default:g}")
         return value
 
     summary = text("trt_summary")
     if summary not in ("compact", "full"):
         raise pytest.UsageError(f"--trt-summary {summary!r} is unknown; use compact or full")
-    precision_check = text("trt_precision_check")
+    precision_check = text("trt_precision_check").lower()
     if precision_check not in ("warn", "strict", "off"):
-        raise pytest.UsageError(f"--trt-precision-check {precision_check!r} is unknown; use warn, strict or off")
+        where = source_name("trt_precision_check", setting(config, "trt_precision_check")[1])
+        raise pytest.UsageError(f"{where} {precision_check!r} is unknown; use warn, strict or off")
     build = text("trt_build_options")
     try:
         build_options = None   # TensorRT's defaults; core.build_options is loaded only when options are given
@@ -214,7 +221,7 @@ def read_options(config: pytest.Config) -> Options:
                    close_share=number("trt_close_share", 0.0, 1.0), drift_factor=number("trt_drift_factor", 1.0, 1e6),
                    strict_drift=flag("trt_strict_drift"), artifacts=path("trt_artifacts"),
                    precision_check=precision_check,
-                   min_precision_share=number("trt_min_precision_share", 0.0, 1.0),
+                   min_precision_share=number("trt_min_precision_share", 0.0, 1.0, example=0.5),
                    suggest=flag("trt_suggest_tolerances"), junit=bool(config.getoption("xmlpath", None)),
                    golden_guessed="trt_golden_dir" not in explicit and config.inipath is None)
 

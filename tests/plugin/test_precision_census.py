@@ -105,6 +105,12 @@ def test_marker_share_fails_the_check_and_session_share_warns(run):
     assert bad.returncode == 1 and "trt_compare min_precision_share=2 must be a number from 0 to 1" in bad.stdout
     usage = run(ALL_FP16, "--trt-precision-check=maybe")
     assert usage.returncode == 4 and "--trt-precision-check 'maybe' is unknown; use warn, strict or off" in usage.stderr
+    ini = run(ALL_FP16, "-o", "trt_precision_check=Maybe")   # the sentence names where the value came from
+    assert ini.returncode == 4 and "ini trt_precision_check 'maybe' is unknown" in ini.stderr, ini.stderr
+    assert run(ALL_FP16, "--trt-precision-check=STRICT").returncode == 0
+    share = run(ALL_FP16, "-o", "trt_min_precision_share=50")
+    assert ("ini trt_min_precision_share '50' is not a number from 0 to 1 (a share, not a percent); use e.g. "
+            "--trt-min-precision-share=0.5") in share.stderr, share.stderr
 
 
 def test_census_change_since_the_golden_is_reported_with_drift(run):

@@ -14,6 +14,7 @@ import functools
 import importlib
 import importlib.util
 import logging
+import math
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -187,7 +188,18 @@ class TensorRTBackend:
         converter = options.converter or model_convert.DEFAULT_CONVERTER
         if realization.convert_to and model_convert.converter_reason(converter):
             raise BackendError(model_convert.converter_reason(converter))
-        missing = [name for name in facts.shape_inputs if name not in (shape_values or {})]
+        shape_values = dict(shape_values or {})
+        extra = [name for name in shape_values if name not in facts.shape_inputs]
+        if extra:
+            raise BackendError(f"shape_values names {extra[0]!r}, which is not a shape-tensor input of "
+                               f"{model.path.name}; its shape-tensor inputs are: "
+                               f"{', '.join(facts.shape_inputs) or 'none'}")
+        for spec in model.inputs:
+            values = shape_values.get(spec.name)
+            if values is not None and not spec.is_dynamic and len(values) != math.prod(spec.dims):
+                raise BackendError(f"shape_values[{spec.name!r}] has {len(values)} values, but input {spec.name!r} of "
+                                   f"{model.path.name} holds {math.prod(spec.dims)} ({spec.describe()})")
+        missing = [name for name in facts.shape_inputs if name not in shape_values]
         if missing:
             raise BackendError(f"input {missing[0]!r} of {model.path.name} is a shape tensor (its values set shapes "
                                "inside the model), and TensorRT needs its values to build the engine; give them "

@@ -37,7 +37,9 @@ def build_engine(model, *, backend: str = "tensorrt", precision: str = "fp32", s
     from pytest_trt.core.spec import CompareSpec, check_models, check_shapes, engine_model_info
 
     if isinstance(model, Mapping):
-        models = check_models(model, tuple(model), Path.cwd(), None, where="build_engine")
+        from pytest_trt.core.tolerance import PRECISIONS
+
+        models = check_models(model, PRECISIONS, Path.cwd(), None, where="build_engine")
         info = load_model_info(models["fp32"])
         model_info = engine_model_info(CompareSpec(model=info.path, models=models), precision, info, "build_engine")
     else:
