@@ -15,3 +15,15 @@ HINT = "pytest --update-golden t.py::test_x"
 # an installed but broken ModelOpt fails those tests instead).
 AUTOCAST_MISSING = (None if importlib.util.find_spec("modelopt") else
                     "ModelOpt AutoCast is not installed (pip install 'pytest-trt[autocast]')")
+
+
+def install_backend(site: Path, module: str, source: str, name: str, cls: str) -> Path:
+    """A third-party backend as a real distribution in ``site`` (its module, dist-info and ``pytest_trt.backends``
+    entry point ``name = module:cls``): put ``site`` on a pytest run's PYTHONPATH or sys.path to install it."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(source)
+    dist = site / f"{module}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[pytest_trt.backends]\n{name} = {module}:{cls}\n")
+    return site

@@ -6,6 +6,8 @@ import textwrap
 
 import pytest
 
+from shared import install_backend
+
 from pytest_trt.backends.registry import get_backend, known_backends, select_engine_backend
 from pytest_trt.errors import BackendError
 
@@ -69,8 +71,7 @@ def test_unknown_backend():
 
 def test_third_party_backend_via_entry_point(pytester):
     """A real distribution (dist-info with entry_points.txt) on sys.path adds a backend, no pytest-trt change."""
-    site = pytester.mkdir("site")
-    (site / "echo_backend.py").write_text(textwrap.dedent("""
+    install_backend(pytester.path / "site", "echo_backend", textwrap.dedent("""
         import numpy as np
         class EchoBackend:
             name = "echo"
@@ -79,11 +80,8 @@ def test_third_party_backend_via_entry_point(pytester):
             def describe(self): return {"backend": "echo", "version": "1.0"}
             def run(self, model, inputs, *, precision="fp32", options=None):
                 return {"s": inputs["a"] * 2 + np.float32(0.5), "i": inputs["b"] + 1}
-    """))
-    dist = site / "echo_backend-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: echo-backend\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[pytest_trt.backends]\necho = echo_backend:EchoBackend\n")
+    """), "echo", "EchoBackend")
+    site = pytester.path / "site"
     from models import two_io_model
     two_io_model(pytester.path / "two.onnx")
     pytester.makepyfile(test_a="""

@@ -18,7 +18,7 @@ from pytest_trt.backends.tensorrt.convert import convert_file
 from pytest_trt.core.model import load_model_info
 
 from models import two_io_model
-from shared import AUTOCAST_MISSING, INI
+from shared import AUTOCAST_MISSING, INI, install_backend
 
 MLP = Path(__file__).resolve().parents[1] / "data" / "torch" / "mlp.onnx"   # benchmarks/torch_models.py --width 32
 BACKEND = """
@@ -49,12 +49,7 @@ def test_mlp(trt_compare):
 @pytest.fixture
 def shipped(pytester):
     """A repository with the fp32 export, the ortfile backend installed as a distribution, and ``run(*args)``."""
-    site = pytester.mkdir("site")
-    (site / "ortfile_backend.py").write_text(BACKEND)
-    dist = site / "ortfile_backend-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ortfile-backend\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[pytest_trt.backends]\nortfile = ortfile_backend:OrtFileBackend\n")
+    site = install_backend(pytester.path / "site", "ortfile_backend", BACKEND, "ortfile", "OrtFileBackend")
     onnx.save(onnx.load(str(MLP)), str(pytester.path / "model.onnx"))
     pytester.makeini(INI)
     log = pytester.path / "engine.log"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import INI
+from shared import INI, install_backend
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MLP = Path(__file__).resolve().parents[2] / "examples" / "models" / "mlp.onnx"
@@ -49,12 +49,7 @@ ALL_FP16 = DATA / "census" / "wide_mlp.fp16.trt86.json"    # 4 of 4 compute laye
 @pytest.fixture
 def run(pytester):
     """``run(census_json, *args, extra="")``: pytest in a repository whose engine reports that census."""
-    site = pytester.mkdir("site")
-    (site / "census_stand_in.py").write_text(STAND_IN)
-    dist = site / "census_stand_in-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: census-stand-in\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[pytest_trt.backends]\ncensused = census_stand_in:CensusStandIn\n")
+    site = install_backend(pytester.path / "site", "census_stand_in", STAND_IN, "censused", "CensusStandIn")
     shutil.copy(MLP, pytester.path / "mlp.onnx")
     pytester.makeini(INI)
 
