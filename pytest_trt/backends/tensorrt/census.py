@@ -26,20 +26,25 @@ from pytest_trt.core.records import Record
 from pytest_trt.reports.census import PRECISION_ORDER, order
 from pytest_trt.errors import BackendError
 
-# Data type tokens as TensorRT prints them inside "Format/Datatype" (8.6, 10, 11), narrowest first.
-_TYPE_TOKENS = (("FP4", "fp4"), ("Int4", "int4"), ("FP8", "fp8"), ("Int8", "int8"), ("BF16", "bf16"),
-                ("FP16", "fp16"), ("FP32", "fp32"), ("Int32", "int32"), ("Int64", "int64"), ("UInt8", "uint8"),
-                ("Bool", "bool"))
-_TOKEN_RE = re.compile(r"(?<![A-Za-z])(" + "|".join(t for t, _ in _TYPE_TOKENS) + r")(?![A-Za-z0-9])")
-_TOKEN_NAME = dict(_TYPE_TOKENS)
-_MOVEMENT = {"Reformat", "NoOp", "Shuffle", "Copy", "Identity", "Constant", "Slice", "Concatenation", "Gather",
-             "Squeeze", "Unsqueeze", "Cast"}
+# Data type words as TensorRT prints them inside "Format/Datatype": 8.6 writes "Row major linear FP16 format", the
+# layers TensorRT 10/11 report from inside fused Myelin graphs write "Float", "Half", "BFloat16".
+_TYPE_TOKENS = (("BFloat16", "bf16"), ("BF16", "bf16"), ("Float8", "fp8"), ("FP8", "fp8"), ("Float4", "fp4"),
+                ("FP4", "fp4"), ("Int4", "int4"), ("UInt8", "uint8"), ("Int8", "int8"), ("Half", "fp16"),
+                ("Float16", "fp16"), ("FP16", "fp16"), ("Float32", "fp32"), ("Float", "fp32"), ("FP32", "fp32"),
+                ("Int32", "int32"), ("Int64", "int64"), ("Bool", "bool"))
+_TOKEN_RE = re.compile(r"(?<![A-Za-z])(" + "|".join(t for t, _ in _TYPE_TOKENS) + r")(?![A-Za-z0-9])", re.IGNORECASE)
+_TOKEN_NAME = {t.lower(): name for t, name in _TYPE_TOKENS}
+# Layer types that move or reshape data (compared in lower case): TensorRT's own, and the bookkeeping steps
+# TensorRT 10/11 list from inside Myelin graphs (reshape, shape_call, signal, wait).
+_MOVEMENT = {"reformat", "noop", "shuffle", "copy", "identity", "constant", "slice", "concatenation", "gather",
+             "squeeze", "unsqueeze", "cast", "reshape", "shape_call", "signal", "wait", "signal_and_wait",
+             "signal_wait"}
 
 
 def datatype(text: str) -> str | None:
     """The data type named in one ``Format/Datatype`` string ("Row major linear FP16 format" -> "fp16")."""
     match = _TOKEN_RE.search(text or "")
-    return _TOKEN_NAME[match.group(1)] if match else None
+    return _TOKEN_NAME[match.group(1).lower()] if match else None
 
 
 class LayerPrecision(Record):
@@ -127,7 +132,7 @@ def classify(layer: Mapping) -> LayerPrecision:
     tactic = str(tactic) if tactic else None
     if layer_type == "Myelin" or name.startswith("{ForeignNode"):
         return LayerPrecision(name, layer_type, "opaque", None, types, tactic)
-    if layer_type in _MOVEMENT or name.startswith("Reformatting CopyNode"):
+    if layer_type.lower() in _MOVEMENT or name.startswith("Reformatting CopyNode"):
         return LayerPrecision(name, layer_type, "movement", None, types, tactic)
     floats = [t for t in types if t in PRECISION_ORDER]
     if not floats:

@@ -206,3 +206,16 @@ def test_census_of_engines_tensorrt_86_built(name, compute, warned):
     assert summary["detailed"] and summary["compute"] == compute
     precision = name.rsplit(".", 1)[1]
     assert (shortfall(precision, summary) is not None) == warned
+
+
+def test_layers_tensorrt_10_lists_from_inside_myelin_graphs():
+    """TensorRT 10/11 list the layers of a fused Myelin graph with lower-case types and types written "Float",
+    "Half" (the layer below is the one TensorRT's sampleEditableTimingCache README shows, as JSON)."""
+    gemm = layer("matMul1_myl0_0", "gemm", ["Float", "Float"], ["Float"],
+                 tactic="sm80_xmma_gemm_f32f32_tf32f32_f32_nn_n_tilesize32x32x64_stage3_warpsize2x1x2_tensor16x8x8")
+    half = layer("matMul2_myl0_1", "gemm", ["Half", "Half"], ["Half"], tactic="sm80_xmma_gemm_f16f16_f16f32_f32")
+    bf16 = layer("add_myl0_2", "kgen", ["BFloat16"], ["BFloat16"])
+    steps = [layer("reshape_myl0_3", "reshape", ["Float"], ["Float"]), layer("__myl_call", "shape_call", [], [])]
+    summary = parse_engine_information(json.dumps({"Layers": [gemm, half, bf16, *steps]})).summary()
+    assert summary["compute"] == {"fp16": 1, "bf16": 1, "tf32": 1} and summary["kinds"]["movement"] == 2
+    assert shortfall("fp16", summary) is None and census_short(summary, "bf16") == "bf16 1/3"
