@@ -97,12 +97,12 @@ class CheckContext(Record):
     """Where a check stores goldens and how it behaves; built by the plugin from options."""
 
     __slots__ = ("test_id", "golden_dir", "golden_parts", "update_golden", "require_engine", "rootdir",
-                 "golden_test_id", "engine_options", "detail", "min_precision_share")
+                 "golden_test_id", "engine_options", "detail", "min_precision_share", "precision_check")
 
     def __init__(self, test_id: str, golden_dir: str | Path | None, golden_parts: tuple[str, ...] = (),
                  update_golden: bool = False, require_engine: bool = False, rootdir: Path | None = None,
                  golden_test_id: str | None = None, engine_options: Mapping | None = None, detail: bool = False,
-                 min_precision_share: float = 0.0):
+                 min_precision_share: float = 0.0, precision_check: str = "warn"):
         self.test_id = test_id                # pytest node id (with parameters), for messages
         self.golden_dir = golden_dir          # None: no golden checks
         self.golden_parts = golden_parts      # test folder under golden_dir
@@ -113,6 +113,7 @@ class CheckContext(Record):
         self.engine_options = engine_options  # passed to the engine backend's run(): engine_dir, build (BuildOptions)
         self.detail = detail                  # also compute smallest passing tolerances for passing outputs
         self.min_precision_share = min_precision_share  # --trt-min-precision-share (a marker's overrides it)
+        self.precision_check = precision_check  # --trt-precision-check: warn, strict or off (the plugin acts on it)
 
 
 def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None, engine_skip_reason: str | None = None,
@@ -190,8 +191,8 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
 
 def _judge_census(result: CheckResult, census: dict | None, spec: CompareSpec, ctx: CheckContext) -> None:
     """Record the engine's census; a reduced precision that (almost) no layer runs in is a sentence, and a
-    problem where the marker asks for a share (``min_precision_share``). The session option warns or fails
-    in the plugin."""
+    problem where the marker asks for a share (``min_precision_share``). Otherwise the session's
+    --trt-precision-check decides: off drops the sentence, warn and strict are carried out by the plugin."""
     from pytest_trt.reports.census import shortfall
 
     result.census = census
@@ -200,6 +201,8 @@ def _judge_census(result: CheckResult, census: dict | None, spec: CompareSpec, c
     if result.precision_shortfall and spec.min_precision_share is not None:
         result.problems.append(f"{result.precision_shortfall} (the marker asks min_precision_share="
                                f"{spec.min_precision_share:g})")
+    elif ctx.precision_check == "off":
+        result.precision_shortfall = None
 
 
 def check_outputs_filter(spec: CompareSpec, info: ModelInfo) -> None:

@@ -218,14 +218,10 @@ def _graph_uses(path: str, sha256: str) -> tuple[dict, dict]:
     A graph the node reader cannot walk gives no uses: the values stay as generated, and onnxruntime
     reports the file.
     """
-    import mmap
+    from pytest_trt.core.model import graph_nodes
 
-    from pytest_trt.core.onnx_wire import WireError, read_nodes
-
-    try:
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            graph = read_nodes(data)
-    except (OSError, ValueError, WireError):
+    graph = graph_nodes(path, sha256)
+    if graph is None:
         return {}, {}
     uses: dict[str, list] = {}
     for node in graph.nodes:

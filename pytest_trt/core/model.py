@@ -86,19 +86,30 @@ def load_model_info(path: str | os.PathLike) -> ModelInfo:
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
-def has_quantize_nodes(info: ModelInfo) -> bool:
-    """True when the model's main graph has QuantizeLinear/DequantizeLinear nodes (read once per file content)."""
-    return _has_quantize_nodes(str(info.path), info.sha256)
+def graph_nodes(path: str, sha256: str):
+    """The main graph's nodes and stated dims (``onnx_wire.GraphNodes``) of the file at ``path`` with content
+    ``sha256``, read once per content and shared by the input generator and the engine path; None when the node
+    reader cannot walk the file (onnxruntime then reports it)."""
+    return _graph_nodes(path, sha256)
 
 
-@functools.lru_cache(maxsize=32)
-def _has_quantize_nodes(path: str, sha256: str) -> bool:
+@functools.lru_cache(maxsize=16)
+def _graph_nodes(path: str, sha256: str):
     import mmap
 
-    from pytest_trt.core.onnx_wire import read_nodes
+    from pytest_trt.core.onnx_wire import WireError, read_nodes
 
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return any(node.op_type in QDQ_OPS for node in read_nodes(data).nodes)
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return read_nodes(data)
+    except (OSError, ValueError, WireError):
+        return None
+
+
+def has_quantize_nodes(info: ModelInfo) -> bool:
+    """True when the model's main graph has QuantizeLinear/DequantizeLinear nodes."""
+    graph = graph_nodes(str(info.path), info.sha256)
+    return graph is not None and any(node.op_type in QDQ_OPS for node in graph.nodes)
 
 
 def _stamp(st: os.stat_result) -> tuple:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 
+import warnings
+
 import pytest
 
 from pytest_trt.errors import TrtCompareError, TrtDriftWarning, TrtPrecisionWarning
@@ -162,7 +164,8 @@ class _TestCheck:
             ctx = api.CheckContext(item.nodeid, options.golden_dir, parts, options.update_golden,
                                    options.require, self._rootdir, golden_test_id,
                                    {"engine_dir": options.engine_dir, "build": options.build}, detail=options.suggest,
-                                   min_precision_share=options.min_precision_share)
+                                   min_precision_share=options.min_precision_share,
+                                   precision_check=options.precision_check)
             events_before = len(engine.events) if engine is not None else 0
             result = api.run_check(spec, self.precision, ctx, engine, reason, inputs)
             events = list(engine.events[events_before:]) if engine is not None else []
@@ -174,29 +177,25 @@ class _TestCheck:
         # The verdict: a failed comparison fails the test, unless --trt-suggest-tolerances tolerates a failure on
         # tolerances alone; drift warns, or fails the test under --trt-strict-drift.
         failing = not result.passed and not (options.suggest and result.only_tolerance_failed)
-        message = None  # built only for a failure
+        strict = []  # what fails a check that passed otherwise: drift and precision under their strict options
         if record.drift:
             text = "; ".join(record.drift)
             if options.strict_drift:
-                failing, message = True, (result.message if not result.passed else
-                                          f"trt_compare [{self.precision}] {item.nodeid}: FAILED") + \
-                    f"\n\ndrift (--trt-strict-drift): {text}"
+                strict.append(f"drift (--trt-strict-drift): {text}")
             else:
-                import warnings
-
                 warnings.warn(TrtDriftWarning(f"{item.nodeid} [{self.precision}]: {text}"), stacklevel=3)
-        # A reduced precision the engine did not run: warns, or fails under --trt-precision-check strict (a
-        # marker's min_precision_share already made it one of the check's problems).
-        if result.precision_shortfall and spec.min_precision_share is None and options.precision_check != "off":
-            text = f"{item.nodeid} [{self.precision}]: {result.precision_shortfall}"
+        # A reduced precision the engine did not run (a marker's min_precision_share already made it a problem).
+        if result.precision_shortfall and spec.min_precision_share is None:
             if options.precision_check == "strict":
-                failing, message = True, (message or (result.message if not result.passed else
-                                                      f"trt_compare [{self.precision}] {item.nodeid}: FAILED")) + \
-                    f"\n\nprecision (--trt-precision-check strict): {result.precision_shortfall}"
+                strict.append(f"precision (--trt-precision-check strict): {result.precision_shortfall}")
             else:
-                import warnings
-
-                warnings.warn(TrtPrecisionWarning(text), stacklevel=3)
+                warnings.warn(TrtPrecisionWarning(f"{item.nodeid} [{self.precision}]: {result.precision_shortfall}"),
+                              stacklevel=3)
+        message = None  # built only for a failure
+        if strict:
+            failing = True
+            head = result.message if not result.passed else f"trt_compare [{self.precision}] {item.nodeid}: FAILED"
+            message = "\n\n".join([head, *strict])
         if failing:
             message = (message or result.message) + self._write_artifacts(result, parts)
             raise AssertionError(message)
@@ -208,8 +207,6 @@ class _TestCheck:
         state, item, options = self._state, self._item, self._state.options
         record = api.record_check(result, test, events, options.drift_factor, options.close_share, options.suggest,
                                   options.strict_drift)
-        if options.precision_check == "off":  # the census stays in the layers column; no shortfall is reported
-            record.precision_shortfall = None
         if options.suggest:  # one suggestion per marker
             record.marker = marker_owner(item)
         state.summary.add(result, record, events)

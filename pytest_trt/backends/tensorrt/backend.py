@@ -14,19 +14,18 @@ import functools
 import importlib
 import importlib.util
 import logging
-import math
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 
 from pytest_trt.backends.tensorrt.build import build_plan
-from pytest_trt.backends.tensorrt.plan import (Flavor, check_within_profile, has_qdq, plan_profiles,
+from pytest_trt.backends.tensorrt.plan import (Flavor, check_shape_values, check_within_profile, plan_profiles,
                                                realize_precision, restore_output_dtypes, shape_tensor_inputs,
                                                shapes_for_run)
 from pytest_trt.backends.tensorrt.probe import install_hint, machine_reason
 from pytest_trt.backends.tensorrt.progress import BuildProgress
 from pytest_trt.backends.tensorrt.runtime import Engine, PlanLoadError
-from pytest_trt.backends.tensorrt.cache import EngineCacheWarning
+from pytest_trt.backends.tensorrt.cache import EngineCache, EngineCacheWarning, cache_key, key_fields, timing_key
 from pytest_trt.core.build_options import BuildOptions
 from pytest_trt.errors import BackendError
 
@@ -147,7 +146,7 @@ class TensorRTBackend:
             self._engines.move_to_end(outcome.key)
         outputs = restore_output_dtypes(engine.run(inputs), model.outputs)
         try:
-            self._census = engine.census().summary()
+            self._census = engine.census()
         except Exception as exc:  # noqa: BLE001 - the census informs; it must never fail a check that ran
             log.warning("no precision census for %s: %s", model.path.name, exc)
         return outputs
@@ -171,7 +170,6 @@ class TensorRTBackend:
         profile). ``replace``: a cached plan that failed to deserialize, rebuilt under the same key. ``convert``
         False: ``model`` is the test's own file for ``precision``, built as it is (strongly typed flavors take
         its types; flags still apply on the others)."""
-        from pytest_trt.backends.tensorrt.cache import EngineCache, cache_key, key_fields, timing_key
         from pytest_trt.backends.tensorrt import convert as model_convert
 
         reason = self.build_reason()
@@ -188,22 +186,7 @@ class TensorRTBackend:
         converter = options.converter or model_convert.DEFAULT_CONVERTER
         if realization.convert_to and model_convert.converter_reason(converter):
             raise BackendError(model_convert.converter_reason(converter))
-        shape_values = dict(shape_values or {})
-        extra = [name for name in shape_values if name not in facts.shape_inputs]
-        if extra:
-            raise BackendError(f"shape_values names {extra[0]!r}, which is not a shape-tensor input of "
-                               f"{model.path.name}; its shape-tensor inputs are: "
-                               f"{', '.join(facts.shape_inputs) or 'none'}")
-        for spec in model.inputs:
-            values = shape_values.get(spec.name)
-            if values is not None and not spec.is_dynamic and len(values) != math.prod(spec.dims):
-                raise BackendError(f"shape_values[{spec.name!r}] has {len(values)} values, but input {spec.name!r} of "
-                                   f"{model.path.name} holds {math.prod(spec.dims)} ({spec.describe()})")
-        missing = [name for name in facts.shape_inputs if name not in shape_values]
-        if missing:
-            raise BackendError(f"input {missing[0]!r} of {model.path.name} is a shape tensor (its values set shapes "
-                               "inside the model), and TensorRT needs its values to build the engine; give them "
-                               "(trt_compare builds from the check's inputs; build_engine takes shape_values=)")
+        check_shape_values(model.inputs, facts.shape_inputs, shape_values or {}, model.path.name)
         profile = plan_profiles(model.inputs, shapes, shape_values)
         version = self.trt().__version__
         device = self.device
@@ -247,19 +230,18 @@ class GraphFacts:
 
 
 def graph_facts(model) -> GraphFacts:
-    """``GraphFacts`` of ``model`` (a ModelInfo), read once per model file content."""
-    return _graph_facts(str(model.path), model.sha256, tuple(model.input_names))
+    """``GraphFacts`` of ``model`` (a ModelInfo), worked out once per model content from the nodes ``core.model``
+    reads."""
+    return _graph_facts(model)
 
 
 @functools.lru_cache(maxsize=32)
-def _graph_facts(path: str, sha256: str, input_names: tuple[str, ...]) -> GraphFacts:
-    import mmap
+def _graph_facts(model) -> GraphFacts:   # ModelInfo is immutable and hashable (path, sha256, I/O)
+    from pytest_trt.core.model import graph_nodes, has_quantize_nodes
 
-    from pytest_trt.core.onnx_wire import read_nodes
-
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        nodes = read_nodes(data).nodes
-    return GraphFacts(has_qdq(nodes), shape_tensor_inputs(nodes, input_names))
+    graph = graph_nodes(str(model.path), model.sha256)
+    shape_inputs = shape_tensor_inputs(graph.nodes, model.input_names) if graph is not None else ()
+    return GraphFacts(has_quantize_nodes(model), shape_inputs)
 
 
 class TensorRTRTXBackend(TensorRTBackend):

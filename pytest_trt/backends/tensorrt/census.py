@@ -88,11 +88,6 @@ class Census(Record):
             found[layer.kind] = found.get(layer.kind, 0) + 1
         return found
 
-    def realized(self, precision: str) -> tuple[int, int]:
-        """(compute layers that run in ``precision``, compute layers)."""
-        compute = self.compute
-        return sum(1 for layer in compute if layer.precision == precision), len(compute)
-
     def summary(self) -> dict:
         """What sidecars, rows and report.json record: counts by precision and by kind, and opaque I/O types."""
         opaque = sorted({t for layer in self.layers if layer.kind == "opaque" for t in layer.io_types})

@@ -37,14 +37,6 @@ KEEP_FP32 = frozenset({
 })
 
 
-def has_qdq(path) -> bool:
-    """True when the model has QuantizeLinear/DequantizeLinear nodes (int8/fp8 need them)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
-
-
 def convert(model, target: str = "float16"):
     """A copy of ``model`` (onnx.ModelProto) computing in ``target`` ("float16" or "bfloat16")."""
     import numpy as np

@@ -70,7 +70,7 @@ def engine_census(plan: bytes, *, backend: str = "tensorrt", version_compatible:
 
     engine_backend = _runnable(backend, "engine_census cannot load")
     with Engine(engine_backend.trt(), bytes(plan), host_code_allowed=version_compatible) as engine:
-        return engine.census().summary()
+        return engine.census()
 
 
 def run_engine(plan: bytes, inputs: Mapping, *, backend: str = "tensorrt") -> dict:

@@ -225,11 +225,25 @@ def shape_tensor_inputs(nodes: Sequence, input_names: Sequence[str]) -> tuple[st
     return tuple(n for n in input_names if n in found)
 
 
-def has_qdq(nodes: Sequence) -> bool:
-    """True when the graph has QuantizeLinear/DequantizeLinear nodes (int8/fp8 are built from them)."""
-    from pytest_trt.core.model import QDQ_OPS
+def check_shape_values(inputs: Sequence, shape_inputs: Sequence[str], shape_values: Mapping, model_name: str) -> None:
+    """Values for exactly the model's shape-tensor inputs (``shape_inputs``), as many as each input holds; else one
+    sentence. ``inputs``: the model's TensorSpecs."""
+    import math
 
-    return any(node.op_type in QDQ_OPS for node in nodes)
+    extra = [name for name in shape_values if name not in shape_inputs]
+    if extra:
+        raise BackendError(f"shape_values names {extra[0]!r}, which is not a shape-tensor input of {model_name}; its "
+                           f"shape-tensor inputs are: {', '.join(shape_inputs) or 'none'}")
+    for spec in inputs:
+        values = shape_values.get(spec.name)
+        if values is not None and not spec.is_dynamic and len(values) != math.prod(spec.dims):
+            raise BackendError(f"shape_values[{spec.name!r}] has {len(values)} values, but input {spec.name!r} of "
+                               f"{model_name} holds {math.prod(spec.dims)} ({spec.describe()})")
+    missing = [name for name in shape_inputs if name not in shape_values]
+    if missing:
+        raise BackendError(f"input {missing[0]!r} of {model_name} is a shape tensor (its values set shapes inside the "
+                           "model), and TensorRT needs its values to build the engine; give them (trt_compare builds "
+                           "from the check's inputs; build_engine takes shape_values=)")
 
 
 def shapes_for_run(inputs: Sequence, shapes: Mapping, arrays: Mapping) -> dict:

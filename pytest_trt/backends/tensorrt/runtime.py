@@ -69,14 +69,15 @@ class Engine:
         self.host_inputs = frozenset(t.name for t in self.io if t.is_input and host is not None
                                      and self.engine.get_tensor_location(t.name) == host.HOST)
 
-    def census(self):
-        """The precision census of this engine (``census.Census``), read once through the engine inspector."""
+    def census(self) -> dict:
+        """The precision census of this engine (``census.Census.summary()``), read once through the engine
+        inspector."""
         if self._census is None:
             from pytest_trt.backends.tensorrt.census import parse_engine_information
 
             inspector = self.engine.create_engine_inspector()
             self._census = parse_engine_information(
-                inspector.get_engine_information(self.trt.LayerInformationFormat.JSON))
+                inspector.get_engine_information(self.trt.LayerInformationFormat.JSON)).summary()
         return self._census
 
     def run(self, inputs: Mapping) -> dict:

@@ -13,7 +13,7 @@ import onnx
 import pytest
 
 import pytest_trt
-from pytest_trt.backends.tensorrt.convert import has_qdq
+from pytest_trt.core.model import has_quantize_nodes, load_model_info
 from pytest_trt.backends.tensorrt.plan import Flavor, realize_precision
 from pytest_trt.errors import BackendError, ModelError
 
@@ -54,6 +54,10 @@ def trt_qdq_problems(path) -> list[str]:
                     problems.append(f"{node.name}: no kernel_shape attribute (8.6: 'The input tensor shape misaligns "
                                     "with the input kernel shape')")
     return problems
+
+
+def has_qdq(path) -> bool:
+    return has_quantize_nodes(load_model_info(path))
 
 
 def test_modelopt_model_has_qdq_that_tensorrt_accepts():
