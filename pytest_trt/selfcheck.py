@@ -58,6 +58,7 @@ def main(argv=None) -> int:
 
     import pytest_trt
     from pytest_trt.backends.registry import get_backend, select_engine_backend
+    from pytest_trt.backends.tensorrt.runtime import Engine
     from pytest_trt.comparison.report import short
     from pytest_trt.reports.census import census_text, shortfall
 
@@ -83,8 +84,8 @@ def main(argv=None) -> int:
                                                shapes={"x": {"min": (1, WIDTH), "opt": (BATCH, WIDTH),
                                                              "max": (BATCH, WIDTH)}},
                                                build=args.build_options or None)
-                outputs = pytest_trt.run_engine(plan, inputs, backend=backend.name)
-                census = pytest_trt.engine_census(plan, backend=backend.name)
+                with Engine(backend.trt(), plan) as engine:  # deserialized once: run, then read its census
+                    outputs, census = engine.run(inputs), engine.census()
                 report = pytest_trt.compare(outputs, reference, atol=atol, rtol=rtol)
             except Exception as exc:  # report every precision, not only the first failure
                 failures += 1
