@@ -39,7 +39,7 @@ import onnx  # noqa: E402
 from onnx import TensorProto  # noqa: E402
 
 import torch_models  # noqa: E402
-from pytest_trt.backends.tensorrt.convert import convert_file, converter_reason  # noqa: E402
+from pytest_trt.backends.convert import convert_file, converter_reason  # noqa: E402
 
 TARGETS = {"fp16": "float16", "bf16": "bfloat16"}
 LOW = (TensorProto.FLOAT16, TensorProto.BFLOAT16)
@@ -113,7 +113,7 @@ def main():
     if reason:
         print(f"autocast left out: {reason}")
     else:
-        from pytest_trt.backends.tensorrt.convert import converter_id
+        from pytest_trt.backends.convert import converter_id
 
         converters.append("autocast")
         print(f"import modelopt.onnx.autocast (and torch): {time.perf_counter() - start:.2f} s; "

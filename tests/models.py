@@ -105,3 +105,24 @@ def qdq_conv_model(path, *, kernel_shape: bool = True, weight_axis: int = 0, zer
     graph = helper.make_graph(nodes, "qdq_conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])], inits)
     return _save(_model(graph), path)
+
+
+def overflow_model(path) -> Path:
+    """x[4,64] -> proj (MatMul) -> act (Relu) -> scale (Mul 30) -> scores (MatMul, outputs above 65504 for inputs
+    in [0, 1]) -> norm (LayerNormalization) -> out. In fp16 ``scores`` overflows to Inf and ``norm`` turns the Inf
+    into NaN: the first diverging node is ``scores``."""
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array((rng.standard_normal((64, 64)) * 0.1).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array((np.abs(rng.standard_normal((64, 64))) * 400).astype(np.float32), "w2")
+    s = numpy_helper.from_array(np.array(30.0, np.float32), "s")
+    gamma = numpy_helper.from_array(np.ones(64, np.float32), "gamma")
+    beta = numpy_helper.from_array(np.zeros(64, np.float32), "beta")
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="proj"),
+             helper.make_node("Relu", ["h"], ["r"], name="act"),
+             helper.make_node("Mul", ["r", "s"], ["rs"], name="scale"),
+             helper.make_node("MatMul", ["rs", "w2"], ["logits"], name="scores"),
+             helper.make_node("LayerNormalization", ["logits", "gamma", "beta"], ["out"], name="norm", axis=-1)]
+    graph = helper.make_graph(nodes, "overflow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 64])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [4, 64])],
+                              [w1, w2, s, gamma, beta])
+    return _save(_model(graph), path)

@@ -11,14 +11,15 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 REQUIRED = ("name", "unavailable_reason", "precision_reason", "describe", "run")
-OPTIONAL = ("events", "close", "census")
+OPTIONAL = ("events", "close", "census", "previews", "probe")
 
 
 class Backend(Protocol):
     """What pytest-trt needs from a backend: the reference (onnxruntime) or an engine under test.
 
     Required: ``name``, ``unavailable_reason``, ``precision_reason``, ``describe``, ``run``.
-    Optional, with a no-op default: ``events`` (empty), ``close`` (nothing to free) and ``census`` (None).
+    Optional, with a no-op default: ``events`` (empty), ``close`` (nothing to free), ``census`` (None),
+    ``previews`` (none) and ``probe`` (None: its checks cannot be localized).
     """
 
     name: str
@@ -53,6 +54,32 @@ class Backend(Protocol):
         """Optional. The precision census of the engine the last ``run`` used: ``{"layers": n, "compute":
         {precision: count}, "kinds": {kind: count}, "opaque_io": [...], "detailed": bool}`` (see
         ``reports.census``), or None where the backend cannot tell. Default: None."""
+
+    @property
+    def previews(self) -> Sequence[str]:
+        """Optional. Precisions this backend only approximates (onnxruntime's fp16/bf16: a converted model on CPU);
+        every report labels those results a preview. Default: none."""
+
+    def probe(self, model, *, precision: str = "fp32", options: Mapping | None = None, tensors=()) -> Probe:
+        """Optional. ``model`` at ``precision`` with intermediate tensors exposed, for a localization (``tensors``:
+        the ONNX tensor names wanted, in graph order). Default: None (the backend cannot expose them)."""
+
+
+class Probe(Protocol):
+    """A backend's intermediate tensors (``Backend.probe``); ``close`` frees what it holds."""
+
+    method: str             # how tensors are exposed, in words ("marked outputs", "debug tensors", ...)
+    fusions_broken: bool    # exposing them changed the engine (its failure may not reproduce)
+
+    def tensors(self) -> Mapping[str, str]:
+        """ONNX tensor name -> "observed", "fused" (computed inside a fused layer, not exposed) or "absent"."""
+
+    def sample(self, inputs: Mapping):
+        """A context manager: one run on ``inputs``; its ``fetch(names)`` returns those tensors (numpy arrays,
+        held by the caller only until compared) and its ``outputs`` the model's outputs (after a fetch)."""
+
+    def close(self) -> None:
+        """Free the probe's sessions, engines and buffers."""
 
 
 class PlanBuilder(Backend, Protocol):
@@ -107,6 +134,10 @@ class _WithDefaults:
                 return _no_close
             if member == "census":
                 return _no_census
+            if member == "previews":
+                return ()
+            if member == "probe":
+                return None
             raise
 
     def __repr__(self) -> str:

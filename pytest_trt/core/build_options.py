@@ -3,7 +3,7 @@
 Given as ``--trt-build-options`` (ini ``trt_build_options``), a marker's ``build={...}`` or ``build_engine(build=...)``;
 the engine backend receives the record (``None``: the builder's defaults) and only sets it on the builder.
 Bad input is one ``SpecError`` sentence naming the option and the fix. ``converter`` is no builder setting: it
-picks what converts the model to fp16/bf16 for strongly typed builds (``backends/tensorrt/convert.py``).
+picks what converts the model to fp16/bf16 for strongly typed builds (``backends/convert.py``).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pytest_trt.errors import SpecError
 
 TACTIC_SOURCES = ("CUBLAS", "CUBLAS_LT", "CUDNN", "EDGE_MASK_CONVOLUTIONS", "JIT_CONVOLUTIONS")
 HARDWARE_COMPATIBILITY = ("none", "ampere_plus", "same_compute_capability")
-CONVERTERS = ("casts", "autocast")  # fp16/bf16 converters for strongly typed builds (backends/tensorrt/convert.py)
+CONVERTERS = ("casts", "autocast")  # fp16/bf16 converters for strongly typed builds (backends/convert.py)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 

@@ -35,7 +35,7 @@ class CheckResult(Record):
     __slots__ = ("test", "precision", "inputs", "reference", "engine", "backend", "engine_skipped",
                  "engine_vs_reference", "reference_vs_golden", "engine_vs_golden", "golden_actions", "problems",
                  "tolerance_problem_count", "goldens", "engine_baseline", "census", "census_before",
-                 "precision_shortfall")
+                 "precision_shortfall", "localization", "localization_problem", "preview")
 
     def __init__(self, test: str, precision: str, inputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]):
         self.test = test
@@ -56,6 +56,9 @@ class CheckResult(Record):
         self.census: dict | None = None           # the engine's layer precisions (reports.census), where known
         self.census_before: dict | None = None    # the census recorded with the engine golden
         self.precision_shortfall: str | None = None  # "fp16 requested, 0 of 41 layers run in it ..." or None
+        self.localization = None                  # core.localization.Localization of engine vs reference, if run
+        self.localization_problem: str | None = None  # why a localization that should have run could not
+        self.preview = False                      # the engine side is a CPU preview (onnxruntime fp16/bf16)
 
     @property
     def passed(self) -> bool:
@@ -90,19 +93,28 @@ class CheckResult(Record):
     @property
     def message(self) -> str:
         head = f"trt_compare [{self.precision}] {self.test}: " + ("passed" if self.passed else "FAILED")
-        return "\n\n".join([head, *self.problems])
+        parts = [head, *self.problems]
+        if not self.passed and self.localization is not None:
+            from pytest_trt.reports.localization import message
+
+            parts.append(message(self.localization))
+        elif not self.passed and self.localization_problem:
+            parts.append(f"first diverging node: not localized ({self.localization_problem})")
+        return "\n\n".join(parts)
 
 
 class CheckContext(Record):
     """Where a check stores goldens and how it behaves; built by the plugin from options."""
 
     __slots__ = ("test_id", "golden_dir", "golden_parts", "update_golden", "require_engine", "rootdir",
-                 "golden_test_id", "engine_options", "detail", "min_precision_share", "precision_check")
+                 "golden_test_id", "engine_options", "detail", "min_precision_share", "precision_check", "localize",
+                 "localize_seeds", "localize_memory")
 
     def __init__(self, test_id: str, golden_dir: str | Path | None, golden_parts: tuple[str, ...] = (),
                  update_golden: bool = False, require_engine: bool = False, rootdir: Path | None = None,
                  golden_test_id: str | None = None, engine_options: Mapping | None = None, detail: bool = False,
-                 min_precision_share: float = 0.0, precision_check: str = "warn"):
+                 min_precision_share: float = 0.0, precision_check: str = "warn", localize: str = "auto",
+                 localize_seeds: int = 3, localize_memory: int = 64 << 20):
         self.test_id = test_id                # pytest node id (with parameters), for messages
         self.golden_dir = golden_dir          # None: no golden checks
         self.golden_parts = golden_parts      # test folder under golden_dir
@@ -114,6 +126,9 @@ class CheckContext(Record):
         self.detail = detail                  # also compute smallest passing tolerances for passing outputs
         self.min_precision_share = min_precision_share  # --trt-min-precision-share (a marker's overrides it)
         self.precision_check = precision_check  # --trt-precision-check: warn, strict or off (the plugin acts on it)
+        self.localize = localize              # --trt-localize: auto (failing engine-vs-reference checks) or off
+        self.localize_seeds = localize_seeds  # samples a localization compares
+        self.localize_memory = localize_memory  # bytes of tensors a localization holds at once
 
 
 def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None, engine_skip_reason: str | None = None,
@@ -130,7 +145,8 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
                          f"{engine_info.path.name} has none; pytest-trt does not calibrate: quantize the model (e.g. "
                          f"with NVIDIA ModelOpt's ONNX PTQ) and test that file (model={{'fp32': ..., "
                          f"'{precision}': 'model.{precision}.onnx'}})")
-    if inputs is None:
+    generated = inputs is None
+    if generated:
         inputs = make_inputs(info, spec.shapes, spec.seed, spec.input_range)
     else:
         inputs = prepare_user_inputs(inputs, info)
@@ -146,6 +162,11 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
         reason = engine.precision_reason(precision)
         if reason is None:
             result.backend = engine.describe()
+            if precision in getattr(engine, "previews", ()):
+                from pytest_trt.backends.onnxruntime import PREVIEW_NOTE
+
+                result.preview = True
+                result.backend = {**result.backend, "preview": PREVIEW_NOTE.format(precision=precision)}
             options = {**(ctx.engine_options or {}), "shapes": spec.shapes, "convert": engine_info is info}
             if spec.build is not None:
                 from pytest_trt.core.build_options import merge_build_options
@@ -155,9 +176,13 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
             _judge_census(result, engine.census(), spec, ctx)
             result.engine_vs_reference = ComparisonReport(
                 compare_outputs(result.engine, reference, tolerance_for(precision), detail=ctx.detail),
-                f"engine ({engine.name}, {precision})", "reference (onnxruntime)")
+                f"engine ({engine.name}{' preview' if result.preview else ''}, {precision})",
+                "reference (onnxruntime)")
             if not result.engine_vs_reference.passed:
                 result.add_comparison_problem(result.engine_vs_reference)
+            if spec.localize or (spec.localize is None and ctx.localize == "auto"
+                                 and not result.engine_vs_reference.passed):
+                _localize(result, spec, ctx, info, engine_info, engine, options, None if generated else inputs)
         else:
             engine_skip_reason = f"backend {engine.name!r} skips {precision}: {reason}"
     if result.engine is None:
@@ -187,6 +212,25 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
                 stem_for("engine", engine.name, precision), f"engine ({engine.name}, {precision})",
                 engine_info.sha256)
     return result
+
+
+def _localize(result: CheckResult, spec: CompareSpec, ctx: CheckContext, info, engine_info, engine, options,
+              given_inputs) -> None:
+    """Localize the engine-vs-reference comparison; a localization that cannot run is a sentence, never an error
+    that hides the check's own verdict."""
+    from pytest_trt.core.localize import localize_model
+
+    failed = result.engine_vs_reference.failed
+    try:
+        result.localization = localize_model(
+            spec, result.precision, info, engine_info, engine, options, given_inputs, seeds=ctx.localize_seeds,
+            memory=ctx.localize_memory, failing_output=failed[0].name if failed else None,
+            first_sample=result.inputs)
+    except Exception as exc:  # noqa: BLE001 - the check's verdict stands whatever the localization met
+        from pytest_trt.errors import TrtCompareError, first_line
+
+        result.localization_problem = first_line(exc) if isinstance(exc, TrtCompareError) else \
+            f"{type(exc).__name__}: {first_line(exc)}"
 
 
 def _judge_census(result: CheckResult, census: dict | None, spec: CompareSpec, ctx: CheckContext) -> None:

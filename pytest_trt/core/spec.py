@@ -11,7 +11,7 @@ from pytest_trt.core.records import FrozenRecord, set_field
 from pytest_trt.core.tolerance import FIELDS, PRECISIONS, check_tolerances, check_value
 
 ARGUMENTS = ("model", "atol", "rtol", "precision", "tolerances", "shapes", "seed", "outputs",
-             "input_range", "convention", "equal_nan", "build", "min_precision_share")
+             "input_range", "convention", "equal_nan", "build", "min_precision_share", "localize")
 _TEST_LEVEL = ("atol", "rtol", "convention", "equal_nan")
 
 
@@ -19,12 +19,13 @@ class CompareSpec(FrozenRecord):
     """Everything a ``trt_compare`` check needs to know, validated."""
 
     __slots__ = ("model", "precisions", "parametrized", "test_level", "tolerances", "shapes", "seed", "outputs",
-                 "input_range", "build", "models", "min_precision_share")
+                 "input_range", "build", "models", "min_precision_share", "localize")
 
     def __init__(self, model: Path | None = None, precisions: tuple[str, ...] = ("fp32",), parametrized: bool = False,
                  test_level: Mapping | None = None, tolerances: Mapping | None = None, shapes: Mapping | None = None,
                  seed: int = 0, outputs: tuple[str, ...] | None = None, input_range: object = None,
-                 build: object = None, models: Mapping | None = None, min_precision_share: float | None = None):
+                 build: object = None, models: Mapping | None = None, min_precision_share: float | None = None,
+                 localize: bool | None = None):
         set_field(self, "model", model)   # the fp32 model: the reference's, and the engine's where models has none
         set_field(self, "precisions", precisions)
         set_field(self, "parametrized", parametrized)   # precision was given as a list: one test per precision
@@ -39,6 +40,9 @@ class CompareSpec(FrozenRecord):
         # Share of compute layers that must run in the requested reduced precision, else the check fails;
         # None: the session's --trt-precision-check decides (warn by default).
         set_field(self, "min_precision_share", min_precision_share)
+        # True: localize this test's engine-vs-reference comparison even under --trt-localize off (and when it
+        # passes); False: never; None: the session's --trt-localize decides (on failure).
+        set_field(self, "localize", localize)
 
     def model_for(self, precision: str) -> Path | None:
         """The file the engine under test builds from at ``precision``: the test's own file for it
@@ -91,6 +95,12 @@ def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
         fields["build"] = parse_build_options(kwargs["build"])
     if kwargs.get("min_precision_share") is not None:
         fields["min_precision_share"] = check_share(kwargs["min_precision_share"], "trt_compare min_precision_share")
+    if kwargs.get("localize") is not None:
+        if not isinstance(kwargs["localize"], bool):
+            raise SpecError(f"trt_compare localize={kwargs['localize']!r} must be True (localize this test's "
+                            "engine-vs-reference comparison even when it passes or --trt-localize is off) or False "
+                            "(never)")
+        fields["localize"] = kwargs["localize"]
     return CompareSpec(**fields)
 
 
@@ -285,7 +295,7 @@ def merge_call(spec: CompareSpec, kwargs: Mapping, test_dir: Path | None, rootdi
         raise SpecError("trt_compare(precision=...) cannot be set per call; set precision in the marker")
     override = parse_marker((), kwargs, test_dir, rootdir, declared=spec.precisions)
     changes = {k: getattr(override, k) for k in ("model", "models", "shapes", "outputs", "input_range", "build",
-                                                 "min_precision_share")
+                                                 "min_precision_share", "localize")
                if k in kwargs or (k == "models" and "model" in kwargs)}
     if "seed" in kwargs:
         changes["seed"] = override.seed

@@ -165,7 +165,8 @@ class _TestCheck:
                                    options.require, self._rootdir, golden_test_id,
                                    {"engine_dir": options.engine_dir, "build": options.build}, detail=options.suggest,
                                    min_precision_share=options.min_precision_share,
-                                   precision_check=options.precision_check)
+                                   precision_check=options.precision_check, localize=options.localize,
+                                   localize_seeds=options.localize_seeds, localize_memory=options.localize_memory)
             events_before = len(engine.events) if engine is not None else 0
             result = api.run_check(spec, self.precision, ctx, engine, reason, inputs)
             events = list(engine.events[events_before:]) if engine is not None else []

@@ -74,6 +74,15 @@ OPTIONS = [
     Option("--trt-min-precision-share", "trt_min_precision_share", "number", None, 0.0,
            "share of an engine's compute layers that must run in the requested reduced precision (default 0: at "
            "least one layer; a marker's min_precision_share=... sets it per test and fails the check)", "SHARE"),
+    Option("--trt-localize", "trt_localize", "string", "PYTEST_TRT_LOCALIZE", "auto",
+           "localize a failing engine-vs-reference check to its first diverging ONNX node: auto (the default: on every "
+           "such failure) or off (a marker's localize=True still forces it)", "MODE"),
+    Option("--trt-localize-seeds", "trt_localize_seeds", "number", None, 3,
+           "input samples a localization compares: the check's own inputs and seeds after its seed (default 3; "
+           "inputs a test passes are the only sample)", "N"),
+    Option("--trt-localize-memory", "trt_localize_memory", "number", None, 64,
+           "MiB of intermediate tensors (both sides) a localization holds at once; a larger model is compared in "
+           "several passes (default 64)", "MIB"),
     Option("--trt-artifacts", "trt_artifacts", "path", "PYTEST_TRT_ARTIFACTS", None,
            "folder for failure artifacts (inputs, outputs, report.json, PNG plots), one folder per failed check "
            "(default: trt-artifacts/ under pytest's basetemp)"),
@@ -93,13 +102,14 @@ class Options(Record):
 
     __slots__ = ("golden_dir", "update_golden", "backend", "require", "engine_dir", "build", "devices", "summary",
                  "close_share", "drift_factor", "strict_drift", "precision_check", "min_precision_share", "artifacts",
-                 "suggest", "junit", "golden_guessed")
+                 "suggest", "junit", "golden_guessed", "localize", "localize_seeds", "localize_memory")
 
     def __init__(self, *, golden_dir: Path, update_golden: bool, backend: str, require: bool,
                  engine_dir: Path | None, build, devices: tuple[int, ...] | None, summary: str,
                  close_share: float, drift_factor: float, strict_drift: bool, artifacts: Path | None,
                  suggest: bool, junit: bool, golden_guessed: bool, precision_check: str = "warn",
-                 min_precision_share: float = 0.0):
+                 min_precision_share: float = 0.0, localize: str = "auto", localize_seeds: int = 3,
+                 localize_memory: int = 64 << 20):
         self.golden_dir = golden_dir
         self.update_golden = update_golden
         self.backend = backend
@@ -117,6 +127,9 @@ class Options(Record):
         self.suggest = suggest              # --trt-suggest-tolerances
         self.junit = junit                  # --junitxml given: checks add their JUnit properties
         self.golden_guessed = golden_guessed  # default golden dir under a rootdir pytest guessed (no ini file)
+        self.localize = localize            # --trt-localize: auto or off
+        self.localize_seeds = localize_seeds  # --trt-localize-seeds
+        self.localize_memory = localize_memory  # --trt-localize-memory, in bytes
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -202,6 +215,13 @@ def read_options(config: pytest.Config) -> Options:
     if precision_check not in ("warn", "strict", "off"):
         where = source_name("trt_precision_check", setting(config, "trt_precision_check")[1])
         raise pytest.UsageError(f"{where} {precision_check!r} is unknown; use warn, strict or off")
+    localize = text("trt_localize").lower()
+    if localize not in ("auto", "off"):
+        where = source_name("trt_localize", setting(config, "trt_localize")[1])
+        raise pytest.UsageError(f"{where} {localize!r} is unknown; use auto or off")
+    seeds = number("trt_localize_seeds", 1, 1000)
+    if seeds != int(seeds):
+        raise pytest.UsageError(f"--trt-localize-seeds {seeds:g} is not a whole number; use e.g. --trt-localize-seeds=3")
     build = text("trt_build_options")
     try:
         build_options = None   # TensorRT's defaults; core.build_options is loaded only when options are given
@@ -222,6 +242,8 @@ def read_options(config: pytest.Config) -> Options:
                    strict_drift=flag("trt_strict_drift"), artifacts=path("trt_artifacts"),
                    precision_check=precision_check,
                    min_precision_share=number("trt_min_precision_share", 0.0, 1.0, example=0.5),
+                   localize=localize, localize_seeds=int(seeds),
+                   localize_memory=int(number("trt_localize_memory", 1, 1 << 20) * (1 << 20)),
                    suggest=flag("trt_suggest_tolerances"), junit=bool(config.getoption("xmlpath", None)),
                    golden_guessed="trt_golden_dir" not in explicit and config.inipath is None)
 

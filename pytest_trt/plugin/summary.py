@@ -36,7 +36,8 @@ class SessionSummary(Record):
 
         Counted when its test's attempt settles, as a rerun plugin may yet replace the attempt; what is kept
         until then holds none of the result's arrays."""
-        engine = None if result.engine_skipped else f"{result.backend.get('backend')} {result.precision}"
+        engine = None if result.engine_skipped else (f"{result.backend.get('backend')} {result.precision}"
+                                                     + (" (CPU preview)" if result.preview else ""))
         self.pending.append((record, events, result.golden_actions, result.engine_skipped, engine))
 
     def settle(self, replaced: bool = False) -> None:

@@ -1,7 +1,8 @@
 """Files a failed check leaves behind, so CI failures can be judged without rerunning anything.
 
 Per failed check, in its own directory: ``inputs.npz``, each side's outputs (``reference.npz``,
-``engine.npz``, and the goldens that were compared), ``report.json`` (every comparison as data; per
+``engine.npz``, and the goldens that were compared), ``localization.txt`` (where the check was localized: every
+intermediate tensor's error in graph order), ``report.json`` (every comparison and the localization as data; per
 failing output ``worst``: the element with the largest share of its bound, ``failing_indices``,
 ``nan_indices``/``inf_indices`` (the first 5 each) and the exact ``histogram`` of |a-b| by decade) and,
 when matplotlib is installed, per failing float output an error histogram and a heatmap of |a-b|
@@ -42,7 +43,15 @@ def write_artifacts(directory: Path, result) -> list[Path]:
     report = {"test": result.test, "precision": result.precision, "passed": result.passed,
               "backend": result.backend, "engine_skipped": _short(result.engine_skipped), "problems": result.problems,
               "census": result.census, "precision_shortfall": result.precision_shortfall,
-              "comparisons": {_slug(name): _report_json(r) for name, r, *_ in comparisons}}
+              "comparisons": {_slug(name): _report_json(r) for name, r, *_ in comparisons},
+              "localization": None, "localization_problem": result.localization_problem}
+    if result.localization is not None:
+        from pytest_trt.reports.localization import as_json, full_table
+
+        report["localization"] = as_json(result.localization)
+        path = directory / "localization.txt"
+        path.write_text(full_table(result.localization), encoding="utf-8")
+        written.append(path)
     path = directory / "report.json"
     path.write_text(json.dumps(_jsonable(report), indent=1) + "\n", encoding="utf-8")
     written.append(path)

@@ -28,6 +28,8 @@ def junit_properties(record: CheckRecord) -> list[tuple[str, object]]:
         props += [(f"trt_layers.{precision}", count) for precision, count in (record.census.get("compute") or {}).items()]
     if record.precision_shortfall:
         props.append(("trt_precision_shortfall", record.precision_shortfall))
+    if record.first_diverging:
+        props.append(("trt_first_diverging_node", record.first_diverging))
     for row in record.outputs:
         if row.budget is not None:
             key = f"trt[{row.comparison}][{row.output}]"

@@ -51,12 +51,14 @@ class CheckRecord(Record):
     """What one check did, for humans and dashboards."""
 
     __slots__ = ("test", "precision", "passed", "backend", "engine_skipped", "golden", "cache", "build_seconds",
-                 "outputs", "drift", "close", "tolerated", "marker", "census", "precision_shortfall")
+                 "outputs", "drift", "close", "tolerated", "marker", "census", "precision_shortfall",
+                 "first_diverging")
 
     def __init__(self, test: str, precision: str, passed: bool, backend: str, engine_skipped: str | None,
                  golden: str, cache: str | None, build_seconds: float, outputs: list[OutputRow],
                  drift: list[str] | None = None, close: bool = False, tolerated: bool = False,
-                 marker: str | None = None, census: dict | None = None, precision_shortfall: str | None = None):
+                 marker: str | None = None, census: dict | None = None, precision_shortfall: str | None = None,
+                 first_diverging: str | None = None):
         self.test = test                    # node id without the precision parameter
         self.precision = precision
         self.passed = passed
@@ -72,6 +74,7 @@ class CheckRecord(Record):
         self.marker = marker                # where the test's marker is declared (tests sharing it share this)
         self.census = census                # the engine's layer precisions (reports.census summary), where known
         self.precision_shortfall = precision_shortfall  # "fp16 requested, 0 of 41 ..." (reports.census.shortfall)
+        self.first_diverging = first_diverging  # "node (op)" a localization named, where one ran and found one
 
     @property
     def worst(self) -> OutputRow | None:
@@ -101,7 +104,7 @@ def record_check(result, test: str, events: list[dict], drift_factor: float = DR
         if suggest:
             _add_scale(added, report, sides.get(expected_side) or {})
         rows += added
-    backend = f"{result.backend.get('backend')} {result.backend.get('version')}" if result.backend else "none"
+    backend = backend_label(result.backend)
     drift = drift_sentences(result.engine_baseline, result.engine_vs_reference, drift_factor)
     changed = census_change(result.census_before, result.census)
     if changed:
@@ -111,7 +114,12 @@ def record_check(result, test: str, events: list[dict], drift_factor: float = DR
                        strongest_action(shown_action(a.action, tolerated) for a in result.golden_actions),
                        events[-1]["status"] if events else None, sum(e["seconds"] for e in events), rows,
                        drift, result.passed and close_to_tolerance(rows, close_share), tolerated,
-                       census=result.census, precision_shortfall=result.precision_shortfall)
+                       census=result.census, precision_shortfall=result.precision_shortfall,
+                       first_diverging=_first_diverging(result.localization))
+
+
+def _first_diverging(loc) -> str | None:
+    return f"{loc.first.node} ({loc.first.op})" if loc is not None and loc.first is not None else None
 
 
 def output_rows(report: ComparisonReport | None, comparison: str, precision: str) -> list[OutputRow]:
@@ -150,3 +158,10 @@ def _add_scale(rows: list[OutputRow], report: ComparisonReport, expected: Mappin
 
 def close_to_tolerance(rows: list[OutputRow], share: float = CLOSE_SHARE) -> bool:
     return any(r.passed and r.budget is not None and r.budget > share for r in rows)
+
+
+def backend_label(backend: dict | None) -> str:
+    """"tensorrt 8.6.1", "onnxruntime 1.31.1 preview" (a CPU preview of a precision), or "none"."""
+    if not backend:
+        return "none"
+    return f"{backend.get('backend')} {backend.get('version')}" + (" preview" if backend.get("preview") else "")

@@ -14,7 +14,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from pytest_trt.backends.tensorrt.convert import convert_file
+from pytest_trt.backends.convert import convert_file
 from pytest_trt.core.model import load_model_info
 
 from models import two_io_model

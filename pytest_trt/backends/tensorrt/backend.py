@@ -170,7 +170,7 @@ class TensorRTBackend:
         profile). ``replace``: a cached plan that failed to deserialize, rebuilt under the same key. ``convert``
         False: ``model`` is the test's own file for ``precision``, built as it is (strongly typed flavors take
         its types; flags still apply on the others)."""
-        from pytest_trt.backends.tensorrt import convert as model_convert
+        from pytest_trt.backends import convert as model_convert
 
         reason = self.build_reason()
         if reason:

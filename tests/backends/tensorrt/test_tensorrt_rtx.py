@@ -185,7 +185,7 @@ def test_autocast_converter_is_part_of_the_engine_key(tmp_path):
 def test_autocast_asked_for_but_not_installed_is_one_sentence(tmp_path, monkeypatch):
     import importlib.util
 
-    from pytest_trt.backends.tensorrt import autocast
+    from pytest_trt.backends import autocast
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "modelopt" else find_spec(name, *a))
@@ -200,7 +200,7 @@ def test_autocast_asked_for_but_not_installed_is_one_sentence(tmp_path, monkeypa
 def test_mapped_fp16_file_is_built_as_it_is(tmp_path):
     """model={"fp32": ..., "fp16": ...}: the fp16 engine comes from the fp16 file (its sha256 in the key, nothing
     converted); a precision without an entry is converted from the fp32 file."""
-    from pytest_trt.backends.tensorrt.convert import convert_file
+    from pytest_trt.backends.convert import convert_file
     from pytest_trt.core.model import load_model_info
 
     fp16 = tmp_path / "cnn.fp16.onnx"

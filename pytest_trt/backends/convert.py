@@ -136,7 +136,7 @@ def convert(model, target: str = "float16"):
 def converter_reason(converter: str) -> str | None:
     """Why ``converter`` cannot convert on this machine (a sentence with the fix), or None."""
     if converter == "autocast":
-        from pytest_trt.backends.tensorrt import autocast
+        from pytest_trt.backends import autocast
 
         return autocast.unavailable_reason()
     return None
@@ -145,10 +145,70 @@ def converter_reason(converter: str) -> str | None:
 def converter_id(converter: str) -> str:
     """The converter and its version, as the engine cache key records it."""
     if converter == "autocast":
-        from pytest_trt.backends.tensorrt import autocast
+        from pytest_trt.backends import autocast
 
         return autocast.converter_id()
     return CONVERTER
+
+
+def emulate(converted, target: str):
+    """A float32 model computing what ``converted`` (a model ``convert``/AutoCast made) computes, with every
+    ``target`` tensor rounded to ``target`` where it is produced (overflow to Inf included), for a CPU preview.
+
+    onnxruntime's CPU provider runs many float16 ops by casting them to float32 and drops the cast pairs it
+    inserted around them, so a converted model run as is never rounds (nor overflows) between such ops. Here each
+    reduced tensor keeps its name and holds its rounded value: a node computes in float32, ``Cast`` to
+    ``target`` and back gives the stored value; weights are stored rounded. What is lost: arithmetic inside a
+    node is float32 (TensorRT's fp16 kernels mostly accumulate in float32 too)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    elem = {"float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16}[target]
+    FLOAT = TensorProto.FLOAT
+    model = onnx.ModelProto.FromString(converted.SerializeToString())
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)}
+    graph = model.graph
+
+    def widened(tensor):
+        array = numpy_helper.to_array(tensor)
+        if tensor.data_type == TensorProto.BFLOAT16 and array.dtype != np.float32:
+            import ml_dtypes
+
+            array = array.view(ml_dtypes.bfloat16) if array.dtype == np.uint16 else array
+        return numpy_helper.from_array(np.asarray(array, dtype=np.float32), tensor.name)
+
+    for i, init in enumerate(graph.initializer):
+        if init.data_type == elem:
+            graph.initializer[i].CopyFrom(widened(init))
+    nodes = []
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value" and a.t.data_type == elem:
+                    a.t.CopyFrom(widened(a.t))
+        to = next((a for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
+        if to is not None and to.i == elem:   # a cast into reduced precision: round, stay float32
+            rounded = node.output[0]
+            node.output[0] = f"{rounded}__{target}_stored"
+            nodes += [node, helper.make_node("Cast", [node.output[0]], [rounded], to=FLOAT, name=f"{rounded}__widen")]
+            continue
+        nodes.append(node)
+        if node.op_type == "Cast":
+            continue
+        for j, name in enumerate(node.output):
+            if name and types.get(name) == elem:
+                raw = node.output[j] = f"{name}__wide"
+                nodes += [helper.make_node("Cast", [raw], [f"{name}__{target}_stored"], to=elem,
+                                           name=f"{name}__round"),
+                          helper.make_node("Cast", [f"{name}__{target}_stored"], [name], to=FLOAT,
+                                           name=f"{name}__widen")]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.value_info[:]
+    return model
 
 
 def convert_file(path, target: str, converter: str = DEFAULT_CONVERTER):
@@ -157,7 +217,7 @@ def convert_file(path, target: str, converter: str = DEFAULT_CONVERTER):
     import onnx
 
     if converter == "autocast":
-        from pytest_trt.backends.tensorrt import autocast
+        from pytest_trt.backends import autocast
 
         return autocast.convert(path, target)
     try:

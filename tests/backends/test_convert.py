@@ -12,7 +12,7 @@ from onnx import TensorProto
 
 import pytest_trt
 from pytest_trt.errors import ModelError
-from pytest_trt.backends.tensorrt.convert import convert, convert_file
+from pytest_trt.backends.convert import convert, convert_file
 
 from shared import AUTOCAST_MISSING
 
