@@ -70,6 +70,7 @@ class Probe(Protocol):
 
     method: str             # how tensors are exposed, in words ("marked outputs", "debug tensors", ...)
     fusions_broken: bool    # exposing them changed the engine (its failure may not reproduce)
+    unexposed: str          # status of a wanted tensor a run did not return: "fused" or "absent"
 
     def tensors(self) -> Mapping[str, str]:
         """ONNX tensor name -> "observed", "fused" (computed inside a fused layer, not exposed) or "absent"."""

@@ -155,6 +155,7 @@ class OnnxRuntimeProbe:
 
     method = "graph outputs (onnxruntime)"
     fusions_broken = False
+    unexposed = "absent"
 
     def __init__(self, model, providers, precision: str, converter: str | None):
         import onnx

@@ -161,7 +161,7 @@ def _one_sample(spec, precision, ref, eng, inputs, compared, partition, memory, 
             for name in chunk:
                 t = by_name[name]
                 if name not in e or name not in r:
-                    errors[name] = TensorError(t, "fused" if name not in e else "absent")
+                    errors[name] = TensorError(t, getattr(eng, "unexposed", "absent") if name not in e else "absent")
                     continue
                 tol = resolve(precision, name, spec.tolerances, spec.test_level)
                 rep = compare_arrays(name, e[name], r[name], tol)

@@ -45,6 +45,7 @@ class TensorRTBackend:
         self._engines: OrderedDict = OrderedDict()   # cache key -> Engine (deserialized once per process)
         self.events: list[dict] = []                 # builds and cache hits, read by the plugin's summary
         self._census: dict | None = None             # census summary of the engine the last run used
+        self._last: Engine | None = None             # the engine the last run used (a localization reads its layers)
 
     # ------------------------------------------------------------------ protocol
 
@@ -144,6 +145,7 @@ class TensorRTBackend:
                 self._engines.popitem(last=False)[1].close()
         else:
             self._engines.move_to_end(outcome.key)
+        self._last = engine
         outputs = restore_output_dtypes(engine.run(inputs), model.outputs)
         try:
             self._census = engine.census()
@@ -155,6 +157,13 @@ class TensorRTBackend:
         """The precision census (summary dict) of the engine the last ``run`` used; None if it could not be read."""
         return self._census
 
+    def probe(self, model, *, precision: str = "fp32", options: Mapping | None = None, tensors=()):
+        """``model`` at ``precision`` built once more with its intermediate tensors exposed (``observe``), for a
+        localization; the engine the last ``run`` used tells which of them it fuses."""
+        from pytest_trt.backends.tensorrt.observe import TensorRTProbe
+
+        return TensorRTProbe(self, model, precision, dict(options or {}), tuple(tensors), self._last)
+
     def close(self) -> None:
         """Free every engine this backend holds (the plugin calls this at session end)."""
         while self._engines:
@@ -164,12 +173,13 @@ class TensorRTBackend:
 
     def build(self, model, precision: str, *, shapes: Mapping, build_options: BuildOptions | None = None,
               cache_dir=None, shape_values: Mapping | None = None, replace: bytes | None = None,
-              convert: bool = True):
+              convert: bool = True, observe: tuple[str, tuple[str, ...]] | None = None):
         """(CacheOutcome, Profile or None) for ``model`` (a ModelInfo) at ``precision``; ``build_options``
         None: TensorRT's defaults. ``shape_values``: the values of shape-tensor inputs (they are part of the
         profile). ``replace``: a cached plan that failed to deserialize, rebuilt under the same key. ``convert``
         False: ``model`` is the test's own file for ``precision``, built as it is (strongly typed flavors take
-        its types; flags still apply on the others)."""
+        its types; flags still apply on the others). ``observe``: (how, tensor names) exposed for a localization
+        (``build.mark_tensors``); such a plan has its own cache key."""
         from pytest_trt.backends import convert as model_convert
 
         reason = self.build_reason()
@@ -194,6 +204,8 @@ class TensorRTBackend:
                             realization=realization.__dict__, profile=profile.as_dict() if profile else None,
                             build_options=options.key(),
                             converter=model_convert.converter_id(converter) if realization.convert_to else None)
+        if observe is not None:
+            fields["observe"] = [observe[0], sorted(observe[1])]
         key = cache_key(fields)
         description = {**fields, "model_file": model.path.name, "precision": precision,
                        "realization_text": realization.describe()}
@@ -209,7 +221,7 @@ class TensorRTBackend:
                 what = f"{self.flavor.label} engine for {model.path.name} ({realization.describe()})"
                 with BuildProgress(what) as progress:
                     return build_plan(self.trt(), self.flavor, source, realization, profile, options, timing_cache,
-                                      progress)
+                                      progress, observe)
 
         cache = EngineCache(cache_dir)
         outcome = (cache.get_or_build(key, description, build, timing) if replace is None

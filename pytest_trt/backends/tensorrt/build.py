@@ -9,7 +9,8 @@ IBuilderConfig.set_memory_pool_limit/builder_optimization_level/set_tactic_sourc
 hardware_compatibility_level/set_flag/clear_flag/add_optimization_profile/create_timing_cache/
 set_timing_cache/profiling_verbosity/progress_monitor, Builder.create_optimization_profile,
 IOptimizationProfile.set_shape/set_shape_input, Builder.build_serialized_network, ITimingCache.serialize,
-IOutputAllocator, IProgressMonitor.
+IOutputAllocator, IProgressMonitor, IDebugListener; for a localization INetworkDefinition.num_layers/get_layer/
+num_outputs/get_output/mark_output (8.6), mark_debug (10.0+), mark_unfused_tensors_as_debug_tensors (10.12+, 11, RTX).
 """
 from __future__ import annotations
 
@@ -110,6 +111,52 @@ def callback_classes(trt):
     return Logger, Monitor, OutputAllocator
 
 
+@functools.lru_cache(maxsize=None)
+def debug_listener_class(trt):
+    """An ``IDebugListener`` (TensorRT 10+, RTX) that keeps a device copy of every debug tensor it is given: the
+    address TensorRT passes is valid only during the call."""
+
+    class DebugListener(trt.IDebugListener):
+        def __init__(self):
+            trt.IDebugListener.__init__(self)
+            self.tensors: dict[str, tuple] = {}   # name -> (DeviceBuffer or host bytes, dtype name, shape)
+            self.errors: list[str] = []
+
+        def process_debug_tensor(self, addr, location, type, shape, name, stream):
+            from pytest_trt.backends.tensorrt import cuda
+            from pytest_trt.backends.tensorrt.plan import numpy_dtype_name
+            from pytest_trt.core.dtypes import numpy_dtype
+
+            try:
+                dtype = numpy_dtype_name(type.name)
+                dims = tuple(int(d) for d in shape)
+                nbytes = numpy_dtype(dtype).itemsize
+                for d in dims:
+                    nbytes *= d
+                if location == trt.TensorLocation.HOST:
+                    import ctypes
+
+                    copy = bytes((ctypes.c_uint8 * nbytes).from_address(addr)) if nbytes else b""
+                else:
+                    copy = cuda.DeviceBuffer(nbytes)
+                    cuda.copy_device(copy.ptr, addr, nbytes, stream)
+                old = self.tensors.pop(name, None)
+                if old is not None and hasattr(old[0], "close"):
+                    old[0].close()
+                self.tensors[name] = (copy, dtype, dims)
+            except Exception as exc:  # noqa: BLE001 - never raise into TensorRT; reported after the run
+                self.errors.append(f"{name}: {exc}")
+            return True
+
+        def free(self):
+            for held, _, _ in self.tensors.values():
+                if hasattr(held, "close"):
+                    held.close()
+            self.tensors.clear()
+
+    return DebugListener
+
+
 @contextlib.contextmanager
 def python_gc_paused():
     """Python's cyclic garbage collector paused while TensorRT may call back into Python.
@@ -140,10 +187,12 @@ def load_plugins(trt, logger) -> None:
 @python_gc_paused()
 def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, profile: Profile | None,
                options: BuildOptions, timing_cache: bytes | None,
-               progress: BuildProgress | None = None) -> tuple[bytes, bytes | None]:
+               progress: BuildProgress | None = None, observe: tuple[str, tuple[str, ...]] | None = None
+               ) -> tuple[bytes, bytes | None]:
     """Parse ``model_path`` and build a serialized plan; returns (plan, serialized timing cache or None).
 
-    TensorRT 10+ and RTX report build phases to ``progress``; 8.6 has no progress monitor (start and end only)."""
+    TensorRT 10+ and RTX report build phases to ``progress``; 8.6 has no progress monitor (start and end only).
+    ``observe``: (how, tensor names) to expose intermediate tensors for a localization (``mark_tensors``)."""
     Logger, Monitor, _ = callback_classes(trt)
     builder = network = parser = config = optimization_profile = cache = plan = None
     try:
@@ -158,6 +207,8 @@ def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, 
             raise ModelError(f"{flavor.label} cannot parse {Path(model_path).name}: " + "; ".join(errors or logger.errors)
                              + ". Unsupported operators need a TensorRT plugin or a model change")
         _check_shape_inputs(network, profile, flavor, model_path)
+        if observe is not None:
+            mark_tensors(trt, network, *observe)
         config = builder.create_builder_config()
         if hasattr(trt, "ProfilingVerbosity"):  # layer precisions and tactics for the census (engine inspector)
             config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
@@ -217,6 +268,37 @@ def build_plan(trt, flavor: Flavor, model_path: Path, realization: Realization, 
         # Released here, in dependency order, even when the build fails: a traceback kept by pytest would
         # otherwise hold this frame's Builder alive until some later collection (see python_gc_paused).
         plan = cache = config = optimization_profile = parser = network = builder = None  # noqa: F841
+
+
+def mark_tensors(trt, network, how: str, names) -> int:
+    """Expose the network's tensors ``names`` (ONNX names: the parser keeps them) for a localization; how many.
+
+    ``unfused``: ``mark_unfused_tensors_as_debug_tensors`` (TensorRT 10.12+, 11, RTX), every tensor the optimizer
+    does not fuse away, fusions kept; ``debug``: ``mark_debug`` on each (10.0+), which keeps them from being fused;
+    ``outputs``: ``mark_output`` on each (8.6), which breaks the fusions around them. Only float tensors that are not
+    shape tensors nor outputs already are marked one by one."""
+    if how == "unfused":
+        if not network.mark_unfused_tensors_as_debug_tensors():
+            raise BackendError("TensorRT refused to mark the network's unfused tensors as debug tensors")
+        return -1
+    wanted = set(names)
+    floats = {getattr(trt, t) for t in ("float32", "float16", "bfloat16") if hasattr(trt, t)}
+    outputs = {network.get_output(i).name for i in range(network.num_outputs)}
+    marked = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        for j in range(layer.num_outputs):
+            tensor = layer.get_output(j)
+            if (tensor is None or tensor.name not in wanted or tensor.name in outputs or tensor.dtype not in floats
+                    or getattr(tensor, "is_shape_tensor", False)):
+                continue
+            if how == "debug":
+                network.mark_debug(tensor)
+            else:
+                network.mark_output(tensor)
+            outputs.add(tensor.name)
+            marked += 1
+    return marked
 
 
 def _check_shape_inputs(network, profile, flavor: Flavor, model_path) -> None:

@@ -136,3 +136,19 @@ def classify(layer: Mapping) -> LayerPrecision:
     if precision == "fp32" and tactic and re.search(r"tf32", tactic, re.IGNORECASE):
         precision = "tf32"
     return LayerPrecision(name, layer_type, "compute", precision, types, tactic)
+
+
+def layer_outputs(text: str) -> dict[str, str]:
+    """Tensor name -> the engine layer producing it, from the inspector's JSON: the tensors an engine keeps between
+    its layers (the ONNX tensor names of a layer's outputs); a tensor absent here was fused away."""
+    try:
+        data = json.loads(text, strict=False)
+    except (TypeError, ValueError):
+        return {}
+    produced = {}
+    for layer in (data.get("Layers") or []) if isinstance(data, Mapping) else []:
+        if isinstance(layer, Mapping):
+            for tensor in layer.get("Outputs") or ():
+                if isinstance(tensor, Mapping) and tensor.get("Name"):
+                    produced[str(tensor["Name"])] = str(layer.get("Name", "?"))
+    return produced

@@ -174,3 +174,13 @@ def copy_to_host(dst: PinnedBuffer, src: int, nbytes: int, stream: Stream) -> No
     if nbytes:
         check(cudart.cudaMemcpyAsync(dst.ptr, src, nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.raw),
               "cudaMemcpyAsync(device to host)")
+
+
+def copy_device(dst: int, src: int, nbytes: int, stream_handle: int) -> None:
+    """Copy ``nbytes`` device to device once the work queued on ``stream_handle`` (an integer handle) is done;
+    returns when the copy is complete."""
+    cudart = runtime()
+    if nbytes:
+        check(cudart.cudaStreamSynchronize(cudart.cudaStream_t(stream_handle)), "cudaStreamSynchronize")
+        check(cudart.cudaMemcpy(dst, src, nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice),
+              "cudaMemcpy(device to device)")

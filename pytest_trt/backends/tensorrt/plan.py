@@ -62,6 +62,15 @@ class Flavor:
         return not self.is_rtx  # TensorRT-RTX keeps the API, but its timing-cache operations are no-ops
 
     @property
+    def observation(self) -> str:
+        """How a localization exposes intermediate tensors (``build.mark_tensors``): ``unfused`` debug tensors
+        where ``mark_unfused_tensors_as_debug_tensors`` exists (10.12+, 11, RTX; fusions kept), ``debug``
+        (``mark_debug``, 10.0-10.11; those tensors are not fused), ``outputs`` (8.6: marked outputs, fusions broken)."""
+        if self.is_rtx or self.version >= (10, 12):
+            return "unfused"
+        return "debug" if self.version[0] >= 10 else "outputs"
+
+    @property
     def narrows_int64(self) -> bool:
         """8.6's ONNX parser turns int64 I/O into int32 (the engine's I/O dtype says so)."""
         return not self.is_rtx and self.version[0] < 10

@@ -4,7 +4,8 @@ TensorRT calls used (as in ``build``, the name-based API of 8.6, 10, 11 and Tens
 init_libnvinfer_plugins, Runtime.engine_host_code_allowed (version-compatible plans), Runtime.deserialize_cuda_engine,
 ICudaEngine.num_io_tensors/get_tensor_name/get_tensor_mode/get_tensor_dtype/get_tensor_shape/get_tensor_location/
 create_execution_context/create_engine_inspector, IEngineInspector.get_engine_information (LayerInformationFormat.JSON),
-IExecutionContext.set_input_shape/get_tensor_shape/set_tensor_address/set_output_allocator/execute_async_v3;
+IExecutionContext.set_input_shape/get_tensor_shape/set_tensor_address/set_output_allocator/execute_async_v3, and for a
+localization set_debug_listener/set_all_tensors_debug_state (10+) and unfused_tensors_debug_state (10.12+, 11, RTX);
 CUDA memory and streams through ``cuda``. Shape-tensor inputs live in host memory (``TensorLocation.HOST``): their
 address is a host pointer.
 """
@@ -80,12 +81,24 @@ class Engine:
                 inspector.get_engine_information(self.trt.LayerInformationFormat.JSON)).summary()
         return self._census
 
+    def layer_outputs(self) -> dict[str, str]:
+        """Tensor name -> the layer producing it in this engine (``census.layer_outputs``); empty if unknown."""
+        from pytest_trt.backends.tensorrt.census import layer_outputs
+
+        inspector = self.engine.create_engine_inspector()
+        return layer_outputs(inspector.get_engine_information(self.trt.LayerInformationFormat.JSON))
+
     def run(self, inputs: Mapping) -> dict:
         """Copy inputs in, ``execute_async_v3``, copy outputs out; every buffer is freed before returning."""
-        import numpy as np
+        with self.held(inputs) as held:
+            return held.fetch(held.outputs)
 
+    @contextlib.contextmanager
+    def held(self, inputs: Mapping, listener=None):
+        """One synchronous inference whose outputs stay in device memory until the block ends: yields a ``Held``
+        whose ``fetch(names)`` copies some of them to the host. With ``listener`` (``build.debug_listener_class``,
+        TensorRT 10+), every debug tensor the engine emits is kept too (``Held.debug``)."""
         from pytest_trt.backends.tensorrt import cuda
-        from pytest_trt.core.dtypes import numpy_dtype
 
         host = engine_inputs(self.io, inputs)
         with self._lock, cuda.Stream() as stream, contextlib.ExitStack() as stack:
@@ -103,35 +116,36 @@ class Engine:
                 self.context.set_tensor_address(name, device.ptr)
             shapes = {t.name: _dims(self.context.get_tensor_shape(t.name)) for t in self.io if not t.is_input}
             buffers, dynamic = plan_outputs(self.io, shapes)
-            staged = []
+            devices = {}
             for buf in buffers:
                 device = stack.enter_context(cuda.DeviceBuffer(buf.nbytes))
                 self.context.set_tensor_address(buf.name, device.ptr)
-                staged.append((buf, device))
+                devices[buf.name] = (device.ptr, buf.dtype, buf.shape)
             allocators = {}
             for name in dynamic:
                 allocator = self._OutputAllocator()
                 stack.callback(allocator.free)
                 self.context.set_output_allocator(name, allocator)
                 allocators[name] = allocator
-            with python_gc_paused():  # the logger and output allocators are called back from inside
+            if listener is not None:
+                stack.callback(listener.free)
+                if not self.context.set_debug_listener(listener):
+                    raise BackendError("TensorRT refused the debug listener of this execution context")
+                self.context.set_all_tensors_debug_state(True)
+                if hasattr(self.context, "unfused_tensors_debug_state"):  # TensorRT 10.12+, 11, RTX
+                    self.context.unfused_tensors_debug_state = True
+            with python_gc_paused():  # the logger, output allocators and debug listener are called back from inside
                 ran = self.context.execute_async_v3(stream.handle)
             if not ran:
                 raise BackendError("TensorRT execute_async_v3 returned false; see the TensorRT log above")
-            outputs = {}
-            for buf, device in staged:
-                pinned = stack.enter_context(cuda.PinnedBuffer(buf.nbytes))
-                cuda.copy_to_host(pinned, device.ptr, buf.nbytes, stream)
-                outputs[buf.name] = (pinned, buf.dtype, buf.shape)
             stream.synchronize()
             for name, allocator in allocators.items():
                 dtype = next(t.dtype for t in self.io if t.name == name)
-                nbytes = int(np.prod(allocator.shape, dtype=np.int64)) * numpy_dtype(dtype).itemsize
-                pinned = stack.enter_context(cuda.PinnedBuffer(nbytes))
-                cuda.copy_to_host(pinned, allocator.ptr, nbytes, stream)
-                outputs[name] = (pinned, dtype, allocator.shape)
-            stream.synchronize()
-            return {name: pinned.view(numpy_dtype(dtype), shape).copy() for name, (pinned, dtype, shape) in outputs.items()}
+                devices[name] = (allocator.ptr, dtype, allocator.shape)
+            if listener is not None and listener.errors:
+                raise BackendError(f"debug tensors could not be copied: {'; '.join(listener.errors[:3])}")
+            debug = {} if listener is None else listener.tensors
+            yield Held(devices, debug, stream, [t.name for t in self.io if not t.is_input])
 
     def close(self) -> None:
         for attr in ("context", "engine", "runtime"):
@@ -144,6 +158,48 @@ class Engine:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+class Held:
+    """The device-resident results of one ``Engine.held`` run; valid inside its block only."""
+
+    def __init__(self, devices: dict, debug: dict, stream, outputs: list[str]):
+        self.devices = devices      # output name -> (device pointer, dtype name, shape)
+        self.debug = debug          # debug tensor name -> (DeviceBuffer or host bytes, dtype name, shape)
+        self.stream = stream
+        self.outputs = outputs      # the engine's output names
+
+    def names(self) -> set[str]:
+        return set(self.devices) | set(self.debug)
+
+    def fetch(self, names) -> dict:
+        """Host copies of the named outputs or debug tensors (names held by neither are left out)."""
+        import numpy as np
+
+        from pytest_trt.backends.tensorrt import cuda
+        from pytest_trt.core.dtypes import numpy_dtype
+
+        staged, result = [], {}
+        with contextlib.ExitStack() as stack:
+            for name in names:
+                if name in self.devices:
+                    ptr, dtype, shape = self.devices[name]
+                elif name in self.debug:
+                    held, dtype, shape = self.debug[name]
+                    if isinstance(held, bytes):
+                        result[name] = np.frombuffer(held, numpy_dtype(dtype)).reshape(shape).copy()
+                        continue
+                    ptr = held.ptr
+                else:
+                    continue
+                nbytes = int(np.prod(shape, dtype=np.int64)) * numpy_dtype(dtype).itemsize
+                pinned = stack.enter_context(cuda.PinnedBuffer(nbytes))
+                cuda.copy_to_host(pinned, ptr, nbytes, self.stream)
+                staged.append((name, pinned, dtype, shape))
+            self.stream.synchronize()
+            for name, pinned, dtype, shape in staged:
+                result[name] = pinned.view(numpy_dtype(dtype), shape).copy()
+        return result
 
 
 def _dims(shape) -> tuple[int, ...]:
