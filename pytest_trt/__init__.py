@@ -33,6 +33,8 @@ _LAZY = {
     "TrtDriftWarning": ("errors", "TrtDriftWarning"),
     "TrtPrecisionWarning": ("errors", "TrtPrecisionWarning"),
     "build_engine": ("backends.tensorrt.eager", "build_engine"),
+    "localize": ("core.localize", "localize"),
+    "Localization": ("core.localization", "Localization"),
     "run_engine": ("backends.tensorrt.eager", "run_engine"),
     "engine_census": ("backends.tensorrt.eager", "engine_census"),
 }

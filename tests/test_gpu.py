@@ -300,3 +300,81 @@ def test_cached_plan_that_no_longer_deserializes_is_rebuilt_with_a_warning(backe
                                                                     "build": parse_build_options(build)})
     pytest_trt.assert_close(got, pytest_trt.run_onnxruntime(model, inputs))
     assert plan_path.read_bytes() != bad and backend.census()["detailed"]
+
+
+def test_copy_device_copies_after_the_stream(backend_name):
+    data = np.arange(4096, dtype=np.float32)
+    with cuda.Stream() as stream, cuda.DeviceBuffer(data.nbytes) as a, cuda.DeviceBuffer(data.nbytes) as b, \
+            cuda.PinnedBuffer(data.nbytes) as host:
+        host.view(np.float32, data.shape)[...] = data
+        cuda.copy_to_device(a.ptr, host, data.nbytes, stream)
+        cuda.copy_device(b.ptr, a.ptr, data.nbytes, stream.handle)
+        host.view(np.float32, data.shape)[...] = 0
+        cuda.copy_to_host(host, b.ptr, data.nbytes, stream)
+        stream.synchronize()
+        assert np.array_equal(host.view(np.float32, data.shape), data)
+
+
+def _wide_mlp(path):
+    """3 x (MatMul 1024x1024 + Relu): wide enough that TensorRT runs it in fp16 when allowed."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes, inits, prev = [], [], "x"
+    for i in range(3):
+        inits.append(numpy_helper.from_array((rng.standard_normal((1024, 1024)) / 32).astype(np.float32), f"w{i}"))
+        nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [f"m{i}"], name=f"fc{i}"))
+        nodes.append(helper.make_node("Relu", [f"m{i}"], [f"a{i}"], name=f"act{i}"))
+        prev = f"a{i}"
+    graph = helper.make_graph(nodes, "wide", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 1024])],
+                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [64, 1024])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def test_localization_of_an_fp16_engine_names_a_node_and_says_how(backend_name, build, tmp_path):
+    model = _wide_mlp(tmp_path / "wide.onnx")
+    loc = pytest_trt.localize(model, backend=backend_name, precision="fp16", atol=1e-5, rtol=1e-5, seeds=2,
+                              build=build)
+    assert loc.first is not None and loc.first.op in ("MatMul", "Relu")
+    assert loc.reproduced is True
+    assert loc.counts.get("compared", 0) >= 5
+    import tensorrt
+
+    if tensorrt.__version__.startswith("8."):
+        assert loc.method == "marked outputs" and loc.fusions_broken
+        # the engine under test fuses MatMul+Relu pairs: their MatMul outputs are observed only in this build
+        assert any(e.fused_in_engine for e in loc.tensors)
+    from pytest_trt.reports.localization import full_table
+
+    print(full_table(loc))
+
+
+def test_failing_engine_check_is_localized_in_its_message(backend_name, build, repo):
+    from importlib.metadata import entry_points
+
+    pytester = repo
+    _wide_mlp(pytester.path / "wide.onnx")
+    pytester.makepyfile(test_wide="""
+        import pytest
+
+        @pytest.mark.trt_compare(model="wide.onnx", precision="fp16", atol=1e-5, rtol=1e-5)
+        def test_wide(trt_compare):
+            trt_compare()
+    """)
+    installed = any(ep.value.startswith("pytest_trt") for ep in entry_points(group="pytest11"))
+    args = ([] if installed else ["-p", "pytest_trt.plugin.hooks"]) + [f"--trt-backend={backend_name}", "--trt-require",
+            f"--trt-artifacts={pytester.path / 'art'}", "--trt-localize-seeds=2"]
+    if build:
+        args.append(f"--trt-build-options={build}")
+    result = pytester.runpytest_subprocess(*args)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*first diverging node: *", "*localized with tensorrt*"])
+    import json
+
+    report = json.loads(next((pytester.path / "art").rglob("report.json")).read_text())
+    assert report["localization"]["first"]["node"]
+    print(result.stdout.str()[-6000:])

@@ -46,8 +46,15 @@ def localize(model, inputs=None, *, backend: str = "onnxruntime", precision: str
                "build": parse_build_options(build, "localize(build=...)") if build is not None else None}
     from pytest_trt.core.model import load_model_info
 
+    from pytest_trt.core.generated_inputs import make_inputs
+    from pytest_trt.core.inputs import prepare_user_inputs
+
     info = load_model_info(spec.model)
-    return localize_model(spec, precision, info, info, engine, options, inputs, seeds=seeds, memory=memory)
+    first = (make_inputs(info, spec.shapes, spec.seed, spec.input_range) if inputs is None
+             else prepare_user_inputs(inputs, info))
+    engine.run(info, first, precision=precision, options=options)  # the engine under test: its layers name fusions
+    return localize_model(spec, precision, info, info, engine, options, inputs, seeds=seeds, memory=memory,
+                          first_sample=first if inputs is None else None)
 
 
 def localize_model(spec, precision: str, info, engine_info, engine, options: Mapping, inputs=None, *,

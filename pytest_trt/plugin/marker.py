@@ -13,7 +13,7 @@ MARKER = "trt_compare"
 # Names every argument of core.spec.ARGUMENTS (tests/plugin/test_units.py checks it).
 MARKER_HELP = (f"{MARKER}(model=None, *, atol=None, rtol=None, precision='fp32', tolerances=None, shapes=None, seed=0, "
                "outputs=None, input_range=None, convention='allclose', equal_nan=True, build=None, "
-               "min_precision_share=None): compare an engine under test with the ONNX Runtime reference and stored "
+               "min_precision_share=None, localize=None): compare an engine under test with the ONNX Runtime reference and stored "
                "goldens; model= is a path, or {'fp32': path, 'fp16': path} to test each precision's own file "
                "(pytest-trt; see its README)")
 SPEC_ERROR = pytest.StashKey[str]()  # per item: why its marker cannot run (the test errors at setup)

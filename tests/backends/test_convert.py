@@ -46,7 +46,7 @@ def test_bf16_conversion_of_attention_is_type_consistent():
 
 # ---------------------------------------------------------------- PyTorch-exported models, both converters
 
-TORCH = Path(__file__).resolve().parents[2] / "data" / "torch"   # benchmarks/torch_models.py --width 32
+TORCH = Path(__file__).resolve().parents[1] / "data" / "torch"   # benchmarks/torch_models.py --width 32
 TORCH_SHAPES = {"attention": (3, 16, 32), "cnn": (3, 3, 32, 32), "mlp": (3, 32)}
 CONVERTERS = ["casts", pytest.param("autocast", marks=pytest.mark.skipif(
     AUTOCAST_MISSING is not None, reason=str(AUTOCAST_MISSING)))]

@@ -59,7 +59,10 @@ def test_a_backend_without_optional_members_gets_their_defaults():
     full = Closing()
     full.events = []
     full.census = lambda: {"layers": 1}
+    full.previews = ()
+    full.probe = lambda model, **kw: None
     assert with_defaults(full) is full
+    assert backend.previews == () and backend.probe is None   # no preview, cannot be localized
     with pytest.raises(AttributeError):
         backend.build
 

@@ -76,7 +76,7 @@ MARKER_CASES = [
     ({'tolerances': [1]},
      "tolerances=[1] must be a dict keyed by precision or output name, e.g. tolerances={'fp16': {'atol': 1e-2}, 'logits': {'rtol': 1e-3}}"),
     ({'atoll': 1},
-     "trt_compare got unknown argument 'atoll' (did you mean 'atol'?); valid arguments are: model, atol, rtol, precision, tolerances, shapes, seed, outputs, input_range, convention, equal_nan, build, min_precision_share"),
+     "trt_compare got unknown argument 'atoll' (did you mean 'atol'?); valid arguments are: model, atol, rtol, precision, tolerances, shapes, seed, outputs, input_range, convention, equal_nan, build, min_precision_share, localize"),
     ({'model': 3},
      "trt_compare model=3 is not a path; give the .onnx file's path as a string"),
     ({'build': {'workspace': 'lots'}},

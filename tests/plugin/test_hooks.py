@@ -254,11 +254,13 @@ def test_onnxruntime_as_engine_under_test(repo):
             if trt_precision == "fp32":
                 assert result.engine_vs_reference.passed and result.backend["backend"] == "onnxruntime"
                 assert np.array_equal(result.engine["i"], result.reference["i"])
-            else:
-                assert "cannot realize precision 'fp16'" in result.engine_skipped
+            else:  # a CPU preview: the model converted to fp16, labelled as such
+                assert result.preview and "CPU preview" in result.backend["preview"]
+                assert result.engine_skipped is None and result.engine_vs_reference.passed
     """)
-    result = repo.runpytest("--trt-backend", "onnxruntime", "--update-golden")
+    result = repo.runpytest("--trt-backend", "onnxruntime", "--update-golden", "--trt-summary=full")
     result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*fp16*onnxruntime * preview*", "*onnxruntime fp16 (CPU preview)*"])
     assert (repo.path / "golden/test_a/test_x/engine-onnxruntime-fp32.npz").exists()
     result.stdout.fnmatch_lines(["*engine checks run: 1 (onnxruntime fp32)*"])
     repo.runpytest("--trt-backend", "onnxruntime").assert_outcomes(passed=2)

@@ -24,7 +24,7 @@ def test_option_defaults_are_the_constants_the_rows_apply():
 
 
 def _result(actions, skipped=None):
-    return SimpleNamespace(engine_skipped=skipped, backend={"backend": "onnxruntime"}, precision="fp16",
+    return SimpleNamespace(engine_skipped=skipped, backend={"backend": "onnxruntime"}, precision="fp16", preview=False,
                            golden_actions=[SimpleNamespace(path=p, action=a) for p, a in actions])
 
 
