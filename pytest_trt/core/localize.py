@@ -22,18 +22,24 @@ DEFAULT_MEMORY = 64 << 20         # bytes of tensors (both sides) one pass may h
 def localize(model, inputs=None, *, backend: str = "onnxruntime", precision: str = "fp16", atol=None, rtol=None,
              tolerances: Mapping | None = None, shapes: Mapping | None = None, seed: int = 0,
              seeds: int = DEFAULT_SEEDS, memory: int = DEFAULT_MEMORY, build=None, engine_dir=None,
-             input_range=None) -> Localization:
+             input_range=None, observe: str = "kept") -> Localization:
     """Find where ``backend`` at ``precision`` first diverges from the onnxruntime reference on ``model``.
 
     Inputs are generated from ``seed`` (and ``seed+1``... for further samples) unless given (then they are the
     only sample). Tolerances as in the marker (``atol``/``rtol``, ``tolerances={...}``); ``memory`` bounds the
-    bytes of tensors held at once. Returns a ``Localization`` (``.first``: the first diverging node, ``.path``:
+    bytes of tensors held at once. ``observe`` (TensorRT before 10.12, whose engines cannot emit tensors without
+    changing their fusions): "kept" marks only the tensors the engine under test keeps between its layers (its
+    fusions stay; tensors inside them are reported as fused), "all" marks every tensor (fusions broken). Returns a ``Localization`` (``.first``: the first diverging node, ``.path``:
     the error along the way to a failing output); ``str(reports.localization.text(loc))`` prints it.
     """
     from pytest_trt.backends.registry import get_backend
     from pytest_trt.core.build_options import parse_build_options
     from pytest_trt.core.spec import parse_marker
 
+    import os
+
+    if isinstance(model, (str, os.PathLike)):
+        model = os.path.abspath(model)  # relative to the current directory, as every eager function reads paths
     kwargs = {k: v for k, v in (("model", model), ("atol", atol), ("rtol", rtol), ("tolerances", tolerances),
                                 ("shapes", shapes), ("seed", seed), ("input_range", input_range),
                                 ("precision", precision)) if v is not None}
@@ -42,7 +48,10 @@ def localize(model, inputs=None, *, backend: str = "onnxruntime", precision: str
     reason = engine.unavailable_reason() or engine.precision_reason(precision)
     if reason:
         raise BackendError(f"backend {backend!r} cannot localize {precision}: {reason}")
-    options = {"shapes": spec.shapes, "engine_dir": engine_dir, "convert": True,
+    if observe not in ("kept", "all"):
+        raise InputError(f"localize(observe={observe!r}) must be 'kept' (the tensors the engine under test keeps "
+                         "between its layers) or 'all' (every tensor; breaks TensorRT's fusions before 10.12)")
+    options = {"shapes": spec.shapes, "engine_dir": engine_dir, "convert": True, "observe": observe,
                "build": parse_build_options(build, "localize(build=...)") if build is not None else None}
     from pytest_trt.core.model import load_model_info
 
@@ -134,6 +143,12 @@ def localize_model(spec, precision: str, info, engine_info, engine, options: Map
                 loc.path, loc.failing_output = path, output
                 break
         loc.inputs = [(name, errors.get(name)) for name in _node_inputs(nodes, loc.first)]
+    if loc.first is not None:
+        hidden = sum(1 for e in loc.tensors if e.status == "fused" and e.order < loc.first.order)
+        if hidden:
+            loc.notes.append(f"{hidden} tensor(s) before it are computed inside fused engine layers and were not "
+                             "observed; the divergence may start there (on TensorRT before 10.12, "
+                             "localize(..., observe='all') exposes them, breaking the fusions)")
     if inputs is not None:
         loc.notes.append("one sample: the test's own inputs (generated samples could leave their domain)")
     if loc.reproduced is False and failing_output is not None:

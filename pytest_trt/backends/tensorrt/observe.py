@@ -8,9 +8,11 @@ The model is built once more with its tensors exposed, the way the release allow
   from the one under test;
 - ``outputs`` (8.6): ``mark_output`` on each ONNX tensor: the fusions around them are broken likewise.
 
-Where fusions are broken, the engine under test's own layers (its inspector) tell which tensors it fuses
-(``fused_in_engine``), and the localization reports whether the failure still reproduces in the build that
-exposes them. Debug tensors reach an ``IDebugListener`` (copied to device buffers of ours during the run);
+With ``debug`` and ``outputs``, the engine under test's own layers (its inspector) tell which tensors it keeps
+between layers: by default (``observe="kept"``) only those are marked, so its fusions stay and the tensors inside
+them are reported as fused; ``observe="all"`` marks every tensor (fusions broken; ``fused_in_engine`` says which
+ones the engine under test fuses). Either way the localization reports whether the failure still reproduces in
+the build that exposes them. Debug tensors reach an ``IDebugListener`` (copied to device buffers of ours during the run);
 marked outputs are output buffers. Either way, the host receives only the tensors of the pass it asks for.
 """
 from __future__ import annotations
@@ -44,12 +46,22 @@ class TensorRTProbe:
         if under_test is not None:
             try:
                 self._layers = under_test.layer_outputs()
-            except Exception:  # noqa: BLE001 - layer names only annotate the report
+            except Exception:  # noqa: BLE001 - without layer names every tensor is marked
                 self._layers = {}
+        self.fused: set[str] = set()
+        if self.how != "unfused" and self._layers and options.get("observe", "kept") == "kept":
+            # Mark only the tensors the engine under test keeps between its layers: its fusions stay as they are,
+            # the tensors inside them are reported as fused.
+            kept = tuple(name for name in tensors if name in self._layers)
+            self.fused = set(tensors) - set(kept)
+            self.wanted = kept
+            self.method += " of the tensors the engine under test keeps between its layers"
+            self.fusions_broken = False
 
     def tensors(self) -> dict[str, str]:
-        """Before the build all wanted tensors count as observable; ``fetch`` leaves out those never emitted."""
-        return {name: "observed" for name in self.wanted}
+        """Before the build all wanted tensors count as observable (``fetch`` leaves out those never emitted); those
+        the engine under test fuses are "fused" where only its kept tensors are marked."""
+        return {**{name: "fused" for name in self.fused}, **{name: "observed" for name in self.wanted}}
 
     def layers(self) -> dict[str, str]:
         return dict(self._layers)
