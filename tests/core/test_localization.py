@@ -1,0 +1,146 @@
+"""core.localization: the pure decisions of a localization (observable tensors, pass sizes, first divergence,
+tally over samples, the error-growth path and its shortening), on node lists read from real ONNX models."""
+import math
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from pytest_trt.core.localization import (PATH_ROWS, Localization, Tensor, TensorError, first_divergence, next_chunk,
+                                          observable, path_to, pick_first, shorten, tally)
+from pytest_trt.core.onnx_wire import read_nodes
+
+
+def _nodes(nodes, inputs=("x",), outputs=("y",), inits=()):
+    """The main graph's nodes as localize reads them (onnx_wire.read_nodes) from a real serialized model."""
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(i, TensorProto.FLOAT, [2]) for i in inputs],
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, [2]) for o in outputs],
+                              [numpy_helper.from_array(np.ones(2, np.float32), i) for i in inits])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return read_nodes(model.SerializeToString()).nodes
+
+
+def _error(name, node, order, share, status="compared", op="Add"):
+    return TensorError(Tensor(name, node, op, order), status, max_abs=share, share=share, passed=share <= 1.0,
+                       atol=1e-3, rtol=1e-3)
+
+
+def test_observable_skips_constants_and_excluded_inputs_and_keeps_graph_order():
+    nodes = _nodes([
+        helper.make_node("Constant", [], ["c"], name="const", value=numpy_helper.from_array(np.ones(2, np.float32))),
+        helper.make_node("Add", ["x", "c"], ["a"], name="first_add"),
+        helper.make_node("Relu", ["a"], ["r"]),                         # unnamed: labelled by op and index
+        helper.make_node("Identity", ["r"], ["x2"], name="passthrough"),
+        helper.make_node("Mul", ["x2", "w"], ["y"], name="last")], inits=("w",))
+    tensors = observable(nodes, exclude=["x2"])
+    assert [(t.name, t.node, t.op, t.order) for t in tensors] == [
+        ("a", "first_add", "Add", 1), ("r", "Relu#2", "Relu", 2), ("y", "last", "Mul", 4)]
+    assert "c" not in [t.name for t in observable(nodes)]             # Constant outputs are never observed
+    assert [t.name for t in observable(nodes)] == ["a", "r", "x2", "y"]
+
+
+def test_observable_skips_empty_optional_outputs_and_names_each_tensor_once():
+    nodes = _nodes([helper.make_node("Dropout", ["x"], ["d", ""], name="drop"),
+                    helper.make_node("Relu", ["d"], ["y"], name="act")])
+    assert [(t.name, t.node) for t in observable(nodes)] == [("d", "drop"), ("y", "act")]
+
+
+def test_next_chunk_is_sized_to_the_budget_at_the_mean_size_seen():
+    names = [f"t{i}" for i in range(100)]
+    assert next_chunk([], 10.0, 100) == 0
+    assert next_chunk(names, None, 1 << 20) == 16                 # nothing seen yet: the first pass's default
+    assert next_chunk(names, None, 1 << 20, first=4) == 4
+    assert next_chunk(names[:3], None, 1 << 20) == 3               # never more than remain
+    assert next_chunk(names, 1024.0, 10 * 1024) == 10
+    assert next_chunk(names, 1024.0, 10 * 1024 + 1023) == 10      # whole tensors only
+    assert next_chunk(names, 1024.0, 1 << 30) == 100
+    assert next_chunk(names, 4096.0, 1024) == 1                   # one tensor larger than the budget: still one
+    assert next_chunk(names, 0.5, 8) == 8                         # sizes below a byte count as one byte
+
+
+def test_first_divergence_is_the_earliest_diverged_tensor_in_graph_order():
+    errors = [_error("c", "n2", 2, 5.0), _error("a", "n0", 0, 0.5), _error("b", "n1", 1, 3.0),
+              _error("z", "n9", 9, 100.0)]
+    assert first_divergence(errors).name == "b"
+    assert first_divergence(reversed(errors)).name == "b"         # by order, not by position in the iterable
+    fused = TensorError(Tensor("f", "n0", "Add", 0), "fused", passed=False)  # not compared: not a divergence
+    assert first_divergence([fused, _error("c", "n2", 2, 5.0)]).name == "c"
+    assert first_divergence([_error("a", "n0", 0, 1.0)]) is None  # exactly its budget passes
+    assert first_divergence([]) is None
+
+
+def test_tally_and_pick_first_prefer_the_most_samples_then_the_earliest_node():
+    late, early, other = _error("t7", "late", 7, 2.0), _error("t3", "early", 3, 2.0), _error("t5", "mid", 5, 9.0)
+    assert tally([late, None, early, late, other]) == [("late", "Add", 2), ("early", "Add", 1), ("mid", "Add", 1)]
+    assert pick_first([late, None, early, late]) is late
+    tie = [late, early]                                           # one sample each: the earlier node wins
+    assert tally(tie) == [("early", "Add", 1), ("late", "Add", 1)]
+    assert pick_first(tie) is early
+    second_sample = _error("t3", "early", 3, 7.0)                 # as the first sample naming it saw it
+    assert pick_first([None, early, second_sample, late]) is early
+    assert pick_first([None, None]) is None and tally([None]) == []
+
+
+def test_localization_found_and_its_tally():
+    loc = Localization("fp16", "onnxruntime 1.0", "onnxruntime", "graph outputs", False)
+    assert not loc.found and loc.tally() == []
+    loc.firsts = [_error("t1", "n1", 1, 2.0), None, _error("t1", "n1", 1, 3.0)]
+    loc.first = pick_first(loc.firsts)
+    assert loc.found and loc.tally() == [("n1", "Add", 2)]
+
+
+DIAMOND = [helper.make_node("Relu", ["x"], ["s"], name="start"),
+           helper.make_node("Neg", ["s"], ["left"], name="to_left"),
+           helper.make_node("Abs", ["s"], ["right"], name="to_right"),
+           helper.make_node("Add", ["left", "right"], ["join"], name="join"),
+           helper.make_node("Sigmoid", ["x"], ["side"], name="side"),     # does not depend on start
+           helper.make_node("Mul", ["join", "side"], ["y"], name="end")]
+
+
+def _diamond_errors(left, right):
+    nodes = _nodes(DIAMOND, outputs=("y", "side"))
+    shares = {"s": 2.0, "left": left, "right": right, "join": 4.0, "side": 0.1, "y": 6.0}
+    tensors = observable(nodes, exclude=["x"])
+    return nodes, {t.name: TensorError(t, "compared", share=shares[t.name], passed=shares[t.name] <= 1)
+                   for t in tensors}
+
+
+def test_path_to_follows_the_branch_with_the_larger_share_on_a_diamond():
+    nodes, errors = _diamond_errors(left=3.0, right=1.5)
+    assert [e.name for e in path_to("s", "y", nodes, errors)] == ["s", "left", "join", "y"]
+    nodes, errors = _diamond_errors(left=1.5, right=3.0)
+    path = path_to("s", "y", nodes, errors)
+    assert [e.name for e in path] == ["s", "right", "join", "y"]
+    assert [e.node for e in path] == ["start", "to_right", "join", "end"]   # and not the side input 'side'
+
+
+def test_path_to_is_empty_when_the_output_does_not_depend_on_the_start():
+    nodes, errors = _diamond_errors(left=3.0, right=1.5)
+    assert path_to("s", "side", nodes, errors) == []
+    assert path_to("left", "right", nodes, errors) == []           # siblings: neither descends from the other
+    assert [e.name for e in path_to("s", "s", nodes, errors)] == ["s"]
+
+
+def test_path_to_steps_over_tensors_without_an_error_record():
+    nodes, errors = _diamond_errors(left=3.0, right=1.5)
+    del errors["join"]                                              # e.g. not exposed by the engine
+    assert [e.name for e in path_to("s", "y", nodes, errors)] == ["s", "left", "y"]
+
+
+def test_shorten_keeps_short_paths_and_elides_the_middle_of_long_ones():
+    path = [_error(f"t{i}", f"n{i}", i, 2.0) for i in range(30)]
+    assert shorten(path[:PATH_ROWS]) == path[:PATH_ROWS]
+    short = shorten(path)
+    assert len(short) == PATH_ROWS and short.count(None) == 1
+    head = PATH_ROWS // 2
+    assert short[:head] == path[:head] and short[head] is None
+    assert short[head + 1:] == path[-(PATH_ROWS - head - 1):]
+    assert short[-1] is path[-1] and short[0] is path[0]
+    assert [e.name if e else None for e in shorten(path[:5], rows=4)] == ["t0", "t1", None, "t4"]
+
+
+def test_diverged_needs_a_comparison_that_failed():
+    assert _error("a", "n", 0, math.inf).diverged
+    assert not _error("a", "n", 0, 0.9).diverged
+    assert not TensorError(Tensor("a", "n", "Add", 0), "absent", passed=False).diverged
