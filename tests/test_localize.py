@@ -80,7 +80,7 @@ def test_localize_names_the_overflowing_matmul_and_the_path_to_the_output(tmp_pa
     assert [(name, e is None) for name, e in loc.inputs] == [("rs", False), ("w2", True)]
     text = message(loc)
     assert text.startswith("first diverging node: scores (MatMul); first in 3 of 3 samples\n")
-    assert "(CPU preview, not a TensorRT result)" in text and "the failure reproduces there" in text
+    assert "(CPU preview, not a TensorRT result)" in text and "its outputs fail there as well" in text
     row = next(line for line in full_table(loc).splitlines() if line.startswith("scores "))
     assert "<- first" in row
 
@@ -103,14 +103,10 @@ def test_localize_refuses_what_it_cannot_do_in_one_sentence(tmp_path):
         localize(model, seeds=0)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: pytest_trt.localize is not in pytest_trt._LAZY, so the eager API the "
-                                       "commit announces raises AttributeError")
 def test_localize_is_part_of_the_eager_api():
     assert pytest_trt.localize is localize
 
 
-@pytest.mark.xfail(strict=True, reason="bug: localize() resolves a relative model path like a marker's (test folder, "
-                                       "rootdir: both None), so a file in the working directory is 'not found'")
 def test_localize_takes_a_path_relative_to_the_working_directory(tmp_path, monkeypatch):
     overflow_model(tmp_path / "o.onnx")
     monkeypatch.chdir(tmp_path)
@@ -150,15 +146,11 @@ def test_a_small_memory_bound_splits_the_comparison_into_passes(chained, traced_
     assert peak < 0.25 * total, f"{peak / 2**20:.1f} MiB traced at most of {total / 2**20:.0f} MiB in all"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: next_chunk makes the first pass 16 tensors whatever the budget "
-                                       "(16 x 256 KiB x 2 sides = 8 MiB held under memory=4 MiB)")
 def test_no_pass_holds_more_than_the_memory_bound(chained):
     loc = localize(chained, precision="fp32", seeds=1, memory=4 << 20)
     assert loc.peak_bytes <= (4 << 20) + 2 * TENSOR
 
 
-@pytest.mark.xfail(strict=True, reason="bug: next_chunk makes the first pass 16 tensors whatever the budget, so a "
-                                       "model of more than 16 tensors takes two passes even when all fit")
 def test_a_large_memory_bound_compares_in_one_pass(chained):
     loc = localize(chained, precision="fp32", seeds=1, memory=1 << 30)
     assert loc.passes == 1 and loc.peak_bytes == 120 * TENSOR * 2
@@ -189,8 +181,6 @@ print(max(resident) - before)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the resident set size from /proc")
-@pytest.mark.xfail(strict=True, reason="bug: OnnxRuntimeProbe keeps one session per pass (weights and arena each) "
-                                       "until close, so a smaller memory bound makes a localization hold MORE memory")
 def test_the_process_grows_less_than_all_intermediates_under_a_small_bound(chained):
     """In a fresh process (memory freed by earlier tests would hide the growth): the resident set while passes run."""
     proc = subprocess.run([sys.executable, "-c", RESIDENT, chained, str(4 << 20)], capture_output=True, text=True)
@@ -215,8 +205,6 @@ def growing(path) -> Path:
     return _save(_model(graph), path)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: passes are sized at the mean size of the tensors seen so far, so when "
-                                       "later tensors are larger (a decoder, attention scores) one pass takes them all")
 def test_the_memory_bound_holds_when_tensors_grow_along_the_graph(tmp_path):
     loc = localize(str(growing(tmp_path / "g.onnx")), precision="fp32", seeds=1, memory=4 << 20)
     assert loc.counts == {"compared": 40}
@@ -500,7 +488,7 @@ def test_a_perturbed_tensor_is_localized_to_its_node_at_any_depth(repo, installe
                 "test_mlp10": ("fc5", "MatMul", ["h5", "r5", "h6", "r6", "h7", "r7", "h8", "r8", "y"])}
     for test, (node, op, path) in expected.items():
         assert f"first diverging node: {node} ({op}); first in 3 of 3 samples\n" in out[test], out[test]
-        assert ("localized with perturb 1.0 fp32 through graph outputs (onnxruntime); the failure reproduces"
+        assert ("localized with perturb 1.0 fp32 through graph outputs (onnxruntime); its outputs fail there as well"
                 in out[test])
         data = report(repo, test)["localization"]
         assert [e["name"] for e in data["path"]] == path, test

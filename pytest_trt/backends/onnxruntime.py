@@ -151,7 +151,7 @@ class OnnxRuntimeProbe:
     """Intermediate tensors from onnxruntime: the model with the tensors of one pass added as graph outputs.
 
     onnxruntime keeps every graph output of a run in memory whichever ones are fetched, so each pass gets its own
-    session exposing only its tensors (sessions are kept for the next sample: same passes, same sessions)."""
+    session exposing only its tensors (one session at a time)."""
 
     method = "graph outputs (onnxruntime)"
     fusions_broken = False
@@ -178,10 +178,13 @@ class OnnxRuntimeProbe:
         yield _OrtSample(self, dict(inputs))
 
     def session(self, names: tuple[str, ...]):
+        """The session exposing ``names``; only the latest is kept (a localization runs every sample through one
+        pass before the next), so its weights and arena are held once."""
         session = self._sessions.get(names)
         if session is None:
             import onnx
 
+            self._sessions.clear()
             proto = onnx.ModelProto.FromString(self._base)
             present = {o.name for o in proto.graph.output}
             proto.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in present)

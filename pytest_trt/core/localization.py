@@ -6,8 +6,8 @@ precision (the "budget" of a tensor is the largest share of its bound any elemen
 This module decides, without running anything:
 
 - which tensors are worth observing (``observable``): every node output except constants;
-- how many of them one pass may hold (``next_chunk``): passes are sized to a byte budget, so peak memory is one
-  pass's tensors, never the sum of all intermediates;
+- which of them one pass holds (``plan_passes``): passes are sized to a byte budget from the tensors' shapes, so
+  peak memory is one pass's tensors, never the sum of all intermediates;
 - the first diverging node of one sample (``first_divergence``) and how often each node is the first over
   several samples (``tally``);
 - the path along which the error grows from that node to a failing output (``path_to``).
@@ -128,14 +128,23 @@ def observable(nodes: Sequence, exclude: Iterable[str] = ()) -> list[Tensor]:
     return tensors
 
 
-def next_chunk(remaining: Sequence[str], bytes_per_tensor: float | None, budget: int, first: int = 16) -> int:
-    """How many of ``remaining`` tensors the next pass observes: as many as fit ``budget`` bytes at the mean size
-    seen so far (``bytes_per_tensor``; None before any pass: ``first`` tensors), at least one."""
-    if not remaining:
-        return 0
-    if not bytes_per_tensor:
-        return min(len(remaining), first)
-    return max(1, min(len(remaining), int(budget // max(bytes_per_tensor, 1.0))))
+def plan_passes(names: Sequence[str], sizes: Mapping[str, int | None], budget: int) -> list[list[str]]:
+    """``names`` in graph order cut into passes whose tensors (``sizes``: bytes, both sides together) fit ``budget``;
+    a tensor larger than ``budget`` gets a pass of its own. A size not known before running (data-dependent shapes)
+    counts as the largest known one (or a sixteenth of the budget where none is known)."""
+    known = [v for v in sizes.values() if v]
+    fallback = max(known) if known else max(budget // 16, 1)
+    passes, current, held = [], [], 0
+    for name in names:
+        size = sizes.get(name) or fallback
+        if current and held + size > budget:
+            passes.append(current)
+            current, held = [], 0
+        current.append(name)
+        held += size
+    if current:
+        passes.append(current)
+    return passes
 
 
 def first_divergence(errors: Iterable[TensorError]) -> TensorError | None:

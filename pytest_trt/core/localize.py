@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from pytest_trt.core.localization import (Localization, TensorError, first_divergence, next_chunk, observable,
-                                          path_to, pick_first)
+from pytest_trt.core.localization import (Localization, TensorError, first_divergence, observable, path_to,
+                                          pick_first, plan_passes)
 from pytest_trt.errors import BackendError, InputError
 
 DEFAULT_SEEDS = 3                 # samples: the check's own inputs and two more seeds
@@ -105,28 +105,30 @@ def localize_model(spec, precision: str, info, engine_info, engine, options: Map
         fused_in_engine = getattr(eng, "fused_in_engine", lambda: set())()
         describe = engine.describe()
         preview = precision in getattr(engine, "previews", ()) or getattr(eng, "preview", False)
-        loc = Localization(precision, f"{describe.get('backend')} {describe.get('version')}".strip(),
+        label = f"{describe.get('backend')} {describe.get('version')}" + (" preview" if preview else "")
+        loc = Localization(precision, label,
                            "onnxruntime", eng.method, bool(eng.fusions_broken), preview)
         compared = [t for t in tensors if status.get(t.name) == "observed"]
-        partition: list[list[str]] = []
+        sizes = tensor_bytes(info, samples[0][1])
+        passes = plan_passes([t.name for t in compared], sizes, memory)
+        errors_by_sample, reproduced, peak = _compare_passes(spec, precision, ref, eng, samples, compared, passes)
+        loc.peak_bytes, loc.passes = peak, len(passes)
         all_errors = []
-        for k, (seed, sample_inputs) in enumerate(samples):
-            errors, reproduced, peak = _one_sample(spec, precision, ref, eng, sample_inputs, compared, partition,
-                                                   memory, info)
-            loc.peak_bytes = max(loc.peak_bytes, peak)
+        unexposed = getattr(eng, "unexposed", "absent")
+        for k, (seed, _) in enumerate(samples):
+            errors = errors_by_sample[k]
             for t in tensors:
                 if t.name not in errors:
-                    errors[t.name] = TensorError(t, status.get(t.name, "absent"))
+                    status_k = status.get(t.name, "absent")
+                    errors[t.name] = TensorError(t, unexposed if status_k == "observed" else status_k)
             for name, e in errors.items():
                 e.layer = layers.get(name)
                 e.fused_in_engine = name in fused_in_engine
             loc.samples.append(seed)
             loc.firsts.append(first_divergence(errors.values()))
             all_errors.append(errors)
-            if k == 0:
-                loc.reproduced = reproduced
-                loc.tensors = [errors[t.name] for t in tensors]
-        loc.passes = len(partition)
+        loc.reproduced = reproduced
+        loc.tensors = [all_errors[0][t.name] for t in tensors]
     loc.first = pick_first(loc.firsts)
     loc.counts = {}
     for e in loc.tensors:
@@ -152,53 +154,75 @@ def localize_model(spec, precision: str, info, engine_info, engine, options: Map
     if inputs is not None:
         loc.notes.append("one sample: the test's own inputs (generated samples could leave their domain)")
     if loc.reproduced is False and failing_output is not None:
-        loc.notes.append("the failure does not reproduce in the localization run: exposing the tensors changed "
-                         "what the engine computes")
+        loc.notes.append("the check's failure does not reproduce in the localization run: exposing the tensors "
+                         "changed what the engine computes (kernels or precisions), so the table may not show it")
     loc.seconds = time.perf_counter() - started
     return loc
 
 
-def _one_sample(spec, precision, ref, eng, inputs, compared, partition, memory, info):
-    """Compare ``compared`` tensors of one sample pass by pass (the first sample sets the passes, the others
-    reuse them); the errors by name, whether the engine's outputs still fail, and the most bytes held."""
+def _compare_passes(spec, precision, ref, eng, samples, compared, passes):
+    """Compare ``compared`` tensors pass by pass, each pass over every sample (a pass's session or exposure is
+    set up once for all samples, then dropped): per sample the errors by name, whether the engine's outputs
+    fail in this run (first sample), and the most bytes of tensors held at once."""
     from pytest_trt.comparison.compare import compare_arrays, compare_outputs
     from pytest_trt.core.tolerance import resolve
 
-    errors, peak = {}, 0
+    errors = [{} for _ in samples]
     by_name = {t.name: t for t in compared}
-    with ref.sample(inputs) as rs, eng.sample(inputs) as es:
-        passes = iter(partition) if partition else None
-        done, mean = 0, None
-        names = [t.name for t in compared]
-        while done < len(names):
-            if passes is not None:
-                chunk = next(passes)
-            else:
-                chunk = names[done:done + next_chunk(names[done:], mean, memory)]
-                partition.append(chunk)
-            r, e = rs.fetch(chunk), es.fetch(chunk)
-            held = sum(a.nbytes for a in r.values()) + sum(a.nbytes for a in e.values())
-            peak = max(peak, held)
-            mean = held / max(len(chunk), 1)
-            for name in chunk:
-                t = by_name[name]
-                if name not in e or name not in r:
-                    errors[name] = TensorError(t, getattr(eng, "unexposed", "absent") if name not in e else "absent")
-                    continue
-                tol = resolve(precision, name, spec.tolerances, spec.test_level)
-                rep = compare_arrays(name, e[name], r[name], tol)
-                errors[name] = TensorError(t, "compared", rep.max_abs.value if rep.max_abs else 0.0,
-                                           _share(rep), rep.mismatches, rep.size, rep.passed, tol.atol, tol.rtol,
-                                           rep.problem if rep.problem in ("shape", "dtype") else None,
-                                           rep.nan_mismatches + rep.inf_mismatches)
-            del r, e
-            done += len(chunk)
-        reproduced = None
-        if es.outputs is not None and rs.outputs is not None:
-            reports = compare_outputs({k: v for k, v in es.outputs.items() if k in rs.outputs}, rs.outputs,
-                                      lambda n: resolve(precision, n, spec.tolerances, spec.test_level))
-            reproduced = not all(rep.passed for rep in reports)
+    peak, reproduced = 0, None
+    for chunk in passes or [[]]:
+        for k, (_, inputs) in enumerate(samples):
+            with ref.sample(inputs) as rs, eng.sample(inputs) as es:
+                r, e = (rs.fetch(chunk), es.fetch(chunk)) if chunk else ({}, {})
+                peak = max(peak, sum(a.nbytes for a in r.values()) + sum(a.nbytes for a in e.values()))
+                for name in chunk:
+                    t = by_name[name]
+                    if name not in e or name not in r:
+                        errors[k][name] = TensorError(t, getattr(eng, "unexposed", "absent") if name not in e
+                                                      else "absent")
+                        continue
+                    tol = resolve(precision, name, spec.tolerances, spec.test_level)
+                    rep = compare_arrays(name, e[name], r[name], tol)
+                    errors[k][name] = TensorError(t, "compared", rep.max_abs.value if rep.max_abs else 0.0,
+                                                  _share(rep), rep.mismatches, rep.size, rep.passed, tol.atol,
+                                                  tol.rtol, rep.problem if rep.problem in ("shape", "dtype") else None,
+                                                  rep.nan_mismatches + rep.inf_mismatches)
+                del r, e
+                if k == 0 and reproduced is None and es.outputs is not None and rs.outputs is not None:
+                    reports = compare_outputs({n: v for n, v in es.outputs.items() if n in rs.outputs}, rs.outputs,
+                                              lambda n: resolve(precision, n, spec.tolerances, spec.test_level))
+                    reproduced = not all(rep.passed for rep in reports)
     return errors, reproduced, peak
+
+
+def tensor_bytes(info, inputs: Mapping) -> dict[str, int | None]:
+    """Bytes of each tensor of ``info``'s model for these inputs, both sides together (twice the reference's),
+    from onnx shape inference with the inputs' shapes; None where a shape depends on data."""
+    import numpy as np
+    import onnx
+
+    try:
+        model = onnx.load(str(info.path), load_external_data=False)
+        for value in model.graph.input:
+            if value.name in inputs:
+                dims = value.type.tensor_type.shape.dim
+                del dims[:]
+                for d in np.shape(inputs[value.name]):
+                    dims.add().dim_value = int(d)
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # noqa: BLE001 - sizes only plan the passes: unknown sizes fall back in plan_passes
+        return {}
+    sizes = {}
+    for value in (*inferred.graph.value_info, *inferred.graph.output):
+        tensor = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        try:
+            itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).itemsize
+        except Exception:  # noqa: BLE001 - an element type numpy has no name for
+            itemsize = 4
+        sizes[value.name] = None if None in dims or not tensor.HasField("shape") else \
+            2 * itemsize * int(np.prod(dims, dtype=np.int64))
+    return sizes
 
 
 def _share(rep) -> float:

@@ -46,7 +46,7 @@ def how(loc: Localization) -> str:
     side = f"{loc.engine} {loc.precision}" + (" (CPU preview, not a TensorRT result)" if loc.preview else "")
     broken = "; exposing them broke the engine's fusions" if loc.fusions_broken else ""
     repro = ("" if loc.reproduced is None else
-             "; the failure reproduces there" if loc.reproduced else "; the failure does NOT reproduce there")
+             "; its outputs fail there as well" if loc.reproduced else "; its outputs PASS there")
     return (f"localized with {side} through {loc.method}{broken}{repro}: {', '.join(parts)}; "
             f"{len(loc.samples)} sample(s), {loc.passes} pass(es) each, {loc.peak_bytes / 2**20:.1f} MiB held at "
             f"most, {loc.seconds:.2f} s")

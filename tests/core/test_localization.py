@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_trt.core.localization import (PATH_ROWS, Localization, Tensor, TensorError, first_divergence, next_chunk,
+from pytest_trt.core.localization import (PATH_ROWS, Localization, Tensor, TensorError, first_divergence, plan_passes,
                                           observable, path_to, pick_first, shorten, tally)
 from pytest_trt.core.onnx_wire import read_nodes
 
@@ -46,18 +46,16 @@ def test_observable_skips_empty_optional_outputs_and_names_each_tensor_once():
     assert [(t.name, t.node) for t in observable(nodes)] == [("d", "drop"), ("y", "act")]
 
 
-def test_next_chunk_is_sized_to_the_budget_at_the_mean_size_seen():
-    names = [f"t{i}" for i in range(100)]
-    assert next_chunk([], 10.0, 100) == 0
-    assert next_chunk(names, None, 1 << 20) == 16                 # nothing seen yet: the first pass's default
-    assert next_chunk(names, None, 1 << 20, first=4) == 4
-    assert next_chunk(names[:3], None, 1 << 20) == 3               # never more than remain
-    assert next_chunk(names, 1024.0, 10 * 1024) == 10
-    assert next_chunk(names, 1024.0, 10 * 1024 + 1023) == 10      # whole tensors only
-    assert next_chunk(names, 1024.0, 1 << 30) == 100
-    assert next_chunk(names, 4096.0, 1024) == 1                   # one tensor larger than the budget: still one
-    assert next_chunk(names, 0.5, 8) == 8                         # sizes below a byte count as one byte
-
+def test_passes_fit_the_budget_by_each_tensors_size():
+    names = [f"t{i}" for i in range(6)]
+    sizes = dict(zip(names, [10, 10, 10, 40, 5, 5]))
+    assert plan_passes([], sizes, 100) == []
+    assert plan_passes(names, sizes, 1 << 20) == [names]                       # all fit: one pass
+    assert plan_passes(names, sizes, 30) == [["t0", "t1", "t2"], ["t3"], ["t4", "t5"]]
+    assert plan_passes(names, sizes, 25) == [["t0", "t1"], ["t2"], ["t3"], ["t4", "t5"]]  # t3 alone: larger than it
+    # an unknown size counts as the largest known one
+    assert plan_passes(["a", "b", "c"], {"a": 10, "b": None, "c": 50}, 59) == [["a"], ["b"], ["c"]]
+    assert plan_passes(["a", "b"], {}, 32) == [["a", "b"]]                     # nothing known: budget / 16 each
 
 def test_first_divergence_is_the_earliest_diverged_tensor_in_graph_order():
     errors = [_error("c", "n2", 2, 5.0), _error("a", "n0", 0, 0.5), _error("b", "n1", 1, 3.0),
