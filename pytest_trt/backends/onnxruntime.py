@@ -8,6 +8,7 @@ such in every report, never a TensorRT result. ``probe`` exposes intermediate te
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -41,15 +42,22 @@ def session_for(model, providers: Sequence[str] = ("CPUExecutionProvider",), pre
 
 def converted_bytes(model, precision: str, converter: str | None) -> bytes:
     """``model`` as the preview runs it at ``precision`` (fp16/bf16), serialized (external data held inline):
-    converted by ``converter``, every reduced tensor rounded where it is produced (``convert.emulate``)."""
+    converted by ``converter``, every reduced tensor rounded where it is produced (``convert.emulate``). The last
+    two are kept: a check's run and its localization convert once."""
     from pytest_trt.backends import convert
 
-    converter = converter or convert.DEFAULT_CONVERTER
+    return _converted(str(model.path), model.sha256, precision, converter or convert.DEFAULT_CONVERTER)
+
+
+@functools.lru_cache(maxsize=2)
+def _converted(path: str, sha256: str, precision: str, converter: str) -> bytes:
+    from pytest_trt.backends import convert
+
     reason = convert.converter_reason(converter)
     if reason:
         raise BackendError(reason)
     target = {"fp16": "float16", "bf16": "bfloat16"}[precision]
-    return convert.emulate(convert.convert_file(model.path, target, converter), target).SerializeToString()
+    return convert.emulate(convert.convert_file(path, target, converter), target).SerializeToString()
 
 
 def new_session(source, model, providers: Sequence[str]):

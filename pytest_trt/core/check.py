@@ -114,7 +114,7 @@ class CheckContext(Record):
                  update_golden: bool = False, require_engine: bool = False, rootdir: Path | None = None,
                  golden_test_id: str | None = None, engine_options: Mapping | None = None, detail: bool = False,
                  min_precision_share: float = 0.0, precision_check: str = "warn", localize: str = "auto",
-                 localize_seeds: int = 3, localize_memory: int = 64 << 20):
+                 localize_seeds: int = 3, localize_memory: int = 256 << 20):
         self.test_id = test_id                # pytest node id (with parameters), for messages
         self.golden_dir = golden_dir          # None: no golden checks
         self.golden_parts = golden_parts      # test folder under golden_dir

@@ -16,7 +16,7 @@ from pytest_trt.core.localization import (Localization, TensorError, first_diver
 from pytest_trt.errors import BackendError, InputError
 
 DEFAULT_SEEDS = 3                 # samples: the check's own inputs and two more seeds
-DEFAULT_MEMORY = 64 << 20         # bytes of tensors (both sides) one pass may hold
+DEFAULT_MEMORY = 256 << 20        # bytes of tensors (both sides) one pass may hold
 
 
 def localize(model, inputs=None, *, backend: str = "onnxruntime", precision: str = "fp16", atol=None, rtol=None,
@@ -120,7 +120,9 @@ def localize_model(spec, precision: str, info, engine_info, engine, options: Map
             for t in tensors:
                 if t.name not in errors:
                     status_k = status.get(t.name, "absent")
-                    errors[t.name] = TensorError(t, unexposed if status_k == "observed" else status_k)
+                    if status_k == "observed":   # not returned by the engine, or after a later sample's first
+                        status_k = unexposed if k == 0 else "not compared"
+                    errors[t.name] = TensorError(t, status_k)
             for name, e in errors.items():
                 e.layer = layers.get(name)
                 e.fused_in_engine = name in fused_in_engine
@@ -134,7 +136,7 @@ def localize_model(spec, precision: str, info, engine_info, engine, options: Map
     for e in loc.tensors:
         loc.counts[e.status] = loc.counts.get(e.status, 0) + 1
     if loc.first is not None:
-        errors = all_errors[next(i for i, e in enumerate(loc.firsts) if e is not None and e.node == loc.first.node)]
+        errors = all_errors[0]   # the one sample compared in full (later ones stop at their first divergence)
         outputs = [failing_output] if failing_output else []
         outputs += [o for o in info.output_names if o not in outputs and errors.get(o) is not None
                     and errors[o].diverged]
@@ -163,15 +165,19 @@ def localize_model(spec, precision: str, info, engine_info, engine, options: Map
 def _compare_passes(spec, precision, ref, eng, samples, compared, passes):
     """Compare ``compared`` tensors pass by pass, each pass over every sample (a pass's session or exposure is
     set up once for all samples, then dropped): per sample the errors by name, whether the engine's outputs
-    fail in this run (first sample), and the most bytes of tensors held at once."""
+    fail in this run (first sample), and the most bytes of tensors held at once. The first sample is compared in
+    full (its table and path); a later one only up to the pass where it first diverges."""
     from pytest_trt.comparison.compare import compare_arrays, compare_outputs
     from pytest_trt.core.tolerance import resolve
 
     errors = [{} for _ in samples]
     by_name = {t.name: t for t in compared}
     peak, reproduced = 0, None
+    found = [False] * len(samples)   # a later sample only needs its first divergence: it stops at the pass with it
     for chunk in passes or [[]]:
         for k, (_, inputs) in enumerate(samples):
+            if k and found[k]:
+                continue
             with ref.sample(inputs) as rs, eng.sample(inputs) as es:
                 r, e = (rs.fetch(chunk), es.fetch(chunk)) if chunk else ({}, {})
                 peak = max(peak, sum(a.nbytes for a in r.values()) + sum(a.nbytes for a in e.values()))
@@ -188,6 +194,7 @@ def _compare_passes(spec, precision, ref, eng, samples, compared, passes):
                                                   tol.rtol, rep.problem if rep.problem in ("shape", "dtype") else None,
                                                   rep.nan_mismatches + rep.inf_mismatches)
                 del r, e
+                found[k] = any(errors[k][name].diverged for name in chunk)
                 if k == 0 and reproduced is None and es.outputs is not None and rs.outputs is not None:
                     reports = compare_outputs({n: v for n, v in es.outputs.items() if n in rs.outputs}, rs.outputs,
                                               lambda n: resolve(precision, n, spec.tolerances, spec.test_level))

@@ -80,9 +80,9 @@ OPTIONS = [
     Option("--trt-localize-seeds", "trt_localize_seeds", "number", None, 3,
            "input samples a localization compares: the check's own inputs and seeds after its seed (default 3; "
            "inputs a test passes are the only sample)", "N"),
-    Option("--trt-localize-memory", "trt_localize_memory", "number", None, 64,
+    Option("--trt-localize-memory", "trt_localize_memory", "number", None, 256,
            "MiB of intermediate tensors (both sides) a localization holds at once; a larger model is compared in "
-           "several passes (default 64)", "MIB"),
+           "several passes (default 256)", "MIB"),
     Option("--trt-artifacts", "trt_artifacts", "path", "PYTEST_TRT_ARTIFACTS", None,
            "folder for failure artifacts (inputs, outputs, report.json, PNG plots), one folder per failed check "
            "(default: trt-artifacts/ under pytest's basetemp)"),
@@ -109,7 +109,7 @@ class Options(Record):
                  close_share: float, drift_factor: float, strict_drift: bool, artifacts: Path | None,
                  suggest: bool, junit: bool, golden_guessed: bool, precision_check: str = "warn",
                  min_precision_share: float = 0.0, localize: str = "auto", localize_seeds: int = 3,
-                 localize_memory: int = 64 << 20):
+                 localize_memory: int = 256 << 20):
         self.golden_dir = golden_dir
         self.update_golden = update_golden
         self.backend = backend
