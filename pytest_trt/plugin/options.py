@@ -211,14 +211,15 @@ def read_options(config: pytest.Config) -> Options:
     summary = text("trt_summary")
     if summary not in ("compact", "full"):
         raise pytest.UsageError(f"--trt-summary {summary!r} is unknown; use compact or full")
-    precision_check = text("trt_precision_check").lower()
-    if precision_check not in ("warn", "strict", "off"):
-        where = source_name("trt_precision_check", setting(config, "trt_precision_check")[1])
-        raise pytest.UsageError(f"{where} {precision_check!r} is unknown; use warn, strict or off")
-    localize = text("trt_localize").lower()
-    if localize not in ("auto", "off"):
-        where = source_name("trt_localize", setting(config, "trt_localize")[1])
-        raise pytest.UsageError(f"{where} {localize!r} is unknown; use auto or off")
+    def choice(ini, *allowed):
+        value = text(ini).lower()
+        if value not in allowed:
+            where = source_name(ini, setting(config, ini)[1])
+            raise pytest.UsageError(f"{where} {value!r} is unknown; use {', '.join(allowed[:-1])} or {allowed[-1]}")
+        return value
+
+    precision_check = choice("trt_precision_check", "warn", "strict", "off")
+    localize = choice("trt_localize", "auto", "off")
     seeds = number("trt_localize_seeds", 1, 1000)
     if seeds != int(seeds):
         raise pytest.UsageError(f"--trt-localize-seeds {seeds:g} is not a whole number; use e.g. --trt-localize-seeds=3")

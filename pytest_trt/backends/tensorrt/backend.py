@@ -119,12 +119,8 @@ class TensorRTBackend:
             raise BackendError(f"backend {self.name!r} cannot build here: {reason}")
         options = dict(options or {})
         self._census = None
-        shapes = shapes_for_run(model.inputs, options.get("shapes") or {}, inputs)
-        shape_values = {name: tuple(int(v) for v in inputs[name].ravel())
-                        for name in graph_facts(model).shape_inputs if name in inputs}
-        build_options = options.get("build")
-        request = dict(shapes=shapes, build_options=build_options, cache_dir=options.get("engine_dir"),
-                       shape_values=shape_values, convert=options.get("convert", True))
+        request = self.build_request(model, inputs, options)
+        build_options = request["build_options"]
         outcome, profile = self.build(model, precision, **request)
         check_within_profile(profile, inputs)
         engine = self._engines.get(outcome.key)
@@ -152,6 +148,15 @@ class TensorRTBackend:
         except Exception as exc:  # noqa: BLE001 - the census informs; it must never fail a check that ran
             log.warning("no precision census for %s: %s", model.path.name, exc)
         return outputs
+
+    def build_request(self, model, inputs: Mapping, options: Mapping) -> dict:
+        """``build``'s keyword arguments for running ``model`` on ``inputs`` with the plugin's ``options``: the
+        profile's shapes (and shape-tensor values) from the inputs, builder options, cache folder, conversion."""
+        shape_values = {name: tuple(int(v) for v in inputs[name].ravel())
+                        for name in graph_facts(model).shape_inputs if name in inputs}
+        return dict(shapes=shapes_for_run(model.inputs, options.get("shapes") or {}, inputs),
+                    build_options=options.get("build"), cache_dir=options.get("engine_dir"),
+                    shape_values=shape_values, convert=options.get("convert", True))
 
     def census(self) -> dict | None:
         """The precision census (summary dict) of the engine the last ``run`` used; None if it could not be read."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 
-from pytest_trt.backends.tensorrt.plan import restore_output_dtypes, shapes_for_run
+from pytest_trt.backends.tensorrt.plan import restore_output_dtypes
 
 METHODS = {
     "unfused": ("unfused debug tensors (mark_unfused_tensors_as_debug_tensors)", False),
@@ -74,16 +74,11 @@ class TensorRTProbe:
         return {name for name in self.wanted if name not in self._layers}
 
     def _build(self, inputs: Mapping):
-        from pytest_trt.backends.tensorrt.backend import graph_facts
         from pytest_trt.backends.tensorrt.runtime import Engine
 
-        shapes = shapes_for_run(self.model.inputs, self.options.get("shapes") or {}, inputs)
-        shape_values = {name: tuple(int(v) for v in inputs[name].ravel())
-                        for name in graph_facts(self.model).shape_inputs if name in inputs}
-        build_options = self.options.get("build")
-        outcome, _ = self.backend.build(self.model, self.precision, shapes=shapes, build_options=build_options,
-                                        cache_dir=self.options.get("engine_dir"), shape_values=shape_values,
-                                        convert=self.options.get("convert", True), observe=(self.how, self.wanted))
+        request = self.backend.build_request(self.model, inputs, self.options)
+        outcome, _ = self.backend.build(self.model, self.precision, observe=(self.how, self.wanted), **request)
+        build_options = request["build_options"]
         host_code = bool(build_options and build_options.version_compatible)
         self.engine = Engine(self.backend.trt(), outcome.plan, host_code_allowed=host_code)
 
