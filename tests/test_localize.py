@@ -137,7 +137,7 @@ def test_a_small_memory_bound_splits_the_comparison_into_passes(chained, traced_
     total = 120 * TENSOR * 2
     tracemalloc.start()
     try:
-        loc = localize(chained, precision="fp32", seeds=1, memory=4 << 20)
+        loc = localize(chained, precision="fp32", seeds=1, memory=4)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -147,12 +147,12 @@ def test_a_small_memory_bound_splits_the_comparison_into_passes(chained, traced_
 
 
 def test_no_pass_holds_more_than_the_memory_bound(chained):
-    loc = localize(chained, precision="fp32", seeds=1, memory=4 << 20)
+    loc = localize(chained, precision="fp32", seeds=1, memory=4)
     assert loc.peak_bytes <= (4 << 20) + 2 * TENSOR
 
 
 def test_a_large_memory_bound_compares_in_one_pass(chained):
-    loc = localize(chained, precision="fp32", seeds=1, memory=1 << 30)
+    loc = localize(chained, precision="fp32", seeds=1, memory=1024)
     assert loc.passes == 1 and loc.peak_bytes == 120 * TENSOR * 2
 
 
@@ -165,7 +165,7 @@ def rss():
     with open("/proc/self/status") as f:
         return int(f.read().split("VmRSS:")[1].split()[0]) * 1024
 
-localize(sys.argv[1], precision="fp32", seeds=1, memory=1 << 30)   # imports and first allocations done
+localize(sys.argv[1], precision="fp32", seeds=1, memory=1024)   # imports and first allocations done
 fetch, resident = ort_backend._OrtSample.fetch, []
 
 def measured(self, names):
@@ -175,7 +175,7 @@ def measured(self, names):
 
 ort_backend._OrtSample.fetch = measured
 before = rss()
-localize(sys.argv[1], precision="fp32", seeds=1, memory=int(sys.argv[2]))
+localize(sys.argv[1], precision="fp32", seeds=1, memory=float(sys.argv[2]))
 print(max(resident) - before)
 """
 
@@ -183,7 +183,7 @@ print(max(resident) - before)
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the resident set size from /proc")
 def test_the_process_grows_less_than_all_intermediates_under_a_small_bound(chained):
     """In a fresh process (memory freed by earlier tests would hide the growth): the resident set while passes run."""
-    proc = subprocess.run([sys.executable, "-c", RESIDENT, chained, str(4 << 20)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", RESIDENT, chained, "4"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     grown = int(proc.stdout.split()[-1])
     assert grown < 120 * TENSOR * 2, f"grew {grown / 2**20:.0f} MiB"
@@ -206,7 +206,7 @@ def growing(path) -> Path:
 
 
 def test_the_memory_bound_holds_when_tensors_grow_along_the_graph(tmp_path):
-    loc = localize(str(growing(tmp_path / "g.onnx")), precision="fp32", seeds=1, memory=4 << 20)
+    loc = localize(str(growing(tmp_path / "g.onnx")), precision="fp32", seeds=1, memory=4)
     assert loc.counts == {"compared": 40}
     assert loc.peak_bytes <= (4 << 20) + 2 * (256 * 256 * 4 * 4)
 
@@ -371,8 +371,8 @@ def test_marker_localize_must_be_a_bool(repo):
     result = run(repo)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["test_bad.py::test_x: trt_compare localize='yes' must be True (localize this test's "
-                                 "engine-vs-reference comparison even when it passes or --trt-localize is off) or "
-                                 "False (never)"])
+                                 "engine-vs-reference comparison even when it passes or --trt-localize is off), "
+                                 "False (never) or None (--trt-localize decides)"])
 
 
 # ------------------------------------------------------------------------------------------ third-party backends
@@ -545,3 +545,33 @@ def test_an_engine_that_cannot_be_localized_still_fails_its_check(repo, installe
     data = report(repo, "test_auto")
     assert data["localization"] is None and data["localization_problem"] == why
     assert data["comparisons"]["engine-vs-reference"]["passed"] is False
+
+
+def test_eager_localize_checks_its_arguments_like_the_marker_in_its_own_words(tmp_path, monkeypatch):
+    model = str(overflow_model(tmp_path / "o.onnx"))
+    with pytest.raises(InputError, match=r"^localize: model file 'nope.onnx' does not exist \(looked at '.*nope.onnx'\)$"):
+        localize("nope.onnx")
+    with pytest.raises(pytest_trt.TrtCompareError, match=r"^localize tolerances\['yy'\] names neither a precision nor "
+                                                           r"an output of o.onnx"):
+        localize(model, tolerances={"yy": {"atol": 1e-5}})
+    with pytest.raises(pytest_trt.TrtCompareError, match=r"^localize precision 'half' is unknown"):
+        localize(model, precision="half")
+    for bad in (0, -5, "64", True):
+        with pytest.raises(InputError, match=r"must be a positive number of MiB"):
+            localize(model, memory=bad)
+
+
+def test_a_tensor_larger_than_the_bound_is_compared_alone_with_a_note(tmp_path):
+    loc = localize(str(overflow_model(tmp_path / "o.onnx")), precision="fp16", seeds=1, memory=0.0001, **TOLERANCE)
+    assert loc.passes == loc.counts["compared"] == 5
+    assert any("over the 0.0001 MiB bound" in n for n in loc.notes)
+
+
+def test_a_landmark_names_the_overflow_when_an_earlier_node_diverges_first(tmp_path):
+    """A tolerance tight enough that fp16 rounding of 'rs' already diverges: the first node is 'scale', and the
+    message still names where Inf first appears ('scores')."""
+    loc = localize(str(overflow_model(tmp_path / "o.onnx")), precision="fp16", seeds=1, atol=1e-4, rtol=1e-4,
+                   input_range=(0, 1))
+    text = message(loc)
+    assert loc.first.node != "scores" and loc.nonfinite.node == "scores"
+    assert "first NaN/Inf: scores (MatMul), tensor 'logits': " in text and "(overflow?)" in text

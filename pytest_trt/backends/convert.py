@@ -124,12 +124,12 @@ def convert(model, target: str = "float16"):
         converted = onnx.shape_inference.infer_shapes(model, strict_mode=True)
         onnx.checker.check_model(converted, full_check=True)
     except Exception as exc:
-        hint = (" (bfloat16 Conv, MatMul and others need opset 22; this converter keeps the model's opset)"
+        hint = (" (some bfloat16 ops, Conv among them, need opset 22; this converter keeps the model's opset)"
                 if target == "bfloat16" else "")
         raise ModelError(f"converting the model to {target} gave an invalid graph{hint} ({str(exc).splitlines()[0]}); "
                          f"use converter=autocast (pip install 'pytest-trt[autocast]'; it raises the opset), or give "
                          f"this precision its own file (model={{'fp32': ..., '{'bf16' if target == 'bfloat16' else 'fp16'}'"
-                         ": ...}})") from None
+                         ": ...})") from None
     return converted  # with the inferred value_info: onnxruntime 1.31 crashes on some fp16 graphs without it
 
 

@@ -187,6 +187,8 @@ def run_check(spec: CompareSpec, precision: str, ctx: CheckContext, engine=None,
             engine_skip_reason = f"backend {engine.name!r} skips {precision}: {reason}"
     if result.engine is None:
         result.engine_skipped = engine_skip_reason or "no engine backend selected"
+        if spec.localize:
+            result.localization_problem = f"the engine side did not run: {result.engine_skipped}"
         if ctx.require_engine:
             result.problems.append(f"the engine side is required (--trt-require) but did not run: {result.engine_skipped}")
 

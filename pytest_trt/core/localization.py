@@ -10,7 +10,9 @@ This module decides, without running anything:
   peak memory is one pass's tensors, never the sum of all intermediates;
 - the first diverging node of one sample (``first_divergence``) and how often each node is the first over
   several samples (``tally``);
-- the path along which the error grows from that node to a failing output (``path_to``).
+- the path along which the error grows from that node to a failing output (``path_to``), and two landmarks on
+  the way: where NaN/Inf first appear (``first_nonfinite``: an overflow) and the node that multiplies the error
+  it receives the most (``largest_jump``: a node whose inputs were close and whose output is far off).
 
 Running the sides is ``core.localize``'s; the text and JSON of a ``Localization`` are ``reports.localization``'s.
 """
@@ -74,7 +76,7 @@ class Localization(Record):
     from its output to ``failing_output`` with their errors (first sample that diverged there)."""
 
     __slots__ = ("precision", "engine", "reference", "method", "fusions_broken", "preview", "samples", "firsts",
-                 "first", "inputs", "path", "failing_output", "tensors", "counts", "reproduced", "peak_bytes", "passes",
+                 "first", "inputs", "path", "failing_output", "tensors", "nonfinite", "jump", "counts", "reproduced", "peak_bytes", "passes",
                  "seconds", "notes")
 
     def __init__(self, precision: str, engine: str, reference: str, method: str, fusions_broken: bool,
@@ -89,6 +91,8 @@ class Localization(Record):
         self.firsts: list[TensorError | None] = []  # per sample: the first diverging tensor, or None
         self.first: TensorError | None = None
         self.inputs: list[tuple[str, TensorError | None]] = []  # the first node's inputs (None: graph input, weight)
+        self.nonfinite: TensorError | None = None  # the first tensor with NaN/Inf on one side only (first sample)
+        self.jump: tuple[TensorError, float] | None = None  # the tensor whose share grew most over its inputs'
         self.path: list[TensorError] = []
         self.failing_output: str | None = None
         self.tensors: list[TensorError] = []  # every observable tensor of the first sample, graph order
@@ -206,9 +210,45 @@ def path_to(start: str, output: str, nodes: Sequence, errors: Mapping[str, Tenso
     return path
 
 
-def shorten(path: list[TensorError], rows: int = PATH_ROWS) -> list[TensorError | None]:
-    """``path`` with its middle replaced by one None where it has more than ``rows`` steps."""
+def first_nonfinite(errors: Iterable[TensorError]) -> TensorError | None:
+    """The first tensor in graph order with NaN or Inf on one side only: where an overflow shows."""
+    return min((e for e in errors if e.status == "compared" and e.nonfinite), key=lambda e: e.order, default=None)
+
+
+def largest_jump(errors: Mapping[str, TensorError], nodes: Sequence) -> tuple[TensorError, float] | None:
+    """The diverging tensor whose share of its budget grew most over the largest share among its node's inputs
+    (graph inputs and weights count as 0; 1% is the floor), with that factor. A node that only carries or
+    scales an error it received has a small factor; the node that loses the precision has a large one."""
+    best = None
+    for e in errors.values():
+        if not e.diverged or e.share is None:
+            continue
+        node = nodes[e.order]
+        shares = [errors[i].share or 0.0 for i in node.inputs if i in errors and errors[i].status == "compared"]
+        factor = e.share / max(max(shares, default=0.0), 0.01)
+        if best is None or factor > best[1]:
+            best = (e, factor)
+    return best
+
+
+def shorten(path: list[TensorError], rows: int = PATH_ROWS, keep: Iterable[str] = ()) -> list[TensorError | None]:
+    """``path`` with its middle replaced by None (one per gap) where it has more than ``rows`` steps; the tensors
+    named in ``keep`` (landmarks) stay."""
     if len(path) <= rows:
         return list(path)
     head = rows // 2
-    return [*path[:head], None, *path[len(path) - (rows - head - 1):]]
+    tail = len(path) - (rows - head - 1)
+    kept = set(keep)
+    shown = [i for i, e in enumerate(path) if i < head or i >= tail or e.name in kept]
+    out, last = [], -1
+    for i in shown:
+        if i != last + 1:
+            out.append(None)
+        out.append(path[i])
+        last = i
+    return out
+
+
+def size_text(nbytes: int) -> str:
+    """Bytes held, in words: MiB, or KiB below a tenth of one."""
+    return f"{nbytes / 2**20:.1f} MiB" if nbytes >= 2**20 // 10 else f"{nbytes / 1024:.1f} KiB"

@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from pytest_trt.core.localization import (Localization, TensorError, first_divergence, observable, path_to,
-                                          pick_first, plan_passes)
+from pytest_trt.core.localization import (Localization, TensorError, first_divergence, first_nonfinite,
+                                          largest_jump, observable, path_to, pick_first, plan_passes,
+                                          size_text)
 from pytest_trt.errors import BackendError, InputError
 
 DEFAULT_SEEDS = 3                 # samples: the check's own inputs and two more seeds
@@ -21,49 +22,64 @@ DEFAULT_MEMORY = 256 << 20        # bytes of tensors (both sides) one pass may h
 
 def localize(model, inputs=None, *, backend: str = "onnxruntime", precision: str = "fp16", atol=None, rtol=None,
              tolerances: Mapping | None = None, shapes: Mapping | None = None, seed: int = 0,
-             seeds: int = DEFAULT_SEEDS, memory: int = DEFAULT_MEMORY, build=None, engine_dir=None,
+             seeds: int = DEFAULT_SEEDS, memory: float = DEFAULT_MEMORY >> 20, build=None, engine_dir=None,
              input_range=None, observe: str = "kept") -> Localization:
-    """Find where ``backend`` at ``precision`` first diverges from the onnxruntime reference on ``model``.
+    """Find where ``backend`` (default: onnxruntime, whose fp16/bf16 is a CPU preview) at ``precision`` first
+    diverges from the onnxruntime reference on ``model`` (a path, relative to the current directory).
 
     Inputs are generated from ``seed`` (and ``seed+1``... for further samples) unless given (then they are the
     only sample). Tolerances as in the marker (``atol``/``rtol``, ``tolerances={...}``); ``memory`` bounds the
-    bytes of tensors held at once. ``observe`` (TensorRT before 10.12, whose engines cannot emit tensors without
-    changing their fusions): "kept" marks only the tensors the engine under test keeps between its layers (its
-    fusions stay; tensors inside them are reported as fused), "all" marks every tensor (fusions broken). Returns a ``Localization`` (``.first``: the first diverging node, ``.path``:
-    the error along the way to a failing output); ``str(reports.localization.text(loc))`` prints it.
+    MiB of tensors held at once (as ``--trt-localize-memory``). ``observe`` (TensorRT before 10.12, whose engines
+    cannot emit tensors without changing their fusions): "kept" marks only the tensors the engine under test
+    keeps between its layers (its fusions stay; tensors inside them are reported as fused), "all" marks every
+    tensor (fusions broken). Returns a ``Localization`` (``.first``: the first diverging node, ``.path``: the
+    error along the way to a failing output); ``reports.localization.full_table(loc)`` prints it. The engine
+    under test is built and run once first (its layers tell which tensors it fuses).
     """
-    from pytest_trt.backends.registry import get_backend
-    from pytest_trt.core.build_options import parse_build_options
-    from pytest_trt.core.spec import parse_marker
-
     import os
 
+    from pytest_trt.backends.registry import get_backend
+    from pytest_trt.core.build_options import parse_build_options
+    from pytest_trt.core.check import check_outputs_filter
+    from pytest_trt.core.generated_inputs import make_inputs
+    from pytest_trt.core.inputs import prepare_user_inputs
+    from pytest_trt.core.model import load_model_info
+    from pytest_trt.core.spec import parse_marker
+    from pytest_trt.errors import SpecError
+
     if isinstance(model, (str, os.PathLike)):
-        model = os.path.abspath(model)  # relative to the current directory, as every eager function reads paths
+        path = os.path.abspath(model)  # relative to the current directory, as every eager function reads paths
+        if not os.path.isfile(path):
+            raise InputError(f"localize: model file {str(model)!r} does not exist (looked at {path!r})")
+        model = path
+    if isinstance(memory, bool) or not isinstance(memory, (int, float)) or not memory > 0:
+        raise InputError(f"localize(memory={memory!r}) must be a positive number of MiB (the tensors held at once), "
+                         f"e.g. memory={DEFAULT_MEMORY >> 20}")
+    if observe not in ("kept", "all"):
+        raise InputError(f"localize(observe={observe!r}) must be 'kept' (the tensors the engine under test keeps "
+                         "between its layers) or 'all' (every tensor; breaks TensorRT's fusions before 10.12)")
     kwargs = {k: v for k, v in (("model", model), ("atol", atol), ("rtol", rtol), ("tolerances", tolerances),
                                 ("shapes", shapes), ("seed", seed), ("input_range", input_range),
                                 ("precision", precision)) if v is not None}
-    spec = parse_marker((), kwargs)
+    try:
+        spec = parse_marker((), kwargs)
+        info = load_model_info(spec.model)
+        check_outputs_filter(spec, info)
+    except SpecError as exc:  # the marker's sentences, said of this call
+        text = str(exc)
+        raise SpecError(f"localize {text[len('trt_compare '):]}" if text.startswith("trt_compare ")
+                        else f"localize {text}") from None
     engine = get_backend(backend)
     reason = engine.unavailable_reason() or engine.precision_reason(precision)
     if reason:
         raise BackendError(f"backend {backend!r} cannot localize {precision}: {reason}")
-    if observe not in ("kept", "all"):
-        raise InputError(f"localize(observe={observe!r}) must be 'kept' (the tensors the engine under test keeps "
-                         "between its layers) or 'all' (every tensor; breaks TensorRT's fusions before 10.12)")
     options = {"shapes": spec.shapes, "engine_dir": engine_dir, "convert": True, "observe": observe,
                "build": parse_build_options(build, "localize(build=...)") if build is not None else None}
-    from pytest_trt.core.model import load_model_info
-
-    from pytest_trt.core.generated_inputs import make_inputs
-    from pytest_trt.core.inputs import prepare_user_inputs
-
-    info = load_model_info(spec.model)
     first = (make_inputs(info, spec.shapes, spec.seed, spec.input_range) if inputs is None
              else prepare_user_inputs(inputs, info))
     engine.run(info, first, precision=precision, options=options)  # the engine under test: its layers name fusions
-    return localize_model(spec, precision, info, info, engine, options, inputs, seeds=seeds, memory=memory,
-                          first_sample=first if inputs is None else None)
+    return localize_model(spec, precision, info, info, engine, options, inputs, seeds=seeds,
+                          memory=int(round(memory * (1 << 20))), first_sample=first if inputs is None else None)
 
 
 def localize_model(spec, precision: str, info, engine_info, engine, options: Mapping, inputs=None, *,
@@ -147,6 +163,8 @@ def localize_model(spec, precision: str, info, engine_info, engine, options: Map
                 loc.path, loc.failing_output = path, output
                 break
         loc.inputs = [(name, errors.get(name)) for name in _node_inputs(nodes, loc.first)]
+        loc.nonfinite = first_nonfinite(loc.tensors)
+        loc.jump = largest_jump(errors, nodes)
     if loc.first is not None:
         hidden = sum(1 for e in loc.tensors if e.status == "fused" and e.order < loc.first.order)
         if hidden:
@@ -155,6 +173,9 @@ def localize_model(spec, precision: str, info, engine_info, engine, options: Map
                              "localize(..., observe='all') exposes them, breaking the fusions)")
     if inputs is not None:
         loc.notes.append("one sample: the test's own inputs (generated samples could leave their domain)")
+    if loc.peak_bytes > memory:
+        loc.notes.append(f"a pass held {size_text(loc.peak_bytes)}, over the {memory / 2**20:.3g} MiB bound: a "
+                         "single tensor (both sides) is larger than the bound and is compared alone")
     if loc.reproduced is False and failing_output is not None:
         loc.notes.append("the check's failure does not reproduce in the localization run: exposing the tensors "
                          "changed what the engine computes (kernels or precisions), so the table may not show it")

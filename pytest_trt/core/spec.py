@@ -98,8 +98,8 @@ def parse_marker(args: Sequence, kwargs: Mapping, test_dir: Path | None = None,
     if kwargs.get("localize") is not None:
         if not isinstance(kwargs["localize"], bool):
             raise SpecError(f"trt_compare localize={kwargs['localize']!r} must be True (localize this test's "
-                            "engine-vs-reference comparison even when it passes or --trt-localize is off) or False "
-                            "(never)")
+                            "engine-vs-reference comparison even when it passes or --trt-localize is off), False "
+                            "(never) or None (--trt-localize decides)")
         fields["localize"] = kwargs["localize"]
     return CompareSpec(**fields)
 

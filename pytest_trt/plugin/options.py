@@ -204,22 +204,24 @@ def read_options(config: pytest.Config) -> Options:
             value = float("nan")
         if not low <= value <= high:
             hint = " (a share, not a percent)" if high == 1.0 and 1 < value <= 100 and value == int(value) else ""
-            raise pytest.UsageError(f"{source_name(ini, source)} {given!r} is not a number from {low:g} to {high:g}"
+            raise pytest.UsageError(f"{source_name(ini, source)} {given!r} is not a number from {low:g} to {high:.10g}"
                                     f"{hint}; use e.g. {option.flag}={example if example is not None else option.default:g}")
         return value
 
     summary = text("trt_summary")
     if summary not in ("compact", "full"):
         raise pytest.UsageError(f"--trt-summary {summary!r} is unknown; use compact or full")
-    def choice(ini, *allowed):
+    def choice(ini, *allowed, switch=None):
         value = text(ini).lower()
+        if switch and value in _TRUE + _FALSE:  # a mode that is also a switch: 1/true/on and 0/false/off
+            value = switch[0] if value in _TRUE else switch[1]
         if value not in allowed:
             where = source_name(ini, setting(config, ini)[1])
             raise pytest.UsageError(f"{where} {value!r} is unknown; use {', '.join(allowed[:-1])} or {allowed[-1]}")
         return value
 
     precision_check = choice("trt_precision_check", "warn", "strict", "off")
-    localize = choice("trt_localize", "auto", "off")
+    localize = choice("trt_localize", "auto", "off", switch=("auto", "off"))
     seeds = number("trt_localize_seeds", 1, 1000)
     if seeds != int(seeds):
         raise pytest.UsageError(f"--trt-localize-seeds {seeds:g} is not a whole number; use e.g. --trt-localize-seeds=3")

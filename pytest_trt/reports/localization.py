@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pytest_trt.comparison.report import column
-from pytest_trt.core.localization import Localization, TensorError, shorten
+from pytest_trt.core.localization import Localization, TensorError, shorten, size_text
 
 
 def headline(loc: Localization) -> str:
@@ -23,12 +23,21 @@ def message(loc: Localization) -> str:
         inputs = [f"{name} {_short_error(e)}" for name, e in loc.inputs]
         if inputs:
             lines.append(f"  its inputs: {', '.join(inputs)}")
+        if loc.nonfinite is not None and loc.nonfinite.name != loc.first.name:
+            e = loc.nonfinite
+            lines.append(f"  first NaN/Inf: {e.node} ({e.op}), tensor {e.name!r}: {e.nonfinite} of {e.size} elements "
+                         "NaN or Inf on one side only (overflow?)")
+        if loc.jump is not None and loc.jump[0].name != loc.first.name and loc.jump[1] >= 10:
+            e, factor = loc.jump
+            lines.append(f"  largest jump: {e.node} ({e.op}), tensor {e.name!r}: {_budget(e)} of its budget, "
+                         f"{factor:.0f}x its inputs' largest share (the first node may only carry an error it got)")
         others = [f"{node} ({op}) {count}" for node, op, count in loc.tally()[1:]]
         if others:
             lines.append(f"  other samples first diverged at: {', '.join(others)}")
         if loc.path:
             lines.append(f"  error along the path to output {loc.failing_output!r}:")
-            lines.extend("    " + row for row in path_rows(loc.path))
+            keep = [e.name for e in (loc.nonfinite, loc.jump[0] if loc.jump else None) if e is not None]
+            lines.extend("    " + row for row in path_rows(loc.path, keep))
     lines.append(f"  {how(loc)}")
     lines.extend(f"  note: {n}" for n in loc.notes)
     return "\n".join(lines)
@@ -48,13 +57,13 @@ def how(loc: Localization) -> str:
     repro = ("" if loc.reproduced is None else
              "; its outputs fail there as well" if loc.reproduced else "; its outputs PASS there")
     return (f"localized with {side} through {loc.method}{broken}{repro}: {', '.join(parts)}; "
-            f"{len(loc.samples)} sample(s), {loc.passes} pass(es) each, {loc.peak_bytes / 2**20:.1f} MiB held at "
+            f"{len(loc.samples)} sample(s), {loc.passes} pass(es) each, {size_text(loc.peak_bytes)} held at "
             f"most, {loc.seconds:.2f} s")
 
 
-def path_rows(path: list[TensorError]) -> list[str]:
+def path_rows(path: list[TensorError], keep=()) -> list[str]:
     table = [("node", "op", "tensor", "max abs", "budget")]
-    for e in shorten(path):
+    for e in shorten(path, keep=keep):
         if e is None:
             table.append(("...", "", "", "", ""))
         else:
@@ -87,6 +96,8 @@ def as_json(loc: Localization) -> dict:
             "first_by_sample": [e.node if e is not None else None for e in loc.firsts],
             "tally": [{"node": n, "op": op, "samples": c} for n, op, c in loc.tally()],
             "inputs": [{"tensor": n, "error": error(e)} for n, e in loc.inputs],
+            "first_nonfinite": error(loc.nonfinite),
+            "largest_jump": None if loc.jump is None else {"tensor": error(loc.jump[0]), "factor": loc.jump[1]},
             "failing_output": loc.failing_output, "path": [error(e) for e in loc.path],
             "counts": loc.counts, "passes": loc.passes, "peak_bytes": loc.peak_bytes, "seconds": loc.seconds,
             "notes": loc.notes, "tensors": [error(e) for e in loc.tensors]}
@@ -123,7 +134,7 @@ def _error_words(e: TensorError) -> str:
 
 def _short_error(e: TensorError | None) -> str:
     if e is None:
-        return "(graph input or weight: same on both sides)"
+        return "(graph input or weight: not compared)"
     if e.status != "compared":
         return f"({e.status})"
     return f"({column(e.max_abs).strip()}, {_budget(e)})"

@@ -142,3 +142,32 @@ def test_diverged_needs_a_comparison_that_failed():
     assert _error("a", "n", 0, math.inf).diverged
     assert not _error("a", "n", 0, 0.9).diverged
     assert not TensorError(Tensor("a", "n", "Add", 0), "absent", passed=False).diverged
+
+
+def test_landmarks_first_nonfinite_and_largest_jump():
+    from pytest_trt.core.localization import first_nonfinite, largest_jump
+
+    # x -> a (Mul, carries a 45% input error to 300%) -> b (MatMul, 300% -> Inf) -> y
+    nodes = _nodes([helper.make_node("Mul", ["x", "w"], ["a"], name="scale"),
+                    helper.make_node("MatMul", ["a", "w2"], ["b"], name="scores"),
+                    helper.make_node("Relu", ["b"], ["y"], name="act")], inits=("w", "w2"))
+    errors = {"a": _error("a", "scale", 0, 3.0, op="Mul"), "b": _error("b", "scores", 1, 900.0, op="MatMul"),
+              "y": _error("y", "act", 2, 900.0, op="Relu")}
+    errors["b"].nonfinite = 12
+    assert first_nonfinite(errors.values()).name == "b"
+    jump, factor = largest_jump(errors, nodes)
+    assert jump.name == "a" and factor == 300.0      # weights count as 0: the floor of 1% makes 3.0 -> 300x
+    errors["a"].share = 0.45                          # a passes now: b multiplies 0.45 into 900
+    errors["a"].passed = True
+    jump, factor = largest_jump(errors, nodes)
+    assert jump.name == "b" and factor == 2000.0
+    assert first_nonfinite([e for e in errors.values() if e.name != "b"]) is None
+
+
+def test_shorten_keeps_landmarks_inside_the_elided_middle():
+    path = [_error(f"t{i}", f"n{i}", i, 1.0 + i) for i in range(30)]
+    short = shorten(path, rows=8, keep=["t15"])
+    names = [e.name if e is not None else None for e in short]
+    assert names == ["t0", "t1", "t2", "t3", None, "t15", None, "t27", "t28", "t29"]
+    assert [e.name if e else None for e in shorten(path, rows=8)] == ["t0", "t1", "t2", "t3", None, "t27", "t28",
+                                                                       "t29"]
