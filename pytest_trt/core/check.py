@@ -20,9 +20,9 @@ from pytest_trt.goldens.policy import GoldenAction, check_golden, golden_meta, i
 from pytest_trt.goldens.store import stem_for
 from pytest_trt.core.generated_inputs import make_inputs
 from pytest_trt.core.inputs import prepare_user_inputs
-from pytest_trt.core.model import ModelInfo, has_quantize_nodes, load_model_info
+from pytest_trt.core.model import has_quantize_nodes, load_model_info
 from pytest_trt.core.records import Record
-from pytest_trt.core.spec import CompareSpec, check_names, did_you_mean, engine_model_info
+from pytest_trt.core.spec import CompareSpec, check_outputs_filter, engine_model_info
 from pytest_trt.core.tolerance import REFERENCE_PRECISION, resolve
 
 
@@ -249,19 +249,6 @@ def _judge_census(result: CheckResult, census: dict | None, spec: CompareSpec, c
                                f"{spec.min_precision_share:g})")
     elif ctx.precision_check == "off":
         result.precision_shortfall = None
-
-
-def check_outputs_filter(spec: CompareSpec, info: ModelInfo) -> None:
-    """Every output name in ``outputs=`` and ``tolerances=`` is one of the model's (else one sentence)."""
-    if spec.tolerances:
-        check_names(spec, info.output_names, info.path.name)
-    if spec.outputs is None:
-        return
-    unknown = [o for o in spec.outputs if o not in info.output_names]
-    if unknown:
-        raise InputError(f"trt_compare outputs names {', '.join(map(repr, unknown))}, which is not an output of "
-                         f"{info.path.name}{did_you_mean(unknown[0], info.output_names)}; its outputs are: "
-                         f"{', '.join(s.describe() for s in info.outputs)}")
 
 
 def _select(outputs: Mapping, spec: CompareSpec) -> dict:

@@ -40,11 +40,10 @@ def localize(model, inputs=None, *, backend: str = "onnxruntime", precision: str
 
     from pytest_trt.backends.registry import get_backend
     from pytest_trt.core.build_options import parse_build_options
-    from pytest_trt.core.check import check_outputs_filter
     from pytest_trt.core.generated_inputs import make_inputs
     from pytest_trt.core.inputs import prepare_user_inputs
     from pytest_trt.core.model import load_model_info
-    from pytest_trt.core.spec import parse_marker
+    from pytest_trt.core.spec import check_outputs_filter, parse_marker
     from pytest_trt.errors import SpecError
 
     if isinstance(model, (str, os.PathLike)):

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pytest_trt.errors import SpecError
+from pytest_trt.errors import InputError, SpecError
 from pytest_trt.core.records import FrozenRecord, set_field
 from pytest_trt.core.tolerance import FIELDS, PRECISIONS, check_tolerances, check_value
 
@@ -199,7 +199,7 @@ def did_you_mean(name, choices) -> str:
 def check_names(spec: CompareSpec, output_names, model_name: str) -> None:
     """Every output and precision that ``tolerances=`` names exists: a misspelt key would otherwise be ignored
     silently and its tolerance never applied. (``outputs=`` is checked with the model's inputs, in
-    ``core.check.check_outputs_filter``.)"""
+    ``check_outputs_filter``.)"""
     outputs = tuple(output_names)
     listing = f"its outputs are: {', '.join(outputs)}; precisions are: {', '.join(PRECISIONS)}"
     for key, section in spec.tolerances.items():
@@ -304,3 +304,16 @@ def merge_call(spec: CompareSpec, kwargs: Mapping, test_dir: Path | None, rootdi
     if "tolerances" in kwargs:
         changes["tolerances"] = override.tolerances
     return spec.replace(**changes)
+
+
+def check_outputs_filter(spec: CompareSpec, info) -> None:
+    """Every output name in ``outputs=`` and ``tolerances=`` is one of the model's (else one sentence)."""
+    if spec.tolerances:
+        check_names(spec, info.output_names, info.path.name)
+    if spec.outputs is None:
+        return
+    unknown = [o for o in spec.outputs if o not in info.output_names]
+    if unknown:
+        raise InputError(f"trt_compare outputs names {', '.join(map(repr, unknown))}, which is not an output of "
+                         f"{info.path.name}{did_you_mean(unknown[0], info.output_names)}; its outputs are: "
+                         f"{', '.join(s.describe() for s in info.outputs)}")
