@@ -327,6 +327,9 @@ def test_failing_checks_name_their_first_diverging_node_everywhere(loc_repo):
     assert properties["test_auto"]["trt_first_diverging_node"] == "scores (MatMul)"
     assert "trt_first_diverging_node" not in properties["test_never"]
     assert "trt_first_diverging_node" not in properties["test_passing"]   # localized, nothing diverged
+    summary = result.stdout.str().split("pytest-trt ===")[-1]
+    assert "  diverges: test_loc.py::test_auto [fp16]: first at scores (MatMul)" in summary
+    assert "test_never [" not in summary.split("diverges:", 1)[-1]
     assert int((loc_repo.path / "passes.txt").read_text()) <= 2   # the default 256 MiB: all 40 tensors fit
     row = next(line for line in result.stdout.lines if line.startswith("  test_loc.py::test_auto "))
     assert re.search(r" onnxruntime \S+ preview ", row), row

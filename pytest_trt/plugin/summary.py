@@ -191,6 +191,8 @@ def check_rows(records: list, full: bool) -> list[str]:
     for r in drifted:
         lines.extend(f"  drift: {r.test} [{r.precision}]: {d}" for d in r.drift)
     lines.extend(f"  precision: {r.test} [{r.precision}]: {r.precision_shortfall}" for r in shortfalls)
+    lines.extend(f"  diverges: {r.test} [{r.precision}]: first at {r.first_diverging}" for r in checks
+                 if r.first_diverging)
     return lines
 
 

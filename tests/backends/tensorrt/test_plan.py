@@ -97,3 +97,14 @@ def test_build_option_missing_in_this_tensorrt_is_one_sentence():
     assert str(info.value) == ("TensorRT 11.0.0 has no set_tactic_sources, so the build option tactic_sources cannot be "
                                "used with it; remove tactic_sources from the build options (--trt-build-options, the "
                                "marker's or build_engine()'s build=)")
+
+
+def test_each_release_exposes_tensors_its_own_way():
+    from pytest_trt.backends.tensorrt.plan import Flavor
+
+    assert Flavor.parse("tensorrt", "8.6.1").observation == "outputs"
+    assert Flavor.parse("tensorrt", "10.0.1").observation == "debug"
+    assert Flavor.parse("tensorrt", "10.11.0").observation == "debug"
+    assert Flavor.parse("tensorrt", "10.12.0").observation == "unfused"
+    assert Flavor.parse("tensorrt", "11.0.0").observation == "unfused"
+    assert Flavor.parse("tensorrt_rtx", "1.7.1").observation == "unfused"

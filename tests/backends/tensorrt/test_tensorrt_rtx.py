@@ -224,3 +224,42 @@ def test_mapped_file_with_other_names_is_refused(tmp_path):
         "build_engine model['fp16'] (other.onnx) does not have the inputs and outputs of model['fp32'] (mlp.onnx): "
         "input 'x' is missing, input 'a' is extra, input 'b' is extra, output 'y' is missing, output 's' is extra, "
         "output 'i' is extra; export both from the same model, or convert the fp32 file")
+
+
+@pytest.mark.parametrize("how", ["unfused", "debug", "outputs"])
+def test_localization_builds_expose_tensors_the_way_each_release_allows(tmp_path, how):
+    """The network calls a localization makes (mark_unfused_tensors_as_debug_tensors, mark_debug, mark_output),
+    made on a real TensorRT network: the plan builds, and marking one by one takes the float tensors only."""
+    from models import overflow_model
+    from pytest_trt.backends.registry import get_backend
+    from pytest_trt.backends.tensorrt import build as build_module
+    from pytest_trt.core.localization import observable
+    from pytest_trt.core.model import graph_nodes, load_model_info
+
+    info = load_model_info(overflow_model(tmp_path / "o.onnx"))
+    names = tuple(t.name for t in observable(graph_nodes(str(info.path), info.sha256).nodes, info.input_names))
+    marked = []
+    original = build_module.mark_tensors
+
+    def spy(trt, network, how_, wanted):
+        marked.append(original(trt, network, how_, wanted))
+        marked.append(sorted(network.get_output(i).name for i in range(network.num_outputs)))
+        return marked[0]
+
+    backend = get_backend(RTX)
+    build_module.mark_tensors = spy
+    try:
+        outcome, _ = backend.build(info, "fp16", shapes={}, cache_dir=tmp_path / "cache", observe=(how, names))
+    finally:
+        build_module.mark_tensors = original
+    assert outcome.plan and outcome.status == "built"
+    count, outputs = marked
+    if how == "unfused":
+        assert count == -1 and outputs == ["out"]          # nothing marked one by one; the network keeps its output
+    else:
+        assert count == 4                                   # h, r, rs, logits ('out' is already an output)
+        assert outputs == (["out"] if how == "debug" else sorted(["h", "r", "rs", "logits", "out"]))
+    again, _ = backend.build(info, "fp16", shapes={}, cache_dir=tmp_path / "cache", observe=(how, names))
+    plain, _ = backend.build(info, "fp16", shapes={}, cache_dir=tmp_path / "cache")
+    assert again.status == "loaded" and plain.key != outcome.key   # its own cache key
+
