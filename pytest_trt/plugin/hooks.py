@@ -76,6 +76,21 @@ def pytest_itemcollected(item) -> None:
                                 scan=not state.partial_files or item.path.resolve() not in state.partial_files)
 
 
+def pytest_deselected(items) -> None:
+    """Tests deselected after collection (-k, -m, pytest-split and other shard plugins): they were collected, so
+    their golden folders are in use; the summary says how much of the suite this run's view covers."""
+    if not items:
+        return
+    state = items[0].config.stash.get(STATE, None)
+    if state is None:
+        return
+    state.summary.deselected += sum(1 for item in items if "trt_compare" in getattr(item, "fixturenames", ()))
+    option = items[0].config.option
+    splits, group = getattr(option, "splits", None), getattr(option, "group", None)
+    if splits and group:
+        state.summary.shard = f"group {group} of {splits} (pytest-split)"
+
+
 # ---------------------------------------------------------------------------------- running
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -17,7 +17,7 @@ class SessionSummary(Record):
     """What the session's checks did to goldens and engines, counted; one per process, merged over xdist."""
 
     __slots__ = ("goldens", "known", "scanned", "engine_skips", "engine_runs", "engines", "build_seconds", "checks",
-                 "records", "pending")
+                 "records", "pending", "collected", "deselected", "shard")
 
     def __init__(self, known: set[str] | None = None, scanned: set[str] | None = None):
         self.goldens: dict[str, str] = {}            # npz path -> action
@@ -30,6 +30,9 @@ class SessionSummary(Record):
         self.checks = 0
         self.records: list = []                      # CheckRecord per check
         self.pending: list = []                      # checks of the test attempt under way, counted when it settles
+        self.collected = 0                           # tests using trt_compare that were collected
+        self.deselected = 0                          # of them, deselected (-k, -m, a shard plugin such as pytest-split)
+        self.shard: str | None = None                # "group 2 of 4 (pytest-split)" where a shard plugin says so
 
     def add(self, result, record, events: list[dict]) -> None:
         """One finished check: its ``CheckResult``, its row (``CheckRecord``), the engine builds and loads it caused.
@@ -63,6 +66,7 @@ class SessionSummary(Record):
         """A collected check's golden folder (in use); with ``scan``, its module's folder is searched for unused
         ones (not when only some of the module's tests were named on the command line)."""
         self.known.add("/".join(folder))
+        self.collected += 1
         if scan:
             self.scanned.add("/".join(folder[:module_depth]))
 
@@ -80,7 +84,8 @@ class SessionSummary(Record):
         return {"goldens": self.goldens, "known": sorted(self.known), "scanned": sorted(self.scanned),
                 "engine_skips": dict(self.engine_skips), "engine_runs": dict(self.engine_runs), "checks": self.checks,
                 "engines": dict(self.engines), "build_seconds": self.build_seconds,
-                "records": [r.to_json() for r in self.records]}
+                "records": [r.to_json() for r in self.records], "collected": self.collected,
+                "deselected": self.deselected, "shard": self.shard}
 
     def merge_json(self, data: dict) -> None:
         for path, action in data.get("goldens", {}).items():
@@ -92,6 +97,10 @@ class SessionSummary(Record):
         self.checks += data.get("checks", 0)
         self.engines.update(data.get("engines", {}))
         self.build_seconds += data.get("build_seconds", 0.0)
+        # every xdist worker collects (and deselects) the whole suite: the same counts, not a sum
+        self.collected = max(self.collected, data.get("collected", 0))
+        self.deselected = max(self.deselected, data.get("deselected", 0))
+        self.shard = self.shard or data.get("shard")
         from pytest_trt.reports.rows import CheckRecord
 
         self.records.extend(CheckRecord.from_json(r) for r in data.get("records", ()))
@@ -118,6 +127,11 @@ class SessionSummary(Record):
     def lines(self, golden_dir: Path | None, verbose: bool) -> list[str]:
         """The terminal summary."""
         out = []
+        if self.deselected:
+            shard = f" ({self.shard})" if self.shard else ""
+            out.append(f"this run's view{shard}: {self.collected - self.deselected} of {self.collected} collected "
+                       f"pytest-trt tests ran ({self.deselected} deselected by -k, -m or a shard plugin); the goldens "
+                       "of deselected tests stay in use")
         counts = Counter(self.goldens.values())
         unused = self.unused(golden_dir) if golden_dir is not None else []
         if self.goldens or unused:

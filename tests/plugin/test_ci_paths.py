@@ -330,7 +330,30 @@ def test_deselected_tests_do_not_make_their_goldens_unused(pytester):
     result = pytester.runpytest("-k", "test_one")
     result.assert_outcomes(passed=1, deselected=1)
     assert "unused:" not in result.stdout.str() and " unused" not in result.stdout.str().split("summary")[-1]
-    result.stdout.fnmatch_lines(["*goldens in *: 1 unchanged"])
+    result.stdout.fnmatch_lines(["this run's view: 1 of 2 collected pytest-trt tests ran (1 deselected by -k, -m or a "
+                                 "shard plugin); the goldens of deselected tests stay in use",
+                                 "*goldens in *: 1 unchanged"])
+    whole = pytester.runpytest()
+    assert "this run's view" not in whole.stdout.str()          # nothing deselected: no view line
+    (pytester.path / "golden" / "test_s" / "test_gone").mkdir()
+    (pytester.path / "golden" / "test_s" / "test_gone" / "reference.json").write_text("{}")
+    shard = pytester.runpytest("-k", "test_two")                # a folder no collected test uses is still unused
+    shard.stdout.fnmatch_lines(["*1 unused*", "*unused: test_s/test_gone/*"])
+
+
+def test_pytest_split_shards_see_every_golden_in_use_and_say_which_shard(pytester):
+    pytest.importorskip("pytest_split")
+    two_tests(pytester)
+    seen = {}
+    for group in (1, 2):
+        result = pytester.runpytest("--splits", "2", "--group", str(group))
+        result.assert_outcomes(passed=1, deselected=1)
+        text = result.stdout.str()
+        assert "unused" not in text.split("pytest-trt ===")[-1]
+        result.stdout.fnmatch_lines([f"this run's view (group {group} of 2 (pytest-split)): 1 of 2 collected pytest-trt "
+                                     "tests ran (1 deselected by -k, -m or a shard plugin)*"])
+        seen[group] = text
+    assert seen[1] != seen[2]
 
 
 def test_a_check_that_passes_on_rerun_is_counted_once_as_passed(pytester):
