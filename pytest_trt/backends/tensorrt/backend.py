@@ -26,6 +26,7 @@ from pytest_trt.backends.tensorrt.probe import install_hint, machine_reason
 from pytest_trt.backends.tensorrt.progress import BuildProgress
 from pytest_trt.backends.tensorrt.runtime import Engine, PlanLoadError
 from pytest_trt.backends.tensorrt.cache import EngineCache, EngineCacheWarning, cache_key, key_fields, timing_key
+from pytest_trt.backends.tensorrt.cache_index import provenance
 from pytest_trt.core.build_options import BuildOptions
 from pytest_trt.errors import BackendError
 
@@ -213,7 +214,8 @@ class TensorRTBackend:
             fields["observe"] = [observe[0], sorted(observe[1])]
         key = cache_key(fields)
         description = {**fields, "model_file": model.path.name, "precision": precision,
-                       "realization_text": realization.describe()}
+                       "realization_text": realization.describe(),
+                       "built_by": provenance(version, device.get("driver"))}   # not in the key: who, not what
         timing = timing_key(self.name, version, device) if self.flavor.has_timing_cache else None
 
         def build(timing_cache: bytes | None):

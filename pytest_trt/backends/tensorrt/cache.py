@@ -8,12 +8,15 @@ Layout under the cache directory::
     timing/<key>.cache      TensorRT timing cache per (TensorRT version, GPU, CUDA), checksummed
     locks/<key>.lock        advisory locks: one process builds a key, the others wait and load (kept:
                             the cache may be shared over NFS, where removing a lock file in use breaks it)
+    used/<key>              empty; its modification time is the plan's last use (touched on each hit)
     index.json              one line per plan: key -> short description
 
 A lock is ``flock``/``LockFileEx`` on an open file, so the operating system drops it when its holder
 dies: a killed build never blocks the next run. A plan whose checksum or recorded key does not match
 is rebuilt with a warning, never loaded. An intact plan is loaded without a lock and without opening
-anything for writing, so a populated cache on a read-only mount serves its plans; only a build writes.
+anything for writing, so a populated cache on a read-only mount serves its plans; only a build writes (and a
+hit's ``used/<key>`` touch, where the folder is writable). ``remove`` takes plans out under their locks, for
+``python -m pytest_trt cache prune``; ``cache_index`` reads what the folder holds.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from pytest_trt.backends.tensorrt.cache_index import USED, utc_text
 from pytest_trt.errors import BackendError
 from pytest_trt.core.files import atomic_writer, file_lock, remove_stale_temporaries
 
@@ -98,11 +102,13 @@ class EngineCache:
             return CacheOutcome(plan, "uncached", time.perf_counter() - start, key)
         plan, _ = self._load(key)  # writers rename whole files: an intact pair needs no lock
         if plan is not None:
+            self.mark_used(key)
             return CacheOutcome(plan, "loaded", 0.0, key)
         self._prepare_for_writing()
         with file_lock(self.directory / "locks" / f"{key}.lock", keep=True):
             plan, problem = self._load(key)  # under the lock: built meanwhile, or really damaged
             if plan is not None:
+                self.mark_used(key)
                 return CacheOutcome(plan, "loaded", 0.0, key)
             plan, seconds = self._build_and_store(key, description, build, timing)
         if problem:
@@ -121,6 +127,7 @@ class EngineCache:
         with file_lock(self.directory / "locks" / f"{key}.lock", keep=True):
             plan, _ = self._load(key)
             if plan is not None and hashlib.sha256(plan).hexdigest() != bad:
+                self.mark_used(key)
                 return CacheOutcome(plan, "loaded", 0.0, key)
             plan, seconds = self._build_and_store(key, description, build, timing)
         return CacheOutcome(plan, "rebuilt", seconds, key)
@@ -154,6 +161,50 @@ class EngineCache:
         for folder in (self.directory / "plans", self.directory / "timing", self.directory):
             remove_stale_temporaries(folder)
 
+    def mark_used(self, key: str) -> None:
+        """Record that the plan of ``key`` was used now: touch ``used/<key>``, best effort (``cache prune``
+        removes the least recently used plans first and those unused for a while).
+
+        Not the plan's access time: filesystems are commonly mounted ``noatime`` or ``relatime``, where reading
+        a plan does not move it, so the marker's modification time is set instead. Nothing is tried where the
+        folder is not writable (a read-only mount serves its plans and a hit must write nothing there), and an
+        error is ignored: a missed mark only makes a plan look older to a prune, never fails a check."""
+        if not os.access(self.directory, os.W_OK | os.X_OK):
+            return
+        marker = self.directory / USED / key
+        try:
+            try:
+                os.utime(marker)
+            except FileNotFoundError:
+                marker.parent.mkdir(exist_ok=True)
+                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666))
+        except OSError:
+            pass
+
+    def remove(self, plans: Mapping[str, str | None]) -> dict[str, int]:
+        """Take the plans ``{key: plan sha256 or None}`` out of the cache: plan, sidecar and ``used`` marker, each
+        under its key's lock, then out of ``index.json``; bytes freed by key. A plan whose sidecar records another
+        sha256 than given was rebuilt since it was chosen and stays (None: remove whatever is there). The sidecar
+        goes first: a process loading meanwhile finds the pair incomplete and, under the lock, builds anew.
+        Raises OSError (or TrtCompareError for the lock folder) where the folder cannot be written."""
+        freed: dict[str, int] = {}
+        for key, sha256 in plans.items():
+            with file_lock(self.directory / "locks" / f"{key}.lock", keep=True):
+                plan, sidecar = self.plan_path(key), self.plan_path(key).with_suffix(".json")
+                if sha256 is not None and _recorded_sha256(sidecar) != sha256:
+                    continue
+                freed[key] = 0
+                for path in (sidecar, plan, self.directory / USED / key):
+                    try:
+                        size = path.stat().st_size
+                        path.unlink()
+                    except FileNotFoundError:
+                        continue
+                    freed[key] += size
+        if freed:
+            self._update_index({key: None for key in freed})
+        return freed
+
     def _unwritable(self, exc: OSError) -> BackendError:
         return BackendError(f"cannot write to the engine cache directory {str(self.directory)!r} "
                             f"({exc.strerror or type(exc).__name__}); make it writable, free space, or give "
@@ -178,17 +229,22 @@ class EngineCache:
         return plan, None
 
     def _store(self, key: str, plan: bytes, description: Mapping, seconds: float) -> None:
+        """Write the plan, then its sidecar: ``description`` (the caller's: what the plan is and, as ``built_by``,
+        who built it, ``cache_index.provenance``) with checksum, size and build seconds."""
         path = self.plan_path(key)
+        created = utc_text()
         meta = {"key": key, "cache_format": CACHE_FORMAT_VERSION, "plan_sha256": hashlib.sha256(plan).hexdigest(),
-                "plan_bytes": len(plan), "build_seconds": round(seconds, 3),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **description}
+                "plan_bytes": len(plan), "build_seconds": round(seconds, 3), "created": created, **description}
+        if isinstance(meta.get("built_by"), Mapping):   # built when stored, not when asked for
+            meta["built_by"] = {**meta["built_by"], "time": created}
         with atomic_writer(path) as f:
             f.write(plan)
         with atomic_writer(path.with_suffix(".json")) as f:
             f.write((json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
-        self._update_index(key, meta)
+        self._update_index({key: summary_line(meta)})
 
-    def _update_index(self, key: str, meta: Mapping) -> None:
+    def _update_index(self, changes: Mapping[str, str | None]) -> None:
+        """Set (a line) or drop (None) entries of ``index.json``, under its lock."""
         index = self.directory / "index.json"
         with file_lock(self.directory / "locks" / "index.lock", keep=True):
             entries = _read_index(index)
@@ -197,7 +253,11 @@ class EngineCache:
                     warnings.warn(EngineCacheWarning(f"engine cache index {str(index)!r} was damaged; rebuilt it "
                                                      "from the plans' sidecars"), stacklevel=4)
                 entries = self._index_from_sidecars()
-            entries[key] = summary_line(meta)
+            for key, line in changes.items():
+                if line is None:
+                    entries.pop(key, None)
+                else:
+                    entries[key] = line
             with atomic_writer(index) as f:
                 f.write((json.dumps(entries, indent=1, sort_keys=True) + "\n").encode())
 
@@ -235,6 +295,15 @@ class EngineCache:
         with file_lock(self.directory / "locks" / f"timing-{timing}.lock", keep=True):
             with atomic_writer(path) as f:
                 f.write(hashlib.sha256(payload).digest() + payload)
+
+
+def _recorded_sha256(sidecar: Path) -> str | None:
+    """The plan sha256 a sidecar records; None when it is missing, damaged or says none."""
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return meta.get("plan_sha256") if isinstance(meta, dict) else None
 
 
 def _read_index(index: Path) -> dict | None:
