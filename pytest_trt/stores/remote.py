@@ -41,7 +41,7 @@ PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "a
             "abfss": "adlfs"}
 S3 = ("s3", "s3a")
 # S3 defaults that keep a stopped server from stalling a run (fsspec configuration, e.g. FSSPEC_S3_*, wins).
-S3_DEFAULTS = {"use_listings_cache": False, "retries": 2,
+S3_DEFAULTS = {"use_listings_cache": False,
                "config_kwargs": {"connect_timeout": 5, "read_timeout": 60,
                                  "retries": {"max_attempts": 2, "mode": "standard"}}}
 
