@@ -15,6 +15,9 @@ One build per fleet: on S3 a runner that needs a missing key creates its lease w
 with ``If-Match`` once the plan is stored; the others wait for the sidecar. Other stores, and S3-compatible stores
 that do not refuse a second create (checked once per process), fall back to one build per runner (the local
 copy's file lock), said once.
+
+(Over 400 lines: the store and its lease holder share the store-access helpers and error sorting; the lease's
+decisions are apart, in ``lease``.)
 """
 from __future__ import annotations
 
