@@ -36,7 +36,8 @@ class Option(FrozenRecord):
 
 OPTIONS = [
     Option("--trt-engine-dir", "trt_engine_dir", "path", "PYTEST_TRT_ENGINE_DIR", None,
-           "folder of cached TensorRT engines, reused across runs and machines (default: none, engines are built "
+           "folder of cached TensorRT engines, reused across runs and machines, or an object-storage URL shared by a "
+           "fleet of runners (s3://bucket/prefix; pip install 'pytest-trt[remote]') (default: none, engines are built "
            "once per session); give it as --trt-engine-dir=DIR"),
     Option("--update-golden", "trt_update_golden", "bool", None, False,
            "create or rewrite goldens that are missing or no longer match (atomically); matching goldens are left "
@@ -105,7 +106,7 @@ class Options(Record):
                  "suggest", "junit", "golden_guessed", "localize", "localize_seeds", "localize_memory")
 
     def __init__(self, *, golden_dir: Path, update_golden: bool, backend: str, require: bool,
-                 engine_dir: Path | None, build, devices: tuple[int, ...] | None, summary: str,
+                 engine_dir: Path | str | None, build, devices: tuple[int, ...] | None, summary: str,
                  close_share: float, drift_factor: float, strict_drift: bool, artifacts: Path | None,
                  suggest: bool, junit: bool, golden_guessed: bool, precision_check: str = "warn",
                  min_precision_share: float = 0.0, localize: str = "auto", localize_seeds: int = 3,
@@ -176,6 +177,11 @@ def read_options(config: pytest.Config) -> Options:
             default = _BY_INI[ini].default
             return None if default is None else (config.rootpath / default).resolve()
         explicit.add(ini)
+        if ini == "trt_engine_dir":
+            from pytest_trt.stores import is_url
+
+            if is_url(value):   # an object-storage cache (s3://...): kept as written
+                return value
         if source == "ini":
             base = config.inipath.parent if config.inipath else config.rootpath
             return (base / value).resolve()

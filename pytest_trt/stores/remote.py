@@ -200,7 +200,8 @@ class RemoteEngineCache(EngineCache):
             f.write(plan)
         with atomic_writer(path.with_suffix(".json")) as f:
             f.write(meta_bytes)
-        self._update_index(key, json.loads(meta_bytes))
+        self._update_index({key: summary_line(json.loads(meta_bytes))})
+        self.mark_used(key)
         return _outcome(plan, "loaded", 0.0, key)
 
     # ------------------------------------------------------------------ store access

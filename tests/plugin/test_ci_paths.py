@@ -412,3 +412,20 @@ def test_a_module_marker_checks_the_tests_that_use_trt_compare_and_leaves_the_ot
     result = pytester.runpytest("--update-golden")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*goldens in *: 1 created"])
+
+
+@pytest.mark.parametrize("how", ["flag", "env", "ini"])
+def test_an_object_storage_url_is_kept_as_the_engine_cache_location(pytester, monkeypatch, how):
+    """s3://... is a URL, not a folder under the current directory, whichever way it is given."""
+    pytester.makeini(INI + ("trt_engine_dir = s3://engines/ci\n" if how == "ini" else ""))
+    pytester.makeconftest("""
+        def pytest_collection_finish(session):
+            from pytest_trt.plugin.state import STATE
+            print("ENGINE_DIR", repr(session.config.stash[STATE].options.engine_dir))
+    """)
+    pytester.makepyfile(test_a="def test_a():\n    pass\n")
+    if how == "env":
+        monkeypatch.setenv("PYTEST_TRT_ENGINE_DIR", "s3://engines/ci")
+    result = pytester.runpytest("-s", *(["--trt-engine-dir=s3://engines/ci"] if how == "flag" else []))
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["ENGINE_DIR 's3://engines/ci'"])
