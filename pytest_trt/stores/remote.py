@@ -35,7 +35,7 @@ from pathlib import Path
 from pytest_trt.backends.tensorrt.cache import EngineCache, EngineCacheWarning, summary_line
 from pytest_trt.core.files import atomic_writer, file_lock
 from pytest_trt.errors import BackendError
-from pytest_trt.stores import lease as leases
+import pytest_trt.stores.lease as leases
 
 SECRET_ENV = "PYTEST_TRT_CACHE_SECRET"
 LOCAL_DIR_ENV = "PYTEST_TRT_ENGINE_LOCAL_DIR"

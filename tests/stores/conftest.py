@@ -1,6 +1,4 @@
 """An S3 server on loopback (moto's server mode) and the environment that points s3fs at it."""
-import os
-
 import pytest
 
 pytest.importorskip("s3fs", reason="s3fs is not installed (pip install 'pytest-trt[remote]')")

@@ -13,9 +13,9 @@ import warnings
 import pytest
 
 import pytest_trt
-from pytest_trt.backends.tensorrt.cache import EngineCache, EngineCacheWarning
+from pytest_trt.backends.tensorrt.cache import EngineCacheWarning
 from pytest_trt.errors import BackendError
-from pytest_trt.stores import remote
+from pytest_trt.stores import engine_cache, remote
 
 from models import scale_model
 
@@ -206,8 +206,8 @@ def test_a_store_without_conditional_writes_says_so_once_and_builds_once_per_run
 def test_a_url_without_its_package_names_the_extra(monkeypatch):
     with pytest.raises(BackendError, match=r"^engine cache 'gs://b/x' is a gs:// URL, which needs fsspec and gcsfs: "
                                            r"pip install 'pytest-trt\[remote\]' gcsfs$"):
-        EngineCache("gs://b/x")
+        engine_cache("gs://b/x")
     monkeypatch.setitem(sys.modules, "fsspec", None)
     with pytest.raises(BackendError, match=r"^engine cache 's3://b/x' is a URL, which needs fsspec and s3fs: "
                                            r"pip install 'pytest-trt\[remote\]'$"):
-        EngineCache("s3://b/x")
+        engine_cache("s3://b/x")

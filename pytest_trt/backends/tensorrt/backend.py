@@ -25,7 +25,8 @@ from pytest_trt.backends.tensorrt.plan import (Flavor, check_shape_values, check
 from pytest_trt.backends.tensorrt.probe import install_hint, machine_reason
 from pytest_trt.backends.tensorrt.progress import BuildProgress
 from pytest_trt.backends.tensorrt.runtime import Engine, PlanLoadError
-from pytest_trt.backends.tensorrt.cache import EngineCache, EngineCacheWarning, cache_key, key_fields, timing_key
+from pytest_trt.backends.tensorrt.cache import EngineCacheWarning, cache_key, key_fields, timing_key
+from pytest_trt.stores import engine_cache
 from pytest_trt.backends.tensorrt.cache_index import provenance
 from pytest_trt.core.build_options import BuildOptions
 from pytest_trt.errors import BackendError
@@ -230,7 +231,7 @@ class TensorRTBackend:
                     return build_plan(self.trt(), self.flavor, source, realization, profile, options, timing_cache,
                                       progress, observe)
 
-        cache = EngineCache(cache_dir)
+        cache = engine_cache(cache_dir)
         outcome = (cache.get_or_build(key, description, build, timing) if replace is None
                    else cache.replace(key, replace, description, build, timing))
         self.events.append({"model": model.path.name, "precision": precision, "status": outcome.status,

@@ -85,15 +85,6 @@ class EngineCache:
     """Plans by key in ``directory``; ``None`` means no cache (every request builds). A URL string
     (``s3://bucket/prefix``) makes a ``pytest_trt.stores.remote.RemoteEngineCache``."""
 
-    def __new__(cls, directory=None, *args, **kwargs):
-        from pytest_trt.stores import is_url
-
-        if cls is EngineCache and is_url(directory):
-            from pytest_trt.stores.remote import RemoteEngineCache
-
-            return super().__new__(RemoteEngineCache)
-        return super().__new__(cls)
-
     def __init__(self, directory: str | os.PathLike | None):
         self.directory = Path(directory) if directory is not None else None
 
