@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from pytest_trt.backends.tensorrt.cache_index import age_text, choose_prunes, read_records, size_text
+from pytest_trt.backends.tensorrt.cache_index import choose_prunes, read_records, size_text
 
 PROG = "python -m pytest_trt cache"
 ENV = "PYTEST_TRT_ENGINE_DIR"
@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             raise UsageError(f"name a command: {PROG} list [DIR] or {PROG} prune [DIR] ... (see {PROG} --help)")
         folder = _folder(args.dir)
+        if isinstance(folder, str):   # an object-storage cache (s3://...)
+            return _remote(folder, args)
         if args.command == "list":
             return list_command(folder, as_json=args.json)
         older = parse_duration(args.older_than) if args.older_than is not None else None
@@ -133,12 +135,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _folder(given: str | None) -> Path:
+def _folder(given: str | None) -> Path | str:
+    """The cache folder, or an object-storage URL (kept as a string)."""
     text = given if given is not None else os.environ.get(ENV) or None
     if text is None:
         raise UsageError(f"no engine cache folder given; pass it ({PROG} list DIR) or set {ENV}")
-    if "://" in text:
-        raise UsageError(f"{text!r} is a URL; this command reads local folders, give the cache's local path")
+    from pytest_trt.stores import is_url
+
+    if is_url(text):
+        return text.rstrip("/")
     path = Path(text).expanduser()
     if path.exists() and not path.is_dir():
         raise UsageError(f"{str(path)!r} is a file, not an engine cache folder; give the folder --trt-engine-dir "
@@ -175,15 +180,37 @@ def _timing_files(folder: Path) -> list[int]:
         return []
 
 
-def list_command(folder: Path, *, as_json: bool = False) -> int:
-    records = read_records(folder)
-    timing = _timing_files(folder)
+def _remote(url: str, args) -> int:
+    """``list``/``prune`` on an object-storage cache: the same output, read and changed through the store."""
+    from pytest_trt.errors import TrtCompareError
+    from pytest_trt.stores import remote, upkeep
+
+    try:
+        records = upkeep.remote_records(url)
+        if args.command == "list":
+            return list_command(url, as_json=args.json, records=records)
+        older = parse_duration(args.older_than) if args.older_than is not None else None
+        size = parse_size(args.max_size) if args.max_size is not None else None
+        if older is None and size is None and not args.tensorrt_version and not args.damaged:
+            raise UsageError("give at least one rule: --older-than AGE, --tensorrt-version X, --max-size SIZE "
+                             "or --damaged")
+        return prune_command(url, older_than=older, versions=args.tensorrt_version, max_size=size,
+                             damaged=args.damaged, dry_run=args.dry_run, records=records)
+    except (TrtCompareError, remote.RemoteUnavailable) as exc:
+        print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def list_command(folder, *, as_json: bool = False, records=None) -> int:
+    remote = isinstance(folder, str)
+    records = read_records(folder) if records is None else records
+    timing = [] if remote else _timing_files(folder)
     if as_json:
         print(json.dumps({"directory": str(folder), "plans": [r.as_dict() for r in records],
                           "plan_bytes": sum(r.size for r in records), "timing_caches": len(timing),
                           "timing_bytes": sum(timing)}, indent=1))
         return 0
-    if not folder.exists():
+    if not remote and not folder.exists():
         print(f"no engine cache at {str(folder)!r} (the folder does not exist): 0 plans")
         return 0
     rows = [("KEY", "MODEL", "PRECISION", "TENSORRT", "GPU", "SIZE", "BUILT", "LAST USE")]
@@ -206,7 +233,8 @@ def list_command(folder: Path, *, as_json: bool = False) -> int:
     damaged = sum(1 for r in records if r.problem)
     print(f"{_plans(len(records))}, {size_text(sum(r.size for r in records))}"
           + (f" ({damaged} damaged; prune --damaged removes them)" if damaged else "")
-          + f"; timing caches: {len(timing)}, {size_text(sum(timing))}; in {str(folder)!r}")
+          + ("" if remote else f"; timing caches: {len(timing)}, {size_text(sum(timing))}")
+          + f"; in {str(folder)!r}")
     return 0
 
 
@@ -214,10 +242,11 @@ def _plans(count: int) -> str:
     return f"{count} plan" + ("" if count == 1 else "s")
 
 
-def prune_command(folder: Path, *, older_than: float | None, versions: list[str], max_size: int | None,
-                  damaged: bool, dry_run: bool) -> int:
-    records = read_records(folder)
-    if not folder.exists():
+def prune_command(folder, *, older_than: float | None, versions: list[str], max_size: int | None,
+                  damaged: bool, dry_run: bool, records=None) -> int:
+    remote = isinstance(folder, str)
+    records = read_records(folder) if records is None else records
+    if not remote and not folder.exists():
         print(f"no engine cache at {str(folder)!r} (the folder does not exist): nothing to prune")
         return 0
     chosen = choose_prunes(records, now=time.time(), older_than=older_than, versions=versions, max_size=max_size,
@@ -228,6 +257,10 @@ def prune_command(folder: Path, *, older_than: float | None, versions: list[str]
         return 0
     if dry_run:
         freed = {r.key: r.size for r, _ in chosen}
+    elif remote:
+        from pytest_trt.stores.upkeep import remove_remote
+
+        freed = remove_remote(folder, {r.key: r.plan_sha256 for r, _ in chosen})
     else:
         if not os.access(folder / "plans", os.W_OK | os.X_OK):
             print(f"{PROG} prune: cannot remove plans from {str(folder)!r} (read-only or not writable by this "

@@ -202,6 +202,10 @@ class RemoteEngineCache(EngineCache):
             f.write(meta_bytes)
         self._update_index({key: summary_line(json.loads(meta_bytes))})
         self.mark_used(key)
+        try:   # the fleet's last use of the plan: a download (best effort; `cache list` shows it)
+            self._put(f"{self.root}/used/{key}", b"")
+        except (RemoteUnavailable, _Precondition, OSError):
+            pass
         return _outcome(plan, "loaded", 0.0, key)
 
     # ------------------------------------------------------------------ store access
@@ -282,14 +286,15 @@ class RemoteEngineCache(EngineCache):
         self._put(self._plan(key, ".plan"), path.read_bytes())
         sidecar = path.with_suffix(".json").read_bytes()
         self._put(self._plan(key, ".json"), sidecar)
-        self._update_remote_index(key, json.loads(sidecar))
+        self._update_remote_index({key: summary_line(json.loads(sidecar))})
         if timing:
             local = self._timing_path(timing)
             if local.exists():
                 self._put(f"{self.root}/timing/{timing}.cache", local.read_bytes())
 
-    def _update_remote_index(self, key: str, meta: Mapping) -> None:
-        """index.json, read-modify-written; on S3 with If-Match (retried), elsewhere last writer wins."""
+    def _update_remote_index(self, changes: Mapping[str, str | None]) -> None:
+        """index.json, read-modify-written (a line sets a key's entry, None drops it); on S3 with If-Match
+        (retried), elsewhere last writer wins."""
         path = f"{self.root}/index.json"
         for _ in range(8):
             version = self._version(path)
@@ -300,7 +305,11 @@ class RemoteEngineCache(EngineCache):
                 entries = {}
             if not isinstance(entries, dict):
                 entries = {}
-            entries[key] = summary_line(meta)
+            for key, line in changes.items():
+                if line is None:
+                    entries.pop(key, None)
+                else:
+                    entries[key] = line
             body = (json.dumps(entries, indent=1, sort_keys=True) + "\n").encode()
             if self.protocol not in S3:
                 self._put(path, body)

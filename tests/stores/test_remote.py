@@ -211,3 +211,26 @@ def test_a_url_without_its_package_names_the_extra(monkeypatch):
     with pytest.raises(BackendError, match=r"^engine cache 's3://b/x' is a URL, which needs fsspec and s3fs: "
                                            r"pip install 'pytest-trt\[remote\]'$"):
         engine_cache("s3://b/x")
+
+
+def test_cache_list_and_prune_work_on_the_store(s3, tmp_path, capsys):
+    """python -m pytest_trt cache list|prune with an s3:// URL: the store's plans, their last use (a runner's
+    download), and removal (sidecar, plan, marker, index entry)."""
+    from pytest_trt.cli.cache import main
+
+    for m in models(tmp_path, 2):
+        pytest_trt.build_engine(m, backend=RTX, cache_dir=URL, shapes={"x": (2, 4)})
+    assert main(["list", URL]) == 0
+    out = capsys.readouterr().out
+    assert "2 plans" in out and f"in '{URL}'" in out and out.count("TensorRT-RTX") == 2
+    assert main(["list", URL, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["plans"]
+    assert len(listed) == 2 and all(p["problem"] is None and p["host"] for p in listed)
+    assert main(["prune", URL, "--max-size", "0", "--dry-run"]) == 0
+    assert "would remove 2 plans" in capsys.readouterr().out
+    assert len(s3.fs.find("engines/ci/plans")) == 4                       # the dry run removed nothing
+    assert main(["prune", URL, "--max-size", "0"]) == 0
+    assert "removed 2 plans" in capsys.readouterr().out
+    assert s3.fs.find("engines/ci/plans") == []
+    assert json.loads(s3.fs.cat("engines/ci/index.json")) == {}
+    assert main(["list", URL]) == 0 and "0 plans" in capsys.readouterr().out

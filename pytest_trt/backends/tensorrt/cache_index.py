@@ -84,7 +84,7 @@ def read_record(directory: Path, key: str) -> PlanRecord:
         return record.replace(problem=f"sidecar unreadable ({type(exc).__name__})")
     if not isinstance(meta, dict):
         return record.replace(problem="sidecar is not a JSON object")
-    record = _described(record, meta)
+    record = described(record, meta)
     if plan_stat is None:
         return record.replace(problem="no plan file (its sidecar is alone)")
     if meta.get("key") != key:
@@ -94,7 +94,7 @@ def read_record(directory: Path, key: str) -> PlanRecord:
     return record
 
 
-def _described(record: PlanRecord, meta: dict) -> PlanRecord:
+def described(record: PlanRecord, meta: dict) -> PlanRecord:
     """``record`` with what the sidecar ``meta`` says (any field of the wrong type is left unknown)."""
     def text(value):
         return value if isinstance(value, str) else None
