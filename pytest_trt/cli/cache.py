@@ -116,17 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             raise UsageError(f"name a command: {PROG} list [DIR] or {PROG} prune [DIR] ... (see {PROG} --help)")
         folder = _folder(args.dir)
-        if isinstance(folder, str):   # an object-storage cache (s3://...)
-            return _remote(folder, args)
         if args.command == "list":
-            return list_command(folder, as_json=args.json)
+            return _with_records(folder, args.command, lambda records: list_command(folder, as_json=args.json,
+                                                                                    records=records))
         older = parse_duration(args.older_than) if args.older_than is not None else None
         size = parse_size(args.max_size) if args.max_size is not None else None
         if older is None and size is None and not args.tensorrt_version and not args.damaged:
             raise UsageError("give at least one rule: --older-than AGE, --tensorrt-version X, --max-size SIZE "
                              "or --damaged")
-        return prune_command(folder, older_than=older, versions=args.tensorrt_version, max_size=size,
-                             damaged=args.damaged, dry_run=args.dry_run)
+        return _with_records(folder, args.command, lambda records: prune_command(
+            folder, older_than=older, versions=args.tensorrt_version, max_size=size, damaged=args.damaged,
+            dry_run=args.dry_run, records=records))
     except UsageError as exc:
         command = next((a for a in argv if a in ("list", "prune")), None)
         prog = f"{PROG} {command}" if command else PROG
@@ -180,24 +180,18 @@ def _timing_files(folder: Path) -> list[int]:
         return []
 
 
-def _remote(url: str, args) -> int:
-    """``list``/``prune`` on an object-storage cache: the same output, read and changed through the store."""
+def _with_records(folder, command: str, run) -> int:
+    """``run(records)``: for a folder with records None (the command reads them), for an object-storage URL with
+    the store's records; a store that cannot be read or changed is one sentence, exit 1."""
+    if not isinstance(folder, str):
+        return run(None)
     from pytest_trt.errors import TrtCompareError
     from pytest_trt.stores import remote, upkeep
 
     try:
-        records = upkeep.remote_records(url)
-        if args.command == "list":
-            return list_command(url, as_json=args.json, records=records)
-        older = parse_duration(args.older_than) if args.older_than is not None else None
-        size = parse_size(args.max_size) if args.max_size is not None else None
-        if older is None and size is None and not args.tensorrt_version and not args.damaged:
-            raise UsageError("give at least one rule: --older-than AGE, --tensorrt-version X, --max-size SIZE "
-                             "or --damaged")
-        return prune_command(url, older_than=older, versions=args.tensorrt_version, max_size=size,
-                             damaged=args.damaged, dry_run=args.dry_run, records=records)
+        return run(upkeep.remote_records(folder))
     except (TrtCompareError, remote.RemoteUnavailable) as exc:
-        print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
+        print(f"{PROG} {command}: {exc}", file=sys.stderr)
         return 1
 
 
