@@ -155,6 +155,15 @@ def plain(x):
     return f"{x:.6g}" if isinstance(x, float) else x
 
 
+def size_text(size: float) -> str:
+    """Bytes in binary units: ``512 B``, ``41.2 KiB``, ``1.5 GiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
 def budget_text(budget, missing: str = "-") -> str:
     """``missing`` for anything but a number (a golden's sidecar may lack it or hold something else)."""
     if not isinstance(budget, (int, float)):

@@ -247,8 +247,3 @@ def shorten(path: list[TensorError], rows: int = PATH_ROWS, keep: Iterable[str] 
         out.append(path[i])
         last = i
     return out
-
-
-def size_text(nbytes: int) -> str:
-    """Bytes held, in words: MiB, or KiB below a tenth of one."""
-    return f"{nbytes / 2**20:.1f} MiB" if nbytes >= 2**20 // 10 else f"{nbytes / 1024:.1f} KiB"

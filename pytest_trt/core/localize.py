@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from contextlib import closing
 
 from pytest_trt.core.localization import (Localization, TensorError, first_divergence, first_nonfinite,
-                                          largest_jump, observable, path_to, pick_first, plan_passes,
-                                          size_text)
+                                          largest_jump, observable, path_to, pick_first, plan_passes)
 from pytest_trt.errors import BackendError, InputError
 
 DEFAULT_SEEDS = 3                 # samples: the check's own inputs and two more seeds
@@ -113,8 +113,8 @@ def localize_model(spec, precision: str, info, engine_info, engine, options: Map
         samples = [(-1, prepare_user_inputs(inputs, info))]
     reference = get_backend("onnxruntime")
     tensors = observable(nodes, exclude=info.input_names)
-    with _closing(reference.probe(info, precision=REFERENCE_PRECISION, tensors=[t.name for t in tensors])) as ref, \
-            _closing(probe(engine_info, precision=precision, options=options, tensors=[t.name for t in tensors])) as eng:
+    with closing(reference.probe(info, precision=REFERENCE_PRECISION, tensors=[t.name for t in tensors])) as ref, \
+            closing(probe(engine_info, precision=precision, options=options, tensors=[t.name for t in tensors])) as eng:
         status = eng.tensors()
         layers = getattr(eng, "layers", lambda: {})()
         fused_in_engine = getattr(eng, "fused_in_engine", lambda: set())()
@@ -173,6 +173,8 @@ def localize_model(spec, precision: str, info, engine_info, engine, options: Map
     if inputs is not None:
         loc.notes.append("one sample: the test's own inputs (generated samples could leave their domain)")
     if loc.peak_bytes > memory:
+        from pytest_trt.comparison.report import size_text
+
         loc.notes.append(f"a pass held {size_text(loc.peak_bytes)}, over the {memory / 2**20:.3g} MiB bound: a "
                          "single tensor (both sides) is larger than the bound and is compared alone")
     if loc.reproduced is False and failing_output is not None:
@@ -265,17 +267,3 @@ def _share(rep) -> float:
 def _node_inputs(nodes, first) -> list[str]:
     node = nodes[first.order]
     return [i for i in node.inputs if i]
-
-
-class _closing:
-    """A probe as a context manager: ``close()`` on exit, whatever happened."""
-
-    def __init__(self, probe):
-        self.probe = probe
-
-    def __enter__(self):
-        return self.probe
-
-    def __exit__(self, *exc):
-        self.probe.close()
-        return False

@@ -1,8 +1,8 @@
 """A ``Localization`` as words: the failure message's lines, the full table (artifact) and report.json's data."""
 from __future__ import annotations
 
-from pytest_trt.comparison.report import column
-from pytest_trt.core.localization import Localization, TensorError, shorten, size_text
+from pytest_trt.comparison.report import budget_text, column, size_text
+from pytest_trt.core.localization import Localization, TensorError, shorten
 
 
 def headline(loc: Localization) -> str:
@@ -110,10 +110,7 @@ def _max_abs(e: TensorError) -> str:
 
 
 def _budget(e: TensorError) -> str:
-    if e.share is None:
-        return "-"
-    return "inf" if e.share == float("inf") else f"{e.share * 100:.0f}%"
-
+    return budget_text(e.share)
 
 def _error_words(e: TensorError) -> str:
     what = f"tensor {e.name!r}: max abs error {column(e.max_abs).strip()} (finite elements), {_budget(e)} of its budget"

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pytest_trt.core.records import Record
+from pytest_trt.comparison.report import size_text
 
 USED = "used"     # used/<key>: touched on each cache hit; its mtime is the plan's last use
 FLAVOR_NAMES = {"tensorrt": "TensorRT", "tensorrt_rtx": "TensorRT-RTX"}
@@ -153,15 +154,6 @@ def choose_prunes(records: Iterable[PlanRecord], *, now: float, older_than: floa
             chosen[record.key] = f"least recently used while the cache exceeds {size_text(max_size)}"
             left -= record.size
     return [(r, chosen[r.key]) for r in sorted(records, key=lambda r: (r.last_use, r.key)) if r.key in chosen]
-
-
-def size_text(size: float) -> str:
-    """Bytes in binary units: ``512 B``, ``41.2 KiB``, ``1.5 GiB``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def age_text(seconds: float) -> str:
