@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"name a command: {PROG} list [DIR] or {PROG} prune [DIR] ... (see {PROG} --help)")
         folder = _folder(args.dir)
         if args.command == "list":
-            return _with_records(folder, args.command, lambda records: list_command(folder, as_json=args.json,
-                                                                                    records=records))
+            return _with_records(folder, args.command, lambda records: list_command(folder, records, as_json=args.json))
         older = parse_duration(args.older_than) if args.older_than is not None else None
         size = parse_size(args.max_size) if args.max_size is not None else None
         if older is None and size is None and not args.tensorrt_version and not args.damaged:
@@ -181,10 +180,10 @@ def _timing_files(folder: Path) -> list[int]:
 
 
 def _with_records(folder, command: str, run) -> int:
-    """``run(records)``: for a folder with records None (the command reads them), for an object-storage URL with
-    the store's records; a store that cannot be read or changed is one sentence, exit 1."""
+    """``run(records)`` with the records of the folder, or of the object-storage URL's store; a store that cannot be
+    read or changed is one sentence, exit 1."""
     if not isinstance(folder, str):
-        return run(None)
+        return run(read_records(folder))
     from pytest_trt.errors import TrtCompareError
     from pytest_trt.stores import remote, upkeep
 
@@ -195,9 +194,8 @@ def _with_records(folder, command: str, run) -> int:
         return 1
 
 
-def list_command(folder, *, as_json: bool = False, records=None) -> int:
+def list_command(folder, records: list, *, as_json: bool = False) -> int:
     remote = isinstance(folder, str)
-    records = read_records(folder) if records is None else records
     timing = [] if remote else _timing_files(folder)
     if as_json:
         print(json.dumps({"directory": str(folder), "plans": [r.as_dict() for r in records],
@@ -237,9 +235,8 @@ def _plans(count: int) -> str:
 
 
 def prune_command(folder, *, older_than: float | None, versions: list[str], max_size: int | None,
-                  damaged: bool, dry_run: bool, records=None) -> int:
+                  damaged: bool, dry_run: bool, records: list) -> int:
     remote = isinstance(folder, str)
-    records = read_records(folder) if records is None else records
     if not remote and not folder.exists():
         print(f"no engine cache at {str(folder)!r} (the folder does not exist): nothing to prune")
         return 0

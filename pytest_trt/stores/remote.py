@@ -32,7 +32,8 @@ import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from pytest_trt.backends.tensorrt.cache import EngineCache, EngineCacheWarning, summary_line
+from pytest_trt.backends.tensorrt.cache import (CacheOutcome, EngineCache, EngineCacheWarning, index_body,
+                                                summary_line)
 from pytest_trt.core.files import atomic_writer, file_lock
 from pytest_trt.errors import BackendError
 import pytest_trt.stores.lease as leases
@@ -123,18 +124,9 @@ class RemoteEngineCache(EngineCache):
     def replace(self, key, bad_plan, description, build, timing=None):
         return self._get(key, description, build, timing, bad_plan)
 
-    def _load(self, key):
-        """The local copy's plan, refused unless it verifies (checksum; signature when a secret is set)."""
-        plan, problem = super()._load(key)
-        if plan is not None and self.secret:
-            try:
-                meta = json.loads(self.plan_path(key).with_suffix(".json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                meta = {}
-            problem = self._unsigned(meta, key, str(self.plan_path(key)))
-            if problem:
-                return None, problem
-        return plan, problem
+    def _meta_problem(self, meta: dict, key: str, where: str) -> str | None:
+        """The local copy is refused unless its signature verifies, where a secret is set."""
+        return self._unsigned(meta, key, where) if self.secret else None
 
     def _store(self, key, plan, description, seconds):
         if self.secret:  # the sidecar is uploaded as written here, so the signature goes in now
@@ -147,8 +139,9 @@ class RemoteEngineCache(EngineCache):
     def _get(self, key, description, build, timing, bad_plan):
         bad = _sha(bad_plan)
         plan, _ = self._load(key)
-        if plan is not None and _sha(plan) != bad:
-            return _outcome(plan, "loaded", 0.0, key)
+        if plan is not None and (bad is None or _sha(plan) != bad):
+            self.mark_used(key)   # the local copy's last use, as a local cache records it
+            return CacheOutcome(plan, "loaded", 0.0, key)
         if self.url not in _OFFLINE:
             try:
                 return self._remote_get(key, description, build, timing, bad)
@@ -167,8 +160,8 @@ class RemoteEngineCache(EngineCache):
         self._prepare_for_writing()
         with file_lock(self.directory / "locks" / f"{key}.lock", keep=True):  # one build per runner
             local, _ = self._load(key)
-            if local is not None and _sha(local) != bad:
-                return _outcome(local, "loaded", 0.0, key)
+            if local is not None and (bad is None or _sha(local) != bad):
+                return CacheOutcome(local, "loaded", 0.0, key)
             holder = _LeaseHolder(self, key) if self._conditional() else None
             if holder is not None and not holder.acquire(lambda: self._exists(self._plan(key, ".json"))):
                 plan, meta, problem = self._fetch(key, bad)  # built by another runner while we waited
@@ -190,7 +183,7 @@ class RemoteEngineCache(EngineCache):
                     holder.release()
         if problem:
             warnings.warn(EngineCacheWarning(problem + "; rebuilt it"), stacklevel=4)
-        return _outcome(plan, "rebuilt" if problem or bad else "built", seconds, key)
+        return CacheOutcome(plan, "rebuilt" if problem or bad else "built", seconds, key)
 
     def _keep(self, key, plan: bytes, meta_bytes: bytes):
         """A verified download, written to the local copy (plan first, sidecar after) and its index."""
@@ -206,7 +199,7 @@ class RemoteEngineCache(EngineCache):
             self._put(f"{self.root}/used/{key}", b"")
         except (RemoteUnavailable, _Precondition, OSError):
             pass
-        return _outcome(plan, "loaded", 0.0, key)
+        return CacheOutcome(plan, "loaded", 0.0, key)
 
     # ------------------------------------------------------------------ store access
 
@@ -297,21 +290,17 @@ class RemoteEngineCache(EngineCache):
         (retried), elsewhere last writer wins."""
         path = f"{self.root}/index.json"
         for _ in range(8):
-            version = self._version(path)
-            data = self._read(path) if version else None
+            conditional = self.protocol in S3
+            version = self._version(path) if conditional else None   # only S3 writes on a condition
+            data = self._read(path) if version or not conditional else None
             try:
                 entries = json.loads(data) if data else {}
             except (ValueError, UnicodeDecodeError, RecursionError):
                 entries = {}
             if not isinstance(entries, dict):
                 entries = {}
-            for key, line in changes.items():
-                if line is None:
-                    entries.pop(key, None)
-                else:
-                    entries[key] = line
-            body = (json.dumps(entries, indent=1, sort_keys=True) + "\n").encode()
-            if self.protocol not in S3:
+            body = index_body(entries, changes)
+            if not conditional:
                 self._put(path, body)
                 return
             try:
@@ -464,8 +453,3 @@ def _precondition_failed(exc: BaseException) -> bool:
                 return True
     return False
 
-
-def _outcome(plan, status, seconds, key):
-    from pytest_trt.backends.tensorrt.cache import CacheOutcome
-
-    return CacheOutcome(plan, status, seconds, key)

@@ -6,10 +6,9 @@ downloads the plan (a runner that loads its own local copy writes nothing there)
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
-from pytest_trt.backends.tensorrt.cache_index import PlanRecord, described
+from pytest_trt.backends.tensorrt.cache_index import PlanRecord, checked
 
 
 def remote_records(url: str) -> list[PlanRecord]:
@@ -38,22 +37,8 @@ def remote_records(url: str) -> list[PlanRecord]:
         if sidecar is None:
             records.append(record.replace(problem="no sidecar (its .json is missing)"))
             continue
-        try:
-            meta = json.loads(store._read(sidecar["name"]) or b"")
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            records.append(record.replace(problem=f"sidecar unreadable ({type(exc).__name__})"))
-            continue
-        if not isinstance(meta, dict):
-            records.append(record.replace(problem="sidecar is not a JSON object"))
-            continue
-        record = described(record, meta)
-        if plan is None:
-            record = record.replace(problem="no plan file (its sidecar is alone)")
-        elif meta.get("key") != key:
-            record = record.replace(problem="sidecar records another key than its file name")
-        elif meta.get("plan_bytes") != int(plan.get("size") or -1):
-            record = record.replace(problem=f"plan is {plan.get('size')} bytes, its sidecar says {meta.get('plan_bytes')}")
-        records.append(record)
+        records.append(checked(record, lambda name=sidecar["name"]: store._read(name) or b"",
+                               int(plan.get("size") or 0) if plan is not None else None))
     return records
 
 

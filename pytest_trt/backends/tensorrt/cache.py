@@ -227,7 +227,13 @@ class EngineCache:
             return None, f"cached engine {str(path)!r} records another key than its file name"
         if meta.get("plan_sha256") != hashlib.sha256(plan).hexdigest() or meta.get("plan_bytes") != len(plan):
             return None, f"cached engine {str(path)!r} fails its checksum (truncated or corrupted)"
-        return plan, None
+        problem = self._meta_problem(meta, key, str(path))
+        return (None, problem) if problem else (plan, None)
+
+    def _meta_problem(self, meta: dict, key: str, where: str) -> str | None:
+        """A further reason to refuse an intact plan, from its sidecar: none here (a store that signs plans
+        checks the signature)."""
+        return None
 
     def _store(self, key: str, plan: bytes, description: Mapping, seconds: float) -> None:
         """Write the plan, then its sidecar: ``description`` (the caller's: what the plan is and, as ``built_by``,
@@ -254,13 +260,8 @@ class EngineCache:
                     warnings.warn(EngineCacheWarning(f"engine cache index {str(index)!r} was damaged; rebuilt it "
                                                      "from the plans' sidecars"), stacklevel=4)
                 entries = self._index_from_sidecars()
-            for key, line in changes.items():
-                if line is None:
-                    entries.pop(key, None)
-                else:
-                    entries[key] = line
             with atomic_writer(index) as f:
-                f.write((json.dumps(entries, indent=1, sort_keys=True) + "\n").encode())
+                f.write(index_body(entries, changes))
 
     def _index_from_sidecars(self) -> dict:
         entries = {}
@@ -305,6 +306,16 @@ def _recorded_sha256(sidecar: Path) -> str | None:
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return None
     return meta.get("plan_sha256") if isinstance(meta, dict) else None
+
+
+def index_body(entries: dict, changes: Mapping[str, str | None]) -> bytes:
+    """``index.json``'s bytes: ``entries`` with ``changes`` applied (a line sets a key's entry, None drops it)."""
+    for key, line in changes.items():
+        if line is None:
+            entries.pop(key, None)
+        else:
+            entries[key] = line
+    return (json.dumps(entries, indent=1, sort_keys=True) + "\n").encode()
 
 
 def _read_index(index: Path) -> dict | None:

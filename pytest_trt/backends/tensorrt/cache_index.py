@@ -79,19 +79,27 @@ def read_record(directory: Path, key: str) -> PlanRecord:
     record = PlanRecord(key, size=size, last_use=last_use)
     if sidecar_stat is None:
         return record.replace(problem="no sidecar (its .json is missing)")
+    return checked(record, lambda: sidecar.read_text(encoding="utf-8"),
+                   plan_stat.st_size if plan_stat is not None else None)
+
+
+def checked(record: PlanRecord, read_sidecar, plan_size: int | None) -> PlanRecord:
+    """``record`` described by its sidecar (``read_sidecar()``: its text or bytes), or with the reason it is
+    damaged: an unreadable sidecar, no plan (``plan_size`` None), another key, a size the sidecar does not record.
+    Shared by local folders and object-storage caches (``stores.upkeep``)."""
     try:
-        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        meta = json.loads(read_sidecar())
     except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         return record.replace(problem=f"sidecar unreadable ({type(exc).__name__})")
     if not isinstance(meta, dict):
         return record.replace(problem="sidecar is not a JSON object")
     record = described(record, meta)
-    if plan_stat is None:
+    if plan_size is None:
         return record.replace(problem="no plan file (its sidecar is alone)")
-    if meta.get("key") != key:
+    if meta.get("key") != record.key:
         return record.replace(problem="sidecar records another key than its file name")
-    if meta.get("plan_bytes") != plan_stat.st_size:
-        return record.replace(problem=f"plan is {plan_stat.st_size} bytes, its sidecar says {meta.get('plan_bytes')}")
+    if meta.get("plan_bytes") != plan_size:
+        return record.replace(problem=f"plan is {plan_size} bytes, its sidecar says {meta.get('plan_bytes')}")
     return record
 
 
